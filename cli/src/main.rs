@@ -1,0 +1,3 @@
+//! The `flotilla` binary: every command of flotilla in one program.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Compose v3 stack files, loaded exactly as `docker stack config` loads them.

@@ -1,0 +1,1 @@
+//! Cross-crate test suites of flotilla; the tests live in `tests/tests/`.
