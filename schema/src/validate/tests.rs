@@ -1,0 +1,201 @@
+//! Unit tests of the validator: one per keyword and Docker message shape. Expected messages
+//! were checked against `docker stack config` (docker CLI 28.2.2).
+
+use super::*;
+use crate::Map;
+
+fn map(entries: Vec<(&str, Value)>) -> Value {
+    Value::Map(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<Map>())
+}
+
+fn s(text: &str) -> Value {
+    Value::Str(text.into())
+}
+
+fn seq(items: Vec<Value>) -> Value {
+    Value::Seq(items)
+}
+
+/// A document with one service `web` (image `x`) plus `extra` service keys.
+fn web(version: &str, extra: Vec<(&str, Value)>) -> Value {
+    let mut service = vec![("image", s("x"))];
+    service.extend(extra);
+    map(vec![("version", s(version)), ("services", map(vec![("web", map(service))]))])
+}
+
+fn first(doc: &Value, version: &str) -> String {
+    match validate(doc, version) {
+        Ok(()) => "OK".into(),
+        Err(violations) => violations[0].message.clone(),
+    }
+}
+
+#[test]
+fn every_schema_compiles() {
+    for (version, source) in VERSIONS.iter().zip(SOURCES) {
+        let schema = Schema::compile(source);
+        assert!(schema.is_ok(), "{version}: {:?}", schema.err());
+        assert!(compiled(version).is_some());
+    }
+    assert!(compiled("3.14").is_none());
+}
+
+#[test]
+fn valid_document_passes() {
+    let doc = web("3.8", vec![("ports", seq(vec![s("80:80"), Value::Int(443)]))]);
+    assert_eq!(validate(&doc, "3.8"), Ok(()));
+}
+
+#[test]
+fn invalid_type_words() {
+    let doc = web("3.8", vec![("image", Value::Int(1))]);
+    assert_eq!(first(&doc, "3.8"), "services.web.image must be a string");
+    let doc = web("3.8", vec![("deploy", map(vec![("replicas", s("2"))]))]);
+    assert_eq!(first(&doc, "3.8"), "services.web.deploy.replicas must be a integer");
+    let doc = web("3.8", vec![("pid", Value::Int(1))]);
+    assert_eq!(first(&doc, "3.8"), "services.web.pid must be a string or null");
+    let doc = web("3.8", vec![("environment", map(vec![("A", Value::Bool(true))]))]);
+    assert_eq!(first(&doc, "3.8"), "services.web.environment.A must be a string, number or null");
+    let doc = map(vec![("version", s("3.8")), ("services", seq(vec![]))]);
+    assert_eq!(first(&doc, "3.8"), "services must be a mapping");
+    let doc = web("3.8", vec![("cap_add", s("ALL"))]);
+    assert_eq!(first(&doc, "3.8"), "services.web.cap_add must be a list");
+    assert_eq!(human_type("[object,null]"), "mapping or null");
+}
+
+#[test]
+fn additional_properties() {
+    let doc = map(vec![("version", s("3.8")), ("service", map(vec![]))]);
+    assert_eq!(first(&doc, "3.8"), "(root) Additional property service is not allowed");
+    let doc = web("3.8", vec![("imagee", s("x"))]);
+    assert_eq!(first(&doc, "3.8"), "services.web Additional property imagee is not allowed");
+}
+
+#[test]
+fn version_gates() {
+    let doc = web("3.2", vec![("configs", seq(vec![]))]);
+    assert_eq!(first(&doc, "3.2"), "services.web Additional property configs is not allowed");
+    assert_eq!(first(&web("3.3", vec![("configs", seq(vec![]))]), "3.3"), "OK");
+    let doc = map(vec![("version", s("3.3")), ("x-common", Value::Null)]);
+    assert_eq!(first(&doc, "3.3"), "(root) Additional property x-common is not allowed");
+    let doc = map(vec![("version", s("3.4")), ("x-common", Value::Null)]);
+    assert_eq!(first(&doc, "3.4"), "OK");
+    let limits = |v| web(v, vec![("deploy", map(vec![("resources", map(vec![("limits", map(vec![("pids", Value::Int(5))]))]))]))]);
+    assert_eq!(
+        first(&limits("3.8"), "3.8"),
+        "services.web.deploy.resources.limits Additional property pids is not allowed"
+    );
+    assert_eq!(first(&limits("3.9"), "3.9"), "OK");
+}
+
+#[test]
+fn required() {
+    let ulimits = |entry| web("3.8", vec![("ulimits", map(vec![("nofile", entry)]))]);
+    let doc = ulimits(map(vec![("soft", Value::Int(1))]));
+    assert_eq!(first(&doc, "3.8"), "services.web.ulimits.nofile hard is required");
+    let doc = ulimits(map(vec![]));
+    assert_eq!(first(&doc, "3.8"), "services.web.ulimits.nofile soft is required");
+    let doc = web("3.8", vec![("volumes", seq(vec![map(vec![("source", s("a"))])]))]);
+    assert_eq!(first(&doc, "3.8"), "services.web.volumes.0 type is required");
+}
+
+#[test]
+fn formats() {
+    let doc = web("3.8", vec![("stop_grace_period", s("1d"))]);
+    assert_eq!(first(&doc, "3.8"), "services.web.stop_grace_period Does not match format 'duration'");
+    let doc = web("3.8", vec![("ports", seq(vec![s("70000:80")]))]);
+    assert_eq!(first(&doc, "3.8"), "services.web.ports.0 Does not match format 'ports'");
+    let doc = web("3.8", vec![("ports", seq(vec![Value::Float(32768.5)]))]);
+    assert_eq!(first(&doc, "3.8"), "services.web.ports.0 Does not match format 'ports'");
+    let doc = web("3.8", vec![("ports", seq(vec![Value::Float(1.5)]))]);
+    assert_eq!(first(&doc, "3.8"), "OK");
+    let doc = web("3.8", vec![("expose", seq(vec![s("abc")]))]);
+    assert_eq!(first(&doc, "3.8"), "OK");
+    // Before 3.4 the healthcheck durations were plain strings.
+    let doc = |v| web(v, vec![("healthcheck", map(vec![("interval", s("1d"))]))]);
+    assert_eq!(first(&doc("3.3"), "3.3"), "OK");
+    assert_eq!(
+        first(&doc("3.4"), "3.4"),
+        "services.web.healthcheck.interval Does not match format 'duration'"
+    );
+}
+
+#[test]
+fn unique_items() {
+    let labels = seq(vec![s("a=1"), s("b=2"), s("a=1")]);
+    let doc = web("3.8", vec![("deploy", map(vec![("labels", labels)]))]);
+    assert_eq!(first(&doc, "3.8"), "services.web.deploy.labels array items[0,2] must be unique");
+    let doc = web("3.8", vec![("ports", seq(vec![Value::Int(80), Value::Float(80.0)]))]);
+    assert_eq!(first(&doc, "3.8"), "services.web.ports array items[0,1] must be unique");
+    let doc = web("3.8", vec![("ports", seq(vec![Value::Int(80), s("80")]))]);
+    assert_eq!(first(&doc, "3.8"), "OK");
+    // From 3.2 on the service volumes list is not checked for duplicates.
+    let doc = |v| web(v, vec![("volumes", seq(vec![s("/a:/a"), s("/a:/a")]))]);
+    assert_eq!(first(&doc("3.1"), "3.1"), "services.web.volumes array items[0,1] must be unique");
+    assert_eq!(first(&doc("3.2"), "3.2"), "OK");
+}
+
+#[test]
+fn minimum_and_enum() {
+    let tmpfs = map(vec![("size", Value::Int(-1))]);
+    let mount = map(vec![("type", s("tmpfs")), ("target", s("/x")), ("tmpfs", tmpfs)]);
+    let doc = web("3.8", vec![("volumes", seq(vec![mount]))]);
+    assert_eq!(first(&doc, "3.8"), "services.web.volumes.0.tmpfs.size Must be greater than or equal to 0");
+    let update = map(vec![("order", s("x"))]);
+    let doc = web("3.8", vec![("deploy", map(vec![("update_config", update)]))]);
+    assert_eq!(
+        first(&doc, "3.8"),
+        "services.web.deploy.update_config.order services.web.deploy.update_config.order \
+         must be one of the following: \"start-first\", \"stop-first\""
+    );
+}
+
+#[test]
+fn one_of_reports_the_closest_branch() {
+    // Three bad keys score lower than a type mismatch: gojsonschema picks the number branch.
+    let bad = |n: usize| {
+        let keys: Vec<(&str, Value)> =
+            ["a", "b", "c", "d"][..n].iter().map(|k| (*k, Value::Int(1))).collect();
+        web("3.8", vec![("ports", seq(vec![map(keys)]))])
+    };
+    assert_eq!(first(&bad(2), "3.8"), "services.web.ports.0 Additional property a is not allowed");
+    assert_eq!(first(&bad(3), "3.8"), "services.web.ports.0 must be a number");
+    let doc = web("3.8", vec![("ports", seq(vec![Value::Bool(true)]))]);
+    assert_eq!(first(&doc, "3.8"), "services.web.ports.0 must be a number");
+    let doc = web("3.8", vec![("build", Value::Int(5))]);
+    assert_eq!(first(&doc, "3.8"), "services.web.build must be a string");
+    let doc = web("3.8", vec![("environment", Value::Int(5))]);
+    assert_eq!(first(&doc, "3.8"), "services.web.environment must be a mapping");
+}
+
+#[test]
+fn unencodable_documents() {
+    let any = Value::AnyMap(vec![(Value::Int(1), s("a"))]);
+    let doc = web("3.8", vec![("labels", any)]);
+    let err = validate(&doc, "3.8").unwrap_err();
+    assert_eq!(err, vec![Violation {
+        path: "(root)".into(),
+        message: "json: unsupported type: map[interface {}]interface {}".into()
+    }]);
+    let doc = web("3.8", vec![("x", Value::Float(f64::NEG_INFINITY))]);
+    assert_eq!(first(&doc, "3.8"), "json: unsupported value: -Inf");
+    let doc = web("3.8", vec![("x", Value::Float(f64::NAN))]);
+    assert_eq!(first(&doc, "3.8"), "json: unsupported value: NaN");
+}
+
+#[test]
+fn every_violation_is_listed() {
+    let doc = web("3.8", vec![("image", Value::Int(1)), ("command", Value::Int(2)), ("bogus", s("x"))]);
+    let messages: Vec<String> =
+        validate(&doc, "3.8").unwrap_err().into_iter().map(|v| v.message).collect();
+    assert_eq!(messages[0], "services.web.image must be a string");
+    assert!(messages.contains(&"services.web.command must be a string".to_string()));
+    assert!(messages.contains(&"services.web Additional property bogus is not allowed".to_string()));
+    assert_eq!(messages.len(), 3);
+}
+
+#[test]
+fn unsupported_version_is_reported() {
+    let doc = map(vec![]);
+    assert_eq!(first(&doc, "3.14"), "unsupported Compose file version: 3.14");
+}
