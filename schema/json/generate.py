@@ -284,7 +284,8 @@ def service(v):
 
 
 def external():
-    return typed(["boolean", "object"][0], "object", properties={"name": STRING})
+    """`external: true`, or `external: {name: ...}`."""
+    return typed("boolean", "object", properties={"name": STRING})
 
 
 def network(v):

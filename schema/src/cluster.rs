@@ -8,8 +8,8 @@ use crate::yaml::{Out, sort_keys};
 
 /// Normalizes the spec as Docker's decoding does.
 pub fn normalize(v: &Value) -> Result<Value, DecodeError> {
-    let Value::Map(m) = v else { return Ok(Value::Map(Map::new())) };
-    let mut out = Map::new();
+    let Value::Map(m) = v else { return Ok(Value::Map(Map::default())) };
+    let mut out = Map::default();
     for (k, v) in m {
         let nv = match k.as_str() {
             "capacity_range" => sizes(v)?,
@@ -23,7 +23,7 @@ pub fn normalize(v: &Value) -> Result<Value, DecodeError> {
 
 fn sizes(v: &Value) -> Result<Value, DecodeError> {
     let Value::Map(m) = v else { return Ok(v.clone()) };
-    let mut out = Map::new();
+    let mut out = Map::default();
     for (k, v) in m {
         let bytes = match v {
             Value::Str(s) => crate::units::ram_in_bytes(s)
@@ -38,7 +38,7 @@ fn sizes(v: &Value) -> Result<Value, DecodeError> {
 
 fn topology(v: &Value) -> Value {
     let Value::Map(m) = v else { return v.clone() };
-    let mut out = Map::new();
+    let mut out = Map::default();
     for (k, groups) in m {
         let Value::Seq(items) = groups else {
             out.insert(k.clone(), groups.clone());
@@ -48,7 +48,7 @@ fn topology(v: &Value) -> Value {
             .iter()
             .map(|item| {
                 let Value::Map(im) = item else { return item.clone() };
-                let mut o = Map::new();
+                let mut o = Map::default();
                 for (ik, iv) in im {
                     let seg = if ik == "segments" { segments(iv) } else { iv.clone() };
                     o.insert(ik.clone(), seg);
@@ -62,7 +62,7 @@ fn topology(v: &Value) -> Value {
 }
 
 fn segments(v: &Value) -> Value {
-    let mut out = Map::new();
+    let mut out = Map::default();
     match v {
         Value::Map(m) => {
             for (k, v) in m {
@@ -82,7 +82,17 @@ fn segments(v: &Value) -> Value {
 }
 
 const ORDER: &[(&str, &[&str])] = &[
-    ("", &["group", "access_mode", "accessibility_requirements", "capacity_range", "secrets", "availability"]),
+    (
+        "",
+        &[
+            "group",
+            "access_mode",
+            "accessibility_requirements",
+            "capacity_range",
+            "secrets",
+            "availability",
+        ],
+    ),
     ("access_mode", &["scope", "sharing", "mount_volume", "block_volume"]),
     ("mount_volume", &["fs_type", "mount_flags"]),
     ("accessibility_requirements", &["requisite", "preferred"]),

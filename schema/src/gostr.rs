@@ -118,54 +118,9 @@ fn fraction(v: u64, scale: u64) -> String {
     format!("{whole}.{}", digits.trim_end_matches('0'))
 }
 
-/// Go's `time.ParseDuration`: `[-+]?([0-9]*(\.[0-9]*)?[a-z]+)+`, units ns us µs μs ms s m h,
-/// or a bare `0`. Returns nanoseconds.
+/// Go's `time.ParseDuration`, in nanoseconds, with Go's error text.
 pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let err = || format!("time: invalid duration {}", quote(s));
-    let (neg, mut rest) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if rest == "0" {
-        return Ok(0);
-    }
-    if rest.is_empty() {
-        return Err(err());
-    }
-    let mut total: f64 = 0.0;
-    let mut exact: i128 = 0;
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let num = &rest[..num_end];
-        if num.is_empty() || num == "." {
-            return Err(err());
-        }
-        rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let unit = &rest[..unit_end];
-        rest = &rest[unit_end..];
-        let scale: i128 = match unit {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            "" => return Err(format!("time: missing unit in duration {}", quote(s))),
-            u => return Err(format!("time: unknown unit {} in duration {}", quote(u), quote(s))),
-        };
-        let (int_part, frac_part) = num.split_once('.').unwrap_or((num, ""));
-        let int: i128 = if int_part.is_empty() { 0 } else { int_part.parse().map_err(|_| err())? };
-        exact += int * scale;
-        if !frac_part.is_empty() {
-            let f: f64 = format!("0.{frac_part}").parse().map_err(|_| err())?;
-            total += f * scale as f64;
-        }
-    }
-    let v = exact + total as i128;
-    let v = if neg { -v } else { v };
-    i64::try_from(v).map_err(|_| err())
+    crate::validate::parse_go_duration(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

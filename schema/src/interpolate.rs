@@ -198,74 +198,83 @@ const CASTS: &[(&str, Cast)] = &[
 fn cast_for(path: &[&str]) -> Option<Cast> {
     CASTS.iter().find_map(|(pattern, cast)| {
         let parts: Vec<&str> = pattern.split('.').collect();
-        let matches = parts.len() == path.len()
-            && parts.iter().zip(path).all(|(p, q)| *p == "*" || p == q);
+        let matches =
+            parts.len() == path.len() && parts.iter().zip(path).all(|(p, q)| *p == "*" || p == q);
         matches.then_some(*cast)
     })
 }
 
-/// Interpolates every string value of a document (keys are left alone).
-pub fn interpolate(doc: &Map, env: &BTreeMap<String, String>) -> Result<Map, InterpolateError> {
-    let mut out = Map::with_capacity(doc.len());
+/// Interpolates every string value of a document in place (keys are left alone).
+pub fn interpolate(doc: &mut Map, env: &BTreeMap<String, String>) -> Result<(), InterpolateError> {
     let mut path = Vec::new();
-    for (k, v) in doc {
+    for (k, v) in doc.iter_mut() {
         path.push(k.as_str());
-        let v = walk(v, &mut path, env)?;
+        walk(v, &mut path, env)?;
         path.pop();
-        out.insert(k.clone(), v);
     }
-    Ok(out)
+    Ok(())
 }
 
 fn walk<'a>(
-    v: &'a Value,
+    v: &'a mut Value,
     path: &mut Vec<&'a str>,
     env: &BTreeMap<String, String>,
-) -> Result<Value, InterpolateError> {
+) -> Result<(), InterpolateError> {
     match v {
-        Value::Str(s) => string(s, path, env),
+        Value::Str(s) if s.contains('$') => {
+            *v = string(s, path, env)?;
+        }
         Value::Map(m) => {
-            let mut out = Map::with_capacity(m.len());
-            for (k, v) in m {
+            for (k, v) in m.iter_mut() {
                 path.push(k.as_str());
                 let r = walk(v, path, env);
                 path.pop();
-                out.insert(k.clone(), r?);
+                r?;
             }
-            Ok(Value::Map(out))
         }
         Value::Seq(items) => {
-            let mut out = Vec::with_capacity(items.len());
-            for item in items {
+            for item in items.iter_mut() {
                 path.push("[]");
                 let r = walk(item, path, env);
                 path.pop();
-                out.push(r?);
+                r?;
             }
-            Ok(Value::Seq(out))
         }
-        other => Ok(other.clone()),
+        _ => {}
     }
+    Ok(())
 }
 
-fn string(s: &str, path: &[&str], env: &BTreeMap<String, String>) -> Result<Value, InterpolateError> {
-    let dotted = path.join(".");
-    let new = substitute(s, env).map_err(|InvalidTemplate(t)| InterpolateError {
-        message: format!(
-            "invalid interpolation format for {dotted}: {}; you may need to escape any $ with another $",
-            crate::gostr::quote(&t)
-        ),
-        path: dotted.clone(),
+fn string(
+    s: &str,
+    path: &[&str],
+    env: &BTreeMap<String, String>,
+) -> Result<Value, InterpolateError> {
+    if !s.contains('$') {
+        return Ok(Value::Str(s.to_owned()));
+    }
+    let new = substitute(s, env).map_err(|InvalidTemplate(t)| {
+        let dotted = path.join(".");
+        InterpolateError {
+            message: format!(
+                "invalid interpolation format for {dotted}: {}; you may need to escape any $ with another $",
+                crate::gostr::quote(&t)
+            ),
+            path: dotted,
+        }
     })?;
     if new == s {
         return Ok(Value::Str(new));
     }
     let Some(cast) = cast_for(path) else { return Ok(Value::Str(new)) };
-    cast_value(&new, cast).map_err(|reason| InterpolateError {
-        message: format!(
-            "error while interpolating {dotted}: failed to cast to expected type: {reason}"
-        ),
-        path: dotted,
+    cast_value(&new, cast).map_err(|reason| {
+        let dotted = path.join(".");
+        InterpolateError {
+            message: format!(
+                "error while interpolating {dotted}: failed to cast to expected type: {reason}"
+            ),
+            path: dotted,
+        }
     })
 }
 

@@ -3,14 +3,12 @@
 pub mod value;
 
 pub use value::{Map, Value};
-pub mod yaml;
-pub mod gostr;
-pub mod interpolate;
-pub mod validate;
 pub mod cluster;
 pub mod decode;
-pub mod environment;
 pub mod envfile;
+pub mod environment;
+pub mod gostr;
+pub mod interpolate;
 pub mod load;
 pub mod merge;
 pub mod model;
@@ -18,4 +16,6 @@ pub mod paths;
 pub mod ports;
 pub mod shlex;
 pub mod units;
+pub mod validate;
 pub mod volume_spec;
+pub mod yaml;

@@ -15,7 +15,7 @@ use crate::interpolate::interpolate;
 use crate::model::Config;
 use crate::paths::abs_path;
 use crate::value::{Map, Value};
-use crate::yaml::{LineIndex, parse_with_lines};
+use crate::yaml::{line_of, parse};
 use std::collections::BTreeMap;
 
 /// The default when a file has no `version:` (or `"3"`).
@@ -34,7 +34,7 @@ const FORBIDDEN: &[&str] = &[
 ];
 
 /// Reads the files a stack refers to (`env_file:`).
-pub trait Files {
+pub trait Files: Sync {
     /// The bytes of `path`, or Go's error text (`open P: no such file or directory`).
     fn read(&self, path: &str) -> Result<Vec<u8>, String>;
 }
@@ -89,21 +89,28 @@ pub struct LoadError {
 
 impl LoadError {
     fn new(file: &str, message: impl Into<String>) -> Self {
-        LoadError { message: message.into(), file: file.to_owned(), path: None, line: None, more: Vec::new() }
+        LoadError {
+            message: message.into(),
+            file: file.to_owned(),
+            path: None,
+            line: None,
+            more: Vec::new(),
+        }
     }
 
-    fn at(mut self, path: &str, lines: &LineIndex) -> Self {
-        self.line = lookup_line(path, lines);
+    fn at(mut self, path: &str, source: &[u8]) -> Self {
+        self.line = lookup_line(path, source);
         self.path = Some(path.to_owned());
         self
     }
 }
 
-fn lookup_line(path: &str, lines: &LineIndex) -> Option<usize> {
+/// The line of `path`, or of its nearest parent that can be found.
+fn lookup_line(path: &str, source: &[u8]) -> Option<usize> {
     let mut p = path.replace(".[]", ".0");
     loop {
-        if let Some(l) = lines.get(&p) {
-            return Some(*l);
+        if let Some(l) = line_of(source, &p) {
+            return Some(l);
         }
         match p.rfind('.') {
             Some(i) => p.truncate(i),
@@ -123,19 +130,17 @@ fn version_of(doc: &Map) -> String {
     }
 }
 
-struct Parsed {
+struct Parsed<'a> {
     name: String,
     doc: Map,
-    lines: LineIndex,
+    lines: &'a [u8],
 }
 
-fn parse_file(f: &SourceFile) -> Result<Parsed, LoadError> {
-    let (value, lines) = parse_with_lines(&f.bytes).map_err(|e| LoadError {
-        line: e.line,
-        ..LoadError::new(&f.filename, e.to_string())
-    })?;
+fn parse_file(f: &SourceFile) -> Result<Parsed<'_>, LoadError> {
+    let value = parse(&f.bytes)
+        .map_err(|e| LoadError { line: e.line, ..LoadError::new(&f.filename, e.to_string()) })?;
     match value {
-        Value::Map(doc) => Ok(Parsed { name: f.filename.clone(), doc, lines }),
+        Value::Map(doc) => Ok(Parsed { name: f.filename.clone(), doc, lines: &f.bytes }),
         _ => Err(LoadError::new(&f.filename, "top-level object must be a mapping")),
     }
 }
@@ -146,10 +151,10 @@ pub fn load(input: &LoadInput<'_>) -> Result<Loaded, LoadError> {
         return Err(LoadError::new("", "No files specified"));
     }
     let parsed = input.files.iter().map(parse_file).collect::<Result<Vec<_>, _>>()?;
-    let version = version_of(&parsed[0].doc);
+    let version = parsed.first().map(|p| version_of(&p.doc)).unwrap_or_default();
     let mut warnings = Vec::new();
     let mut configs = Vec::with_capacity(parsed.len());
-    for p in &parsed {
+    for p in parsed {
         configs.push(load_one(p, &version, input, &mut warnings)?);
     }
     let config = crate::merge::merge(configs);
@@ -157,7 +162,7 @@ pub fn load(input: &LoadInput<'_>) -> Result<Loaded, LoadError> {
 }
 
 fn load_one(
-    p: &Parsed,
+    mut p: Parsed<'_>,
     version: &str,
     input: &LoadInput<'_>,
     warnings: &mut Vec<String>,
@@ -170,37 +175,38 @@ fn load_one(
         ));
     }
     if let Some(Value::Map(services)) = p.doc.get("services") {
-        let bad = services
-            .iter()
-            .find_map(|(name, s)| {
-                let m = s.as_map()?;
-                FORBIDDEN.iter().find(|k| m.contains_key(**k)).map(|k| format!("services.{name}.{k}"))
-            });
+        let bad = services.iter().find_map(|(name, s)| {
+            let m = s.as_map()?;
+            FORBIDDEN.iter().find(|k| m.contains_key(**k)).map(|k| format!("services.{name}.{k}"))
+        });
         if let Some(path) = bad {
             return Err(LoadError::new(&p.name, "Configuration contains forbidden properties")
-                .at(&path, &p.lines));
+                .at(&path, p.lines));
         }
     }
-    let doc = if input.skip_interpolation {
-        p.doc.clone()
-    } else {
-        interpolate(&p.doc, &input.env)
-            .map_err(|e| LoadError::new(&p.name, e.message).at(&e.path, &p.lines))?
-    };
-    validate(&doc, version, p)?;
-    decode_sections(&doc, version, p, input, warnings)
+    let mut doc = std::mem::take(&mut p.doc);
+    if !input.skip_interpolation {
+        interpolate(&mut doc, &input.env)
+            .map_err(|e| LoadError::new(&p.name, e.message).at(&e.path, p.lines))?;
+    }
+    let doc = Value::Map(doc);
+    validate(&doc, version, &p)?;
+    let Value::Map(doc) = doc else { return Ok(Config::default()) };
+    decode_sections(&doc, version, &p, input, warnings)
 }
 
-fn validate(doc: &Map, version: &str, p: &Parsed) -> Result<(), LoadError> {
+fn validate(value: &Value, version: &str, p: &Parsed<'_>) -> Result<(), LoadError> {
     if !crate::validate::supported_versions().contains(&version) {
-        return Err(LoadError::new(&p.name, format!("unsupported Compose file version: {version}")));
+        return Err(LoadError::new(
+            &p.name,
+            format!("unsupported Compose file version: {version}"),
+        ));
     }
-    let value = Value::Map(doc.clone());
-    crate::validate::validate(&value, version).map_err(|violations| {
+    crate::validate::validate(value, version).map_err(|violations| {
         let first = &violations[0];
         let mut e = LoadError::new(&p.name, first.message.clone());
         if first.path != "(root)" {
-            e = e.at(&first.path, &p.lines);
+            e = e.at(&first.path, p.lines);
         }
         e.more = violations[1..].iter().map(|v| v.message.clone()).collect();
         e
@@ -210,21 +216,25 @@ fn validate(doc: &Map, version: &str, p: &Parsed) -> Result<(), LoadError> {
 fn decode_sections(
     doc: &Map,
     version: &str,
-    p: &Parsed,
+    p: &Parsed<'_>,
     input: &LoadInput<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Config, LoadError> {
     let err = |e: DecodeError| LoadError::new(&p.name, e.0);
     let home = input.env.get("HOME").cloned().unwrap_or_default();
-    let mut cfg = Config { filename: p.name.clone(), version: version.to_owned(), ..Default::default() };
+    let mut cfg =
+        Config { filename: p.name.clone(), version: version.to_owned(), ..Default::default() };
     if let Some(Value::Map(services)) = doc.get("services") {
         for (name, s) in services {
             let Value::Map(sm) = s else { continue };
             let mut svc = decode::decode_service(name, sm, warnings).map_err(err)?;
             crate::environment::resolve(&mut svc, &input.working_dir, &input.env, input.reader)
-                .map_err(|m| LoadError::new(&p.name, m).at(&format!("services.{name}.env_file"), &p.lines))?;
-            resolve_bind_paths(&mut svc, &input.working_dir, &input.env, warnings)
-                .map_err(|m| LoadError::new(&p.name, m).at(&format!("services.{name}.volumes"), &p.lines))?;
+                .map_err(|m| {
+                    LoadError::new(&p.name, m).at(&format!("services.{name}.env_file"), p.lines)
+                })?;
+            resolve_bind_paths(&mut svc, &input.working_dir, &input.env, warnings).map_err(
+                |m| LoadError::new(&p.name, m).at(&format!("services.{name}.volumes"), p.lines),
+            )?;
             cfg.services.push(svc);
         }
     }
@@ -245,13 +255,17 @@ fn resolve_bind_paths(
 ) -> Result<(), String> {
     for v in svc.volumes.iter_mut().filter(|v| v.kind == "bind") {
         if v.source.is_empty() {
-            return Err("invalid mount config for type \"bind\": field Source must not be empty".into());
+            return Err(
+                "invalid mount config for type \"bind\": field Source must not be empty".into()
+            );
         }
         let mut path = v.source.clone();
         if path.starts_with('~') {
             match env.get("HOME") {
                 Some(home) => path = path.replacen('~', home, 1),
-                None => warnings.push("cannot expand '~', because the environment lacks HOME".into()),
+                None => {
+                    warnings.push("cannot expand '~', because the environment lacks HOME".into())
+                }
             }
         }
         if !path.starts_with('/') && !is_windows_abs(&path) {

@@ -141,7 +141,7 @@ fn service(d: &mut ServiceConfig, s: ServiceConfig) {
     string(&mut d.hostname, s.hostname);
     opt_struct(&mut d.healthcheck, s.healthcheck, healthcheck);
     string(&mut d.image, s.image);
-    opt_struct(&mut d.init, s.init, |d, s| flag(d, s));
+    opt_struct(&mut d.init, s.init, flag);
     string(&mut d.ipc, s.ipc);
     string(&mut d.isolation, s.isolation);
     strmap(&mut d.labels, s.labels);

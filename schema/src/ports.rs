@@ -165,7 +165,10 @@ mod tests {
         let p = to_port_configs("127.0.0.1:5000-5001:6000-6001", &mut w).unwrap();
         assert_eq!(p.len(), 2);
         assert_eq!((p[0].target, p[0].published), (6000, 5000));
-        assert_eq!(w[0], "ignoring IP-address (127.0.0.1:5000:6000/tcp) service will listen on '0.0.0.0'");
+        assert_eq!(
+            w[0],
+            "ignoring IP-address (127.0.0.1:5000:6000/tcp) service will listen on '0.0.0.0'"
+        );
         let p = to_port_configs("8-10", &mut w).unwrap();
         assert_eq!(p.iter().map(|p| p.target).collect::<Vec<_>>(), [10, 8, 9]);
         let p = to_port_configs("8000-8002:80", &mut w).unwrap();

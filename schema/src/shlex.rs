@@ -98,7 +98,10 @@ mod tests {
 
     #[test]
     fn splits_like_google_shlex() {
-        assert_eq!(split("bundle exec thin -p 3000").unwrap(), ["bundle", "exec", "thin", "-p", "3000"]);
+        assert_eq!(
+            split("bundle exec thin -p 3000").unwrap(),
+            ["bundle", "exec", "thin", "-p", "3000"]
+        );
         assert_eq!(split(r#"sh -c "echo 'a b' \"q\"""#).unwrap(), ["sh", "-c", "echo 'a b' \"q\""]);
         assert_eq!(split("a 'b c'd e\\ f").unwrap(), ["a", "b cd", "e f"]);
         assert_eq!(split("a # comment").unwrap(), ["a"]);

@@ -5,8 +5,9 @@
 
 use indexmap::IndexMap;
 
-/// A mapping with string keys, in source order.
-pub type Map = IndexMap<String, Value>;
+/// A mapping with string keys, in source order (hashed with foldhash: fast, and the order
+/// is insertion order whatever the hash).
+pub type Map = IndexMap<String, Value, foldhash::fast::FixedState>;
 
 /// One YAML value.
 #[derive(Debug, Clone, PartialEq)]

@@ -96,13 +96,25 @@ mod tests {
     #[test]
     fn short_volumes_parse_like_docker() {
         let v = parse_volume("./data:/data:ro").unwrap();
-        assert_eq!((v.kind.as_str(), v.source.as_str(), v.target.as_str(), v.read_only), ("bind", "./data", "/data", true));
+        assert_eq!(
+            (v.kind.as_str(), v.source.as_str(), v.target.as_str(), v.read_only),
+            ("bind", "./data", "/data", true)
+        );
         let v = parse_volume("/var/lib/mysql").unwrap();
-        assert_eq!((v.kind.as_str(), v.source.as_str(), v.target.as_str()), ("volume", "", "/var/lib/mysql"));
+        assert_eq!(
+            (v.kind.as_str(), v.source.as_str(), v.target.as_str()),
+            ("volume", "", "/var/lib/mysql")
+        );
         let v = parse_volume("data:/data:nocopy").unwrap();
         assert_eq!(v.volume_nocopy, Some(true));
-        assert_eq!(parse_volume(":/media/").unwrap_err(), "invalid spec: :/media/: empty section between colons");
-        assert_eq!(parse_volume("a:b:c:d").unwrap_err(), "invalid spec: a:b:c:d: too many colons");
+        assert_eq!(
+            parse_volume(":/media/").unwrap_err(),
+            "invalid spec: :/media/: empty section between colons"
+        );
+        assert_eq!(
+            parse_volume("ab:cd:ro:x").unwrap_err(),
+            "invalid spec: ab:cd:ro:x: too many colons"
+        );
         let v = parse_volume("C:\\data:/data").unwrap();
         assert_eq!(v.source, "C:\\data");
     }

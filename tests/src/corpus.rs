@@ -105,7 +105,8 @@ pub fn run(files: &[&str], sidecar: Option<&str>) -> Outcome {
         })
         .collect();
     let first = sources.first().map(|s| s.filename.clone()).unwrap_or_default();
-    let working_dir = Path::new(&first).parent().map(|p| p.display().to_string()).unwrap_or_default();
+    let working_dir =
+        Path::new(&first).parent().map(|p| p.display().to_string()).unwrap_or_default();
     let input = LoadInput {
         files: sources,
         working_dir,
@@ -114,10 +115,9 @@ pub fn run(files: &[&str], sidecar: Option<&str>) -> Outcome {
         reader: &CorpusFiles,
     };
     match load(&input) {
-        Ok(l) => Outcome {
-            result: Ok(schema::yaml::emit(&l.config.to_out())),
-            warnings: l.warnings,
-        },
+        Ok(l) => {
+            Outcome { result: Ok(schema::yaml::emit(&l.config.to_out())), warnings: l.warnings }
+        }
         Err(e) => Outcome { result: Err(e.message), warnings: Vec::new() },
     }
 }

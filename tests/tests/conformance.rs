@@ -2,6 +2,9 @@
 //! byte for byte with the same warnings, invalid cases must fail, override pairs must merge
 //! as Docker merges them. Prints `N passed, N failed` and the error-message match rate.
 
+// Helpers of a test may panic: a failed setup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use flotilla_tests::corpus::{Case, cases, expected, run};
 
 /// Cases whose Docker message is not stable (the README says so).
@@ -14,11 +17,18 @@ fn strip_stacks(p: &str) -> &str {
 fn check(case: &Case, failures: &mut Vec<String>, msg: &mut (u32, u32)) {
     let rel = strip_stacks(&case.path);
     let (files, exp_base): (Vec<String>, String) = if rel.starts_with("overrides/") {
-        let dir = if rel.ends_with(".yml") { rel.rsplit_once('/').map_or(rel, |(d, _)| d) } else { rel };
+        let dir =
+            if rel.ends_with(".yml") { rel.rsplit_once('/').map_or(rel, |(d, _)| d) } else { rel };
         let dir = dir.trim_end_matches('/').to_owned();
-        (vec![format!("{dir}/base.yml"), format!("{dir}/override.yml")], format!("stacks/{dir}/expected"))
+        (
+            vec![format!("{dir}/base.yml"), format!("{dir}/override.yml")],
+            format!("stacks/{dir}/expected"),
+        )
     } else {
-        (vec![rel.to_owned()], format!("stacks/{}", rel.trim_end_matches(".yml").to_owned() + ".expected"))
+        (
+            vec![rel.to_owned()],
+            format!("stacks/{}", rel.trim_end_matches(".yml").to_owned() + ".expected"),
+        )
     };
     let refs: Vec<&str> = files.iter().map(String::as_str).collect();
     let out = run(&refs, case.env.as_deref());
@@ -26,30 +36,44 @@ fn check(case: &Case, failures: &mut Vec<String>, msg: &mut (u32, u32)) {
     let yml = expected(&format!("{exp_base}.yml"));
     let err = expected(&format!("{exp_base}{sep}error.txt"));
     let warn = expected(&format!("{exp_base}{sep}warnings.txt"))
-        .map(|w| w.lines().map(|l| l.trim_start_matches("level=warning msg=").trim_matches('"').to_owned()).collect::<Vec<_>>())
+        .map(|w| {
+            w.lines()
+                .map(|l| l.trim_start_matches("level=warning msg=").trim_matches('"').to_owned())
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     match (&out.result, yml, case.expect_ok) {
         (Ok(got), Some(want), true) => {
             if *got != want {
                 failures.push(format!("{}: output differs\n{}", case.path, diff(&want, got)));
             } else if out.warnings != warn {
-                failures.push(format!("{}: warnings differ\n want {:?}\n  got {:?}", case.path, warn, out.warnings));
+                failures.push(format!(
+                    "{}: warnings differ\n want {:?}\n  got {:?}",
+                    case.path, warn, out.warnings
+                ));
             }
         }
         (Err(e), _, true) => failures.push(format!("{}: rejected: {e}", case.path)),
         (Ok(_), _, false) => failures.push(format!("{}: accepted, Docker rejects it", case.path)),
         (Err(e), _, false) => {
             if !UNSTABLE_MESSAGE.contains(&case.path.as_str()) {
-                let want = err.as_deref().and_then(|t| t.lines().next()).unwrap_or(&case.error_first_line);
+                let want =
+                    err.as_deref().and_then(|t| t.lines().next()).unwrap_or(&case.error_first_line);
                 msg.1 += 1;
                 if e.lines().next() == Some(want) {
                     msg.0 += 1;
                 } else {
-                    println!("message differs for {}:\n  docker:   {want}\n  flotilla: {}", case.path, e.lines().next().unwrap_or(""));
+                    println!(
+                        "message differs for {}:\n  docker:   {want}\n  flotilla: {}",
+                        case.path,
+                        e.lines().next().unwrap_or("")
+                    );
                 }
             }
         }
-        (Ok(_), None, true) => failures.push(format!("{}: no expected output in the corpus", case.path)),
+        (Ok(_), None, true) => {
+            failures.push(format!("{}: no expected output in the corpus", case.path))
+        }
     }
 }
 
@@ -58,7 +82,12 @@ fn diff(want: &str, got: &str) -> String {
     let g: Vec<&str> = got.lines().collect();
     for i in 0..w.len().max(g.len()) {
         if w.get(i) != g.get(i) {
-            return format!("  line {}:\n    docker:   {:?}\n    flotilla: {:?}", i + 1, w.get(i), g.get(i));
+            return format!(
+                "  line {}:\n    docker:   {:?}\n    flotilla: {:?}",
+                i + 1,
+                w.get(i),
+                g.get(i)
+            );
         }
     }
     String::new()

@@ -107,7 +107,11 @@ pub(crate) fn mapping_or_list(
             sprint(other)
         ))),
     }
-    .map_err(|e: DecodeError| if e.0.starts_with("decoding") { e } else { DecodeError::field(path, e.0) })
+    .map_err(
+        |e: DecodeError| {
+            if e.0.starts_with("decoding") { e } else { DecodeError::field(path, e.0) }
+        },
+    )
 }
 
 /// Like [`mapping_or_list`] without nulls.

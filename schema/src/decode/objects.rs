@@ -42,10 +42,9 @@ fn external(v: Option<&Value>) -> Result<External, DecodeError> {
             };
             Ok(External { name, external: true })
         }
-        Some(other) => Err(DecodeError(format!(
-            "invalid type {} for external",
-            super::go_type(other)
-        ))),
+        Some(other) => {
+            Err(DecodeError(format!("invalid type {} for external", super::go_type(other))))
+        }
     }
 }
 
@@ -59,7 +58,7 @@ fn entries(section: Option<&Value>) -> Vec<(&String, Option<&Map>)> {
 fn sub_map(f: &Fields<'_>, key: &str, name: &str) -> Result<BTreeMap<String, String>, DecodeError> {
     match f.raw(key) {
         Some(v) => string_map(v, &f.sub(name)),
-        None => Ok(BTreeMap::new()),
+        None => Ok(BTreeMap::default()),
     }
 }
 
@@ -69,9 +68,9 @@ pub fn decode_networks(
     ctx: &ObjectContext<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<BTreeMap<String, NetworkConfig>, DecodeError> {
-    let mut out = BTreeMap::new();
+    let mut out = BTreeMap::default();
     for (name, m) in entries(section) {
-        let empty = Map::new();
+        let empty = Map::default();
         let f = Fields::new(m.unwrap_or(&empty), format!("[{name}]"));
         let mut n = NetworkConfig {
             name: f.string("name", "name")?,
@@ -82,7 +81,7 @@ pub fn decode_networks(
             attachable: f.boolean("attachable", "attachable")?,
             labels: match f.raw("labels") {
                 Some(v) => labels(v, &f.sub("labels"))?,
-                None => BTreeMap::new(),
+                None => BTreeMap::default(),
             },
             ..Default::default()
         };
@@ -135,9 +134,9 @@ pub fn decode_volumes(
     ctx: &ObjectContext<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<BTreeMap<String, VolumeConfig>, DecodeError> {
-    let mut out = BTreeMap::new();
+    let mut out = BTreeMap::default();
     for (name, m) in entries(section) {
-        let empty = Map::new();
+        let empty = Map::default();
         let f = Fields::new(m.unwrap_or(&empty), format!("[{name}]"));
         let mut v = VolumeConfig {
             name: f.string("name", "name")?,
@@ -146,9 +145,9 @@ pub fn decode_volumes(
             external: external(f.raw("external"))?,
             labels: match f.raw("labels") {
                 Some(l) => labels(l, &f.sub("labels"))?,
-                None => BTreeMap::new(),
+                None => BTreeMap::default(),
             },
-            extras: Map::new(),
+            extras: Map::default(),
             cluster_spec: match f.get("x-cluster-spec") {
                 Some(spec) => Some(crate::cluster::normalize(spec)?),
                 None => None,
@@ -211,9 +210,9 @@ fn file_objects(
     ctx: &ObjectContext<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<BTreeMap<String, FileObjectConfig>, DecodeError> {
-    let mut out = BTreeMap::new();
+    let mut out = BTreeMap::default();
     for (name, m) in entries(section) {
-        let empty = Map::new();
+        let empty = Map::default();
         let f = Fields::new(m.unwrap_or(&empty), format!("[{name}]"));
         let mut o = FileObjectConfig {
             name: f.string("name", "name")?,
@@ -221,7 +220,7 @@ fn file_objects(
             external: external(f.raw("external"))?,
             labels: match f.raw("labels") {
                 Some(l) => labels(l, &f.sub("labels"))?,
-                None => BTreeMap::new(),
+                None => BTreeMap::default(),
             },
             extras: extras(f.map),
             driver: f.string("driver", "driver")?,

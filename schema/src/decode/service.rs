@@ -100,9 +100,15 @@ fn finish(f: &Fields<'_>, mut s: ServiceConfig, m: &Map) -> Result<ServiceConfig
                 Value::Int(i) => Ulimit { single: *i, ..Default::default() },
                 Value::Map(lm) => {
                     let lf = Fields::new(lm, format!("Ulimits[{k}]"));
-                    Ulimit { single: 0, soft: lf.int("soft", "Soft")?, hard: lf.int("hard", "Hard")? }
+                    Ulimit {
+                        single: 0,
+                        soft: lf.int("soft", "Soft")?,
+                        hard: lf.int("hard", "Hard")?,
+                    }
                 }
-                other => return Err(DecodeError::wrong_type(&format!("Ulimits[{k}]"), "int", other)),
+                other => {
+                    return Err(DecodeError::wrong_type(&format!("Ulimits[{k}]"), "int", other));
+                }
             };
             s.ulimits.insert(k.clone(), limit);
         }
@@ -226,7 +232,9 @@ fn healthcheck(h: &Fields<'_>) -> Result<HealthCheck, DecodeError> {
     })
 }
 
-fn networks(v: Option<&Value>) -> Result<std::collections::BTreeMap<String, Option<ServiceNetwork>>, DecodeError> {
+fn networks(
+    v: Option<&Value>,
+) -> Result<std::collections::BTreeMap<String, Option<ServiceNetwork>>, DecodeError> {
     let mut out = std::collections::BTreeMap::new();
     match v {
         Some(Value::Seq(items)) => {
@@ -333,7 +341,11 @@ fn volume_long(v: &Fields<'_>) -> Result<VolumeMount, DecodeError> {
     })
 }
 
-fn update_config(d: &Fields<'_>, key: &str, name: &str) -> Result<Option<UpdateConfig>, DecodeError> {
+fn update_config(
+    d: &Fields<'_>,
+    key: &str,
+    name: &str,
+) -> Result<Option<UpdateConfig>, DecodeError> {
     let Some(u) = d.map(key) else { return Ok(None) };
     let u = Fields::new(u, d.sub(name));
     Ok(Some(UpdateConfig {
@@ -398,7 +410,9 @@ fn deploy(d: &Fields<'_>) -> Result<DeployConfig, DecodeError> {
         out.placement = Placement {
             constraints: p.strings("constraints", "Constraints")?,
             preferences: prefs,
-            max_replicas_per_node: p.uint("max_replicas_per_node", "max_replicas_per_node")?.unwrap_or(0),
+            max_replicas_per_node: p
+                .uint("max_replicas_per_node", "max_replicas_per_node")?
+                .unwrap_or(0),
         };
     }
     out.endpoint_mode = d.string("endpoint_mode", "endpoint_mode")?;
@@ -414,7 +428,10 @@ fn generic_resources(l: &Fields<'_>) -> Result<Vec<GenericResource>, DecodeError
         let spec = match g.map("discrete_resource_spec") {
             Some(d) => {
                 let d = Fields::new(d, g.sub("discrete_resource_spec"));
-                Some(DiscreteResource { kind: d.string("kind", "Kind")?, value: d.int("value", "Value")? })
+                Some(DiscreteResource {
+                    kind: d.string("kind", "Kind")?,
+                    value: d.int("value", "Value")?,
+                })
             }
             None => None,
         };

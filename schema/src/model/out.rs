@@ -114,7 +114,8 @@ impl Config {
     pub fn to_out(&self) -> Out {
         let mut services: Vec<&ServiceConfig> = self.services.iter().collect();
         services.sort_by(|a, b| sort_keys(&a.name, &b.name));
-        let services = Out::Map(services.into_iter().map(|s| (s.name.clone(), s.to_out())).collect());
+        let services =
+            Out::Map(services.into_iter().map(|s| (s.name.clone(), s.to_out())).collect());
         let objs = |m: &BTreeMap<String, FileObjectConfig>| {
             (!m.is_empty()).then(|| Out::Map(sorted(m, FileObjectConfig::to_out)))
         };
@@ -123,11 +124,13 @@ impl Config {
             .put("services", Some(services))
             .put(
                 "networks",
-                (!self.networks.is_empty()).then(|| Out::Map(sorted(&self.networks, NetworkConfig::to_out))),
+                (!self.networks.is_empty())
+                    .then(|| Out::Map(sorted(&self.networks, NetworkConfig::to_out))),
             )
             .put(
                 "volumes",
-                (!self.volumes.is_empty()).then(|| Out::Map(sorted(&self.volumes, VolumeConfig::to_out))),
+                (!self.volumes.is_empty())
+                    .then(|| Out::Map(sorted(&self.volumes, VolumeConfig::to_out))),
             )
             .put("secrets", objs(&self.secrets))
             .put("configs", objs(&self.configs))
@@ -235,7 +238,11 @@ impl ServiceConfig {
             .put("network_mode", s(&self.network_mode))
             .put("networks", self.networks_out())
             .put("pid", s(&self.pid))
-            .put("ports", (!self.ports.is_empty()).then(|| Out::Seq(self.ports.iter().map(PortConfig::to_out).collect())));
+            .put(
+                "ports",
+                (!self.ports.is_empty())
+                    .then(|| Out::Seq(self.ports.iter().map(PortConfig::to_out).collect())),
+            );
         f.put("privileged", b(self.privileged))
             .put("read_only", b(self.read_only))
             .put("restart", s(&self.restart))
@@ -248,10 +255,17 @@ impl ServiceConfig {
             .put("sysctls", smap(&self.sysctls))
             .put("tmpfs", list(&self.tmpfs))
             .put("tty", b(self.tty))
-            .put("ulimits", (!self.ulimits.is_empty()).then(|| Out::Map(sorted(&self.ulimits, Ulimit::to_out))))
+            .put(
+                "ulimits",
+                (!self.ulimits.is_empty()).then(|| Out::Map(sorted(&self.ulimits, Ulimit::to_out))),
+            )
             .put("user", s(&self.user))
             .put("userns_mode", s(&self.userns_mode))
-            .put("volumes", (!self.volumes.is_empty()).then(|| Out::Seq(self.volumes.iter().map(VolumeMount::to_out).collect())))
+            .put(
+                "volumes",
+                (!self.volumes.is_empty())
+                    .then(|| Out::Seq(self.volumes.iter().map(VolumeMount::to_out).collect())),
+            )
             .put("working_dir", s(&self.working_dir))
             .extras(&self.extras)
             .done()
@@ -426,7 +440,10 @@ impl UpdateConfig {
             .put("delay", dur(self.delay))
             .put("failure_action", s(&self.failure_action))
             .put("monitor", dur(self.monitor))
-            .put("max_failure_ratio", (self.max_failure_ratio != 0.0).then_some(Out::Float32(self.max_failure_ratio)))
+            .put(
+                "max_failure_ratio",
+                (self.max_failure_ratio != 0.0).then_some(Out::Float32(self.max_failure_ratio)),
+            )
             .put("order", s(&self.order))
             .done()
     }

@@ -226,9 +226,29 @@ mod tests {
     #[test]
     fn rejects_what_go_rejects() {
         for text in [
-            "", "3", "-", "s", ".", "-.", ".s", "+.s", "1d", "1.5d", "3000000h", "1w",
-            "9223372036854775808ns", "9223372036854775.808us", "-9223372036854775809ns",
-            "1 s", " 1s", "1s ", "1S", "abc", "1e3s", "0x10s", "--1s",
+            "",
+            "3",
+            "-",
+            "s",
+            ".",
+            "-.",
+            ".s",
+            "+.s",
+            "1d",
+            "1.5d",
+            "3000000h",
+            "1w",
+            "9223372036854775808ns",
+            "9223372036854775.808us",
+            "-9223372036854775809ns",
+            "1 s",
+            " 1s",
+            "1s ",
+            "1S",
+            "abc",
+            "1e3s",
+            "0x10s",
+            "--1s",
         ] {
             assert!(parse_go_duration(text).is_err(), "{text:?} should be rejected");
         }
@@ -236,13 +256,22 @@ mod tests {
 
     #[test]
     fn errors_read_like_go() {
-        assert_eq!(parse_go_duration("1d").unwrap_err().to_string(), r#"time: unknown unit "d" in duration "1d""#);
-        assert_eq!(parse_go_duration("3").unwrap_err().to_string(), r#"time: missing unit in duration "3""#);
+        assert_eq!(
+            parse_go_duration("1d").unwrap_err().to_string(),
+            r#"time: unknown unit "d" in duration "1d""#
+        );
+        assert_eq!(
+            parse_go_duration("3").unwrap_err().to_string(),
+            r#"time: missing unit in duration "3""#
+        );
         assert_eq!(parse_go_duration("").unwrap_err().to_string(), r#"time: invalid duration """#);
         assert_eq!(
             parse_go_duration("1\u{e9}").unwrap_err().to_string(),
             r#"time: unknown unit "\xc3\xa9" in duration "1\xc3\xa9""#
         );
-        assert_eq!(parse_go_duration("x\"").unwrap_err().to_string(), r#"time: invalid duration "x\"""#);
+        assert_eq!(
+            parse_go_duration("x\"").unwrap_err().to_string(),
+            r#"time: invalid duration "x\"""#
+        );
     }
 }

@@ -4,11 +4,8 @@
 //! gojsonschema visits object keys and schema properties in Go map order, which is random;
 //! where it does, this walk uses document order.
 
-use std::collections::HashMap;
-
-use super::ports::{float_numerator, parse_port_spec};
-use super::schema::{Additional, Format, JsonType, Node, Schema};
-use super::duration::parse_go_duration;
+use super::check::{check_type, duplicates, enum_ok, format_ok, is_valid, minimum_ok};
+use super::schema::{Additional, Node, Schema};
 use crate::Value;
 
 /// One step of a field path.
@@ -137,39 +134,26 @@ impl Walker<'_> {
         if let Some(target) = node.reference {
             return self.walk(target, value, path, out);
         }
-        let (given, accepted) = match value {
-            Value::Null => ("null", node.has_type(JsonType::Null)),
-            Value::Bool(_) => ("boolean", node.has_type(JsonType::Boolean)),
-            Value::Int(_) | Value::Float(_) => {
-                let integer = value.json_type() == "integer";
-                let given = if integer { "integer" } else { "number" };
-                let ok = node.has_type(JsonType::Number)
-                    || (integer && node.has_type(JsonType::Integer));
-                (given, ok)
-            }
-            Value::Str(_) => ("string", node.has_type(JsonType::String)),
-            Value::Seq(_) => ("array", node.has_type(JsonType::Array)),
-            Value::Map(_) | Value::AnyMap(_) => ("object", node.has_type(JsonType::Object)),
-        };
-        if !node.types.is_empty() && !accepted {
+        if let Err(given) = check_type(node, value) {
             let expected = node.types_text.clone();
             out.add(path, Kind::InvalidType { expected, given });
             return;
         }
         self.combinators(node, value, path, out);
         match value {
-            Value::Int(_) | Value::Float(_) => self.number(node, value, path, out),
+            Value::Int(_) | Value::Float(_) => Self::number(node, value, path, out),
             Value::Seq(items) => self.array(node, items, path, out),
             Value::Map(map) => self.object(node, map, path, out),
             _ => {}
         }
         Self::enumeration(node, value, path, out);
-        if let Value::Str(text) = value {
-            Self::string(node, text, path, out);
+        if let Value::Str(_) = value {
+            Self::format(node, value, path, out);
+            out.score += 1;
         }
         if let Value::Map(map) = value {
             for (key, child) in map {
-                if let Some(&property) = node.property_index.get(key) {
+                if let Some(property) = node.property(key) {
                     self.walk(property, child, &path.child(Step::Key(key)), out);
                 }
             }
@@ -179,101 +163,62 @@ impl Walker<'_> {
 
     /// `anyOf` and `oneOf` (gojsonschema's validateSchema).
     fn combinators(&self, node: &Node, value: &Value, path: &Path<'_>, out: &mut Outcome) {
-        if !node.any_of.is_empty() {
-            let mut best: Option<Outcome> = None;
-            let mut valid = false;
-            for &branch in &node.any_of {
-                let mut attempt = Outcome::default();
-                self.walk(branch, value, path, &mut attempt);
-                if attempt.errors.is_empty() {
-                    valid = true;
-                    break;
-                }
-                if best.as_ref().is_none_or(|b| attempt.score > b.score) {
-                    best = Some(attempt);
-                }
-            }
-            if !valid {
-                out.add(path, Kind::AnyOf);
-                if let Some(best) = best {
-                    out.merge(best);
-                }
-            }
+        if !node.any_of.is_empty() && !node.any_of.iter().any(|&b| is_valid(self.schema, b, value))
+        {
+            out.add(path, Kind::AnyOf);
+            out.merge(self.closest(&node.any_of, value, path));
         }
         if !node.one_of.is_empty() {
-            let mut passed = 0;
-            let mut best: Option<Outcome> = None;
-            for &branch in &node.one_of {
-                let mut attempt = Outcome::default();
-                self.walk(branch, value, path, &mut attempt);
-                if attempt.errors.is_empty() {
-                    passed += 1;
-                } else if passed == 0 && best.as_ref().is_none_or(|b| attempt.score > b.score) {
-                    best = Some(attempt);
-                }
-            }
+            let passed = node.one_of.iter().filter(|&&b| is_valid(self.schema, b, value)).count();
             if passed != 1 {
                 out.add(path, Kind::OneOf);
-                if let (0, Some(best)) = (passed, best) {
-                    out.merge(best);
+                if passed == 0 {
+                    out.merge(self.closest(&node.one_of, value, path));
                 }
             }
         }
         out.score += 1;
     }
 
-    fn number(&self, node: &Node, value: &Value, path: &Path<'_>, out: &mut Outcome) {
-        let number = match value {
-            Value::Int(i) => *i as f64,
-            Value::Float(f) => *f,
-            _ => return,
-        };
+    /// The result of the failing branch with the best score (the first of equals).
+    fn closest(&self, branches: &[usize], value: &Value, path: &Path<'_>) -> Outcome {
+        let mut best: Option<Outcome> = None;
+        for &branch in branches {
+            let mut attempt = Outcome::default();
+            self.walk(branch, value, path, &mut attempt);
+            if best.as_ref().is_none_or(|b| attempt.score > b.score) {
+                best = Some(attempt);
+            }
+        }
+        best.unwrap_or_default()
+    }
+
+    fn number(node: &Node, value: &Value, path: &Path<'_>, out: &mut Outcome) {
         if let Some(min) = node.minimum
-            && number < min
+            && !minimum_ok(node, value)
         {
             out.add(path, Kind::Minimum(format_number(min)));
         }
-        if let Some(format) = node.format {
-            let ok = match format {
-                Format::Expose => true,
-                Format::Duration => false,
-                Format::Ports => {
-                    let text = match value {
-                        Value::Int(i) => Some(i.to_string()),
-                        _ => float_numerator(number),
-                    };
-                    text.is_some_and(|t| parse_port_spec(&t).is_ok())
-                }
-            };
-            if !ok {
-                out.add(path, Kind::Format(format.name()));
-            }
-        }
+        Self::format(node, value, path, out);
         out.score += 1;
     }
 
-    fn string(node: &Node, text: &str, path: &Path<'_>, out: &mut Outcome) {
-        if let Some(format) = node.format {
-            let ok = match format {
-                Format::Expose => true,
-                Format::Duration => parse_go_duration(text).is_ok(),
-                Format::Ports => parse_port_spec(text).is_ok(),
-            };
-            if !ok {
-                out.add(path, Kind::Format(format.name()));
-            }
+    fn format(node: &Node, value: &Value, path: &Path<'_>, out: &mut Outcome) {
+        if let Some(format) = node.format
+            && !format_ok(format, value)
+        {
+            out.add(path, Kind::Format(format.name()));
         }
-        out.score += 1;
     }
 
     fn enumeration(node: &Node, value: &Value, path: &Path<'_>, out: &mut Outcome) {
-        if !node.enumeration.is_empty() {
-            let found = matches!(value, Value::Str(s) if node.enumeration.contains(s));
-            if !found {
-                let quoted: Vec<String> =
-                    node.enumeration.iter().map(|e| serde_json::Value::from(e.as_str()).to_string()).collect();
-                out.add(path, Kind::Enum(quoted.join(", ")));
-            }
+        if !enum_ok(node, value) {
+            let quoted: Vec<String> = node
+                .enumeration
+                .iter()
+                .map(|e| serde_json::Value::from(e.as_str()).to_string())
+                .collect();
+            out.add(path, Kind::Enum(quoted.join(", ")));
         }
         out.score += 1;
     }
@@ -285,13 +230,8 @@ impl Walker<'_> {
             }
         }
         if node.unique_items {
-            let mut seen: HashMap<String, usize> = HashMap::with_capacity(items.len());
-            for (j, item) in items.iter().enumerate() {
-                let key = canonical(item);
-                if let Some(&i) = seen.get(&key) {
-                    out.add(path, Kind::Unique(i, j));
-                }
-                seen.insert(key, j);
+            for (i, j) in duplicates(items) {
+                out.add(path, Kind::Unique(i, j));
             }
         }
         out.score += 1;
@@ -308,7 +248,7 @@ impl Walker<'_> {
         if node.additional != Additional::Allowed {
             for (key, child) in map {
                 let matched = self.pattern_properties(node, key, child, path, out);
-                let known = node.property_index.contains_key(key);
+                let known = node.property(key).is_some();
                 if node.additional == Additional::Forbidden && !known && !matched {
                     out.add(path, Kind::AdditionalProperty(key.clone()));
                 }
@@ -343,46 +283,4 @@ impl Walker<'_> {
 /// A number as gojsonschema prints a schema bound.
 fn format_number(n: f64) -> String {
     if n.fract() == 0.0 && n.abs() < 1e15 { format!("{}", n as i64) } else { format!("{n}") }
-}
-
-/// The JSON text gojsonschema compares for `uniqueItems`: numbers as float64, keys sorted.
-fn canonical(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
-}
-
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int(i) => out.push_str(&format!("{:?}", *i as f64)),
-        Value::Float(f) => out.push_str(&format!("{f:?}")),
-        Value::Str(s) => out.push_str(&serde_json::Value::from(s.as_str()).to_string()),
-        Value::Seq(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        Value::Map(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&serde_json::Value::from(key.as_str()).to_string());
-                out.push(':');
-                write_canonical(&map[key], out);
-            }
-            out.push('}');
-        }
-        Value::AnyMap(_) => out.push_str("{?}"),
-    }
 }

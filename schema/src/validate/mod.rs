@@ -7,6 +7,7 @@
 //! of the closest branch. [`validate`] returns that error first, followed by every other
 //! violation found. Our schemas live in `schema/json/` (see `PROVENANCE.md` there).
 
+mod check;
 mod duration;
 mod engine;
 mod ports;
@@ -57,10 +58,11 @@ pub fn supported_versions() -> &'static [&'static str] {
     &VERSIONS
 }
 
-/// Validates a document (after interpolation) against the schema of `version` (already
-/// normalized: "3" -> "3.13" or "3.0" as the caller decides; unsupported versions are
-/// rejected before this is called, and reported as Docker reports them if they are not).
-/// Returns every violation; the FIRST element is the one Docker would report.
+/// Validates a document (after interpolation) against the schema of `version`, which must
+/// already be normalized as Docker does it: a missing version, `""` and `"3"` all mean
+/// `"3.13"` (Docker's default), and a numeric `version: 3.0` is `"3"`, i.e. 3.13. An
+/// unsupported version is reported with Docker's message. Returns every violation; the
+/// FIRST element is the one Docker would report.
 pub fn validate(doc: &Value, version: &str) -> Result<(), Vec<Violation>> {
     let Some(schema) = compiled(version) else {
         return Err(vec![Violation {
@@ -68,6 +70,10 @@ pub fn validate(doc: &Value, version: &str) -> Result<(), Vec<Violation>> {
             message: format!("unsupported Compose file version: {version}"),
         }]);
     };
+    // Most documents are valid: check that first, in one pass that records nothing.
+    if check::is_valid(schema, 0, doc) {
+        return Ok(());
+    }
     if let Some(message) = unencodable(doc) {
         return Err(vec![Violation { path: "(root)".into(), message }]);
     }
@@ -84,8 +90,8 @@ fn compiled(version: &str) -> Option<&'static Schema> {
     let index = VERSIONS.iter().position(|v| *v == version)?;
     let schema = CACHE[index].get_or_init(|| match Schema::compile(SOURCES[index]) {
         Ok(schema) => schema,
-        // The schemas are compiled by the unit tests, so this cannot happen in a build
-        // that passed them; an empty schema accepts everything rather than panicking.
+        // The unit tests compile every schema, so this cannot happen in a build that passed
+        // them; the version is then reported as unsupported rather than panicking.
         Err(_) => Schema { nodes: vec![] },
     });
     (!schema.nodes.is_empty()).then_some(schema)

@@ -103,11 +103,11 @@ pub fn float_numerator(value: f64) -> Option<String> {
     // Divide out the factors of 2 and 5 shared with the denominator 10^-scale.
     let mut numerator: u64 = digits.parse().ok()?;
     let (mut twos, mut fives) = (-scale, -scale);
-    while twos > 0 && numerator % 2 == 0 {
+    while twos > 0 && numerator.is_multiple_of(2) {
         numerator /= 2;
         twos -= 1;
     }
-    while fives > 0 && numerator % 5 == 0 {
+    while fives > 0 && numerator.is_multiple_of(5) {
         numerator /= 5;
         fives -= 1;
     }
@@ -187,9 +187,27 @@ mod tests {
     #[test]
     fn accepts_what_docker_accepts() {
         for spec in [
-            "80", "0", "080", "00080", "65535", "80/tcp", "80/udp", "80/sctp", "80/TCP", "80/",
-            "80/tcp/extra", "8080:80", ":80", "1.2.3.4:80:80", "1.2.3.4::80", "[::1]:80:80",
-            "::1:80:80", "[]:80:80", "8000-8005:9000-9005", "8000-8005:9000", "1-2-3",
+            "80",
+            "0",
+            "080",
+            "00080",
+            "65535",
+            "80/tcp",
+            "80/udp",
+            "80/sctp",
+            "80/TCP",
+            "80/",
+            "80/tcp/extra",
+            "8080:80",
+            ":80",
+            "1.2.3.4:80:80",
+            "1.2.3.4::80",
+            "[::1]:80:80",
+            "::1:80:80",
+            "[]:80:80",
+            "8000-8005:9000-9005",
+            "8000-8005:9000",
+            "1-2-3",
             "127.0.0.1:5000-5010:5000-5010/udp",
         ] {
             assert!(parse_port_spec(spec).is_ok(), "{spec:?} should be accepted");
@@ -199,9 +217,25 @@ mod tests {
     #[test]
     fn rejects_what_docker_rejects() {
         for spec in [
-            "", "abc", "1.5", "+80", "-1", "65536", "70000:80", "80-", "9000-8000", "80/xyz",
-            "/tcp", "80:", "2223:23:23", "8000-8005:9000-9001", "8000:9000-9005", "1.2.3:80:80",
-            "[::1:80:80", "01.2.3.4:80:80", "80 ",
+            "",
+            "abc",
+            "1.5",
+            "+80",
+            "-1",
+            "65536",
+            "70000:80",
+            "80-",
+            "9000-8000",
+            "80/xyz",
+            "/tcp",
+            "80:",
+            "2223:23:23",
+            "8000-8005:9000-9001",
+            "8000:9000-9005",
+            "1.2.3:80:80",
+            "[::1:80:80",
+            "01.2.3.4:80:80",
+            "80 ",
         ] {
             assert!(parse_port_spec(spec).is_err(), "{spec:?} should be rejected");
         }
@@ -219,10 +253,7 @@ mod tests {
                 protocol: "udp".into(),
             }
         );
-        assert_eq!(
-            parse_port_spec("70000:80").unwrap_err().to_string(),
-            "invalid hostPort: 70000"
-        );
+        assert_eq!(parse_port_spec("70000:80").unwrap_err().to_string(), "invalid hostPort: 70000");
     }
 
     #[test]

@@ -110,8 +110,8 @@ pub(crate) struct Node {
     pub(crate) types: Vec<JsonType>,
     /// The `type` keyword as gojsonschema prints it: `string` or `[string,number]`.
     pub(crate) types_text: String,
+    /// The declared properties, sorted by (length, name) for a fast lookup.
     pub(crate) properties: Vec<(String, usize)>,
-    pub(crate) property_index: HashMap<String, usize>,
     pub(crate) pattern_properties: Vec<(Pattern, usize)>,
     pub(crate) additional: Additional,
     pub(crate) required: Vec<String>,
@@ -131,7 +131,6 @@ impl Node {
             types: Vec::new(),
             types_text: String::new(),
             properties: Vec::new(),
-            property_index: HashMap::new(),
             pattern_properties: Vec::new(),
             additional: Additional::Unspecified,
             required: Vec::new(),
@@ -148,6 +147,17 @@ impl Node {
     pub(crate) fn has_type(&self, t: JsonType) -> bool {
         self.types.contains(&t)
     }
+
+    /// The schema of a declared property.
+    pub(crate) fn property(&self, name: &str) -> Option<usize> {
+        let found = self.properties.binary_search_by(|(n, _)| name_order(n, name));
+        found.ok().map(|i| self.properties[i].1)
+    }
+}
+
+/// The order of [`Node::properties`]: by length, then byte by byte (cheap for short names).
+fn name_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.bytes().cmp(b.bytes()))
 }
 
 /// A compiled schema: node 0 is the root.
@@ -226,8 +236,8 @@ impl Compiler {
                 for (name, schema) in value.as_object().ok_or("bad properties")? {
                     let index = self.add(schema)?;
                     node.properties.push((name.clone(), index));
-                    node.property_index.insert(name.clone(), index);
                 }
+                node.properties.sort_by(|(a, _), (b, _)| name_order(a, b));
             }
             "patternProperties" => {
                 for (source, schema) in value.as_object().ok_or("bad patternProperties")? {
@@ -248,7 +258,8 @@ impl Compiler {
             }
             "enum" => {
                 let values = value.as_array().ok_or("bad enum")?;
-                node.enumeration = values.iter().filter_map(Json::as_str).map(String::from).collect();
+                node.enumeration =
+                    values.iter().filter_map(Json::as_str).map(String::from).collect();
                 if node.enumeration.len() != values.len() {
                     return Err("enum: strings only".into());
                 }

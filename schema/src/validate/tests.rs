@@ -80,7 +80,15 @@ fn version_gates() {
     assert_eq!(first(&doc, "3.3"), "(root) Additional property x-common is not allowed");
     let doc = map(vec![("version", s("3.4")), ("x-common", Value::Null)]);
     assert_eq!(first(&doc, "3.4"), "OK");
-    let limits = |v| web(v, vec![("deploy", map(vec![("resources", map(vec![("limits", map(vec![("pids", Value::Int(5))]))]))]))]);
+    let limits = |v| {
+        web(
+            v,
+            vec![(
+                "deploy",
+                map(vec![("resources", map(vec![("limits", map(vec![("pids", Value::Int(5))]))]))]),
+            )],
+        )
+    };
     assert_eq!(
         first(&limits("3.8"), "3.8"),
         "services.web.deploy.resources.limits Additional property pids is not allowed"
@@ -102,7 +110,10 @@ fn required() {
 #[test]
 fn formats() {
     let doc = web("3.8", vec![("stop_grace_period", s("1d"))]);
-    assert_eq!(first(&doc, "3.8"), "services.web.stop_grace_period Does not match format 'duration'");
+    assert_eq!(
+        first(&doc, "3.8"),
+        "services.web.stop_grace_period Does not match format 'duration'"
+    );
     let doc = web("3.8", vec![("ports", seq(vec![s("70000:80")]))]);
     assert_eq!(first(&doc, "3.8"), "services.web.ports.0 Does not match format 'ports'");
     let doc = web("3.8", vec![("ports", seq(vec![Value::Float(32768.5)]))]);
@@ -140,7 +151,10 @@ fn minimum_and_enum() {
     let tmpfs = map(vec![("size", Value::Int(-1))]);
     let mount = map(vec![("type", s("tmpfs")), ("target", s("/x")), ("tmpfs", tmpfs)]);
     let doc = web("3.8", vec![("volumes", seq(vec![mount]))]);
-    assert_eq!(first(&doc, "3.8"), "services.web.volumes.0.tmpfs.size Must be greater than or equal to 0");
+    assert_eq!(
+        first(&doc, "3.8"),
+        "services.web.volumes.0.tmpfs.size Must be greater than or equal to 0"
+    );
     let update = map(vec![("order", s("x"))]);
     let doc = web("3.8", vec![("deploy", map(vec![("update_config", update)]))]);
     assert_eq!(
@@ -173,10 +187,13 @@ fn unencodable_documents() {
     let any = Value::AnyMap(vec![(Value::Int(1), s("a"))]);
     let doc = web("3.8", vec![("labels", any)]);
     let err = validate(&doc, "3.8").unwrap_err();
-    assert_eq!(err, vec![Violation {
-        path: "(root)".into(),
-        message: "json: unsupported type: map[interface {}]interface {}".into()
-    }]);
+    assert_eq!(
+        err,
+        vec![Violation {
+            path: "(root)".into(),
+            message: "json: unsupported type: map[interface {}]interface {}".into()
+        }]
+    );
     let doc = web("3.8", vec![("x", Value::Float(f64::NEG_INFINITY))]);
     assert_eq!(first(&doc, "3.8"), "json: unsupported value: -Inf");
     let doc = web("3.8", vec![("x", Value::Float(f64::NAN))]);
@@ -185,12 +202,15 @@ fn unencodable_documents() {
 
 #[test]
 fn every_violation_is_listed() {
-    let doc = web("3.8", vec![("image", Value::Int(1)), ("command", Value::Int(2)), ("bogus", s("x"))]);
+    let doc =
+        web("3.8", vec![("image", Value::Int(1)), ("command", Value::Int(2)), ("bogus", s("x"))]);
     let messages: Vec<String> =
         validate(&doc, "3.8").unwrap_err().into_iter().map(|v| v.message).collect();
     assert_eq!(messages[0], "services.web.image must be a string");
     assert!(messages.contains(&"services.web.command must be a string".to_string()));
-    assert!(messages.contains(&"services.web Additional property bogus is not allowed".to_string()));
+    assert!(
+        messages.contains(&"services.web Additional property bogus is not allowed".to_string())
+    );
     assert_eq!(messages.len(), 3);
 }
 
@@ -198,4 +218,86 @@ fn every_violation_is_listed() {
 fn unsupported_version_is_reported() {
     let doc = map(vec![]);
     assert_eq!(first(&doc, "3.14"), "unsupported Compose file version: 3.14");
+}
+
+/// Random documents built from the schemas' own vocabulary.
+fn arbitrary_value() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    const KEYS: &[&str] = &[
+        "version",
+        "services",
+        "networks",
+        "volumes",
+        "secrets",
+        "configs",
+        "x-a",
+        "web",
+        "image",
+        "ports",
+        "deploy",
+        "labels",
+        "environment",
+        "build",
+        "context",
+        "healthcheck",
+        "interval",
+        "test",
+        "ulimits",
+        "nofile",
+        "soft",
+        "hard",
+        "target",
+        "published",
+        "mode",
+        "type",
+        "tmpfs",
+        "size",
+        "update_config",
+        "order",
+        "resources",
+        "limits",
+        "pids",
+        "external",
+        "name",
+        "aliases",
+        "a b",
+        "zzz",
+        "x-cluster-spec",
+        "stop_grace_period",
+    ];
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        (-2i64..70_000).prop_map(Value::Int),
+        prop_oneof![Just(1.5), Just(-0.5), Just(32768.5), Just(2.0)].prop_map(Value::Float),
+        prop_oneof![
+            Just("x"),
+            Just("1d"),
+            Just("10s"),
+            Just("80:80"),
+            Just("stop-first"),
+            Just("")
+        ]
+        .prop_map(|t| Value::Str(t.to_string())),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Seq),
+            proptest::collection::vec((proptest::sample::select(KEYS), inner), 0..6).prop_map(
+                |entries| Value::Map(
+                    entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                )
+            ),
+        ]
+    })
+}
+
+proptest::proptest! {
+    /// The fast yes/no walk and the full walk always agree on validity.
+    #[test]
+    fn fast_and_full_walks_agree(doc in arbitrary_value(), minor in 0usize..14) {
+        let schema = compiled(VERSIONS[minor]).unwrap();
+        let full = engine::run(schema, &doc).errors.is_empty();
+        proptest::prop_assert_eq!(check::is_valid(schema, 0, &doc), full);
+    }
 }

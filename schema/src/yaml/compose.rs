@@ -1,14 +1,14 @@
-//! Parsing: libyaml events into a node tree, then the node tree into a [`Value`] as yaml.v3's
-//! decoder does it (aliases expanded with its excessive-aliasing guard, merge keys, duplicate
-//! key detection).
+//! Parsing: libyaml events straight into a [`Value`], as yaml.v3's decoder would decode the
+//! document into an `interface{}`: anchors and aliases (with its excessive-aliasing guard),
+//! merge keys, duplicate-key errors, its scalar typing and its error wording. Lines are not
+//! kept; [`line_of`] finds the line of a field path on demand, for error messages.
 
 use super::resolve::{Scalar, resolve};
 use crate::value::{Map, Value};
 use libyaml_safer::{Event, EventData, Parser, ScalarStyle};
 use std::collections::HashMap;
-use std::rc::Rc;
 
-/// Deepest nesting accepted before giving up (yaml.v3 stops at 10,000).
+/// Deepest nesting accepted, as in yaml.v3.
 const MAX_DEPTH: usize = 10_000;
 
 /// Why a YAML text could not be read. The message is yaml.v3's, without its `yaml: ` prefix.
@@ -27,62 +27,32 @@ impl ParseError {
     }
 }
 
-#[derive(Debug)]
-enum Kind {
-    Scalar { value: String, tag: Option<String>, plain: bool },
-    Seq(Vec<Rc<Node>>),
-    Map(Vec<(Rc<Node>, Rc<Node>)>),
-    Alias(Rc<Node>),
-}
-
-#[derive(Debug)]
-struct Node {
-    kind: Kind,
-    line: usize,
-}
-
 /// Parses the first document of `source` into a value, as `yaml.Unmarshal` into an
 /// `interface{}` does. An empty document gives `Value::Null`.
 pub fn parse(source: &[u8]) -> Result<Value, ParseError> {
-    parse_with_lines(source).map(|(v, _)| v)
-}
-
-/// Where each mapping key and list item starts: dotted path (`services.web.ports.0`) to
-/// 1-based line. Keys reached only through aliases or merge keys are not listed.
-pub type LineIndex = std::collections::HashMap<String, usize>;
-
-/// Like [`parse`], also returning the line of every key.
-pub fn parse_with_lines(source: &[u8]) -> Result<(Value, LineIndex), ParseError> {
-    let root = compose(source)?;
-    let Some(root) = root else { return Ok((Value::Null, LineIndex::new())) };
-    let mut d = Decoder::default();
-    let value = d.decode(&root)?;
-    let mut lines = LineIndex::new();
-    index_lines(&root, "", &mut lines);
-    Ok((value, lines))
-}
-
-fn index_lines(node: &Node, prefix: &str, lines: &mut LineIndex) {
-    let join = |k: &str| if prefix.is_empty() { k.to_owned() } else { format!("{prefix}.{k}") };
-    match &node.kind {
-        Kind::Map(pairs) => {
-            for (k, v) in pairs {
-                if let Kind::Scalar { value, .. } = &k.kind {
-                    let path = join(value);
-                    lines.entry(path.clone()).or_insert(k.line);
-                    index_lines(v, &path, lines);
-                }
-            }
+    check_utf8(source)?;
+    let mut b = Builder {
+        parser: Parser::new(),
+        anchors: HashMap::new(),
+        depth: 0,
+        decode_count: 0,
+        alias_count: 0,
+    };
+    b.parser.set_input(source);
+    loop {
+        let ev = b.next()?;
+        match ev.data {
+            EventData::StreamStart { .. } => continue,
+            EventData::StreamEnd => return Ok(Value::Null),
+            EventData::DocumentStart { .. } => break,
+            _ => return Err(ParseError::new("did not find expected <document start>")),
         }
-        Kind::Seq(items) => {
-            for (i, item) in items.iter().enumerate() {
-                let path = join(&i.to_string());
-                lines.entry(path.clone()).or_insert(item.line);
-                index_lines(item, &path, lines);
-            }
-        }
-        _ => {}
     }
+    let ev = b.next()?;
+    if matches!(ev.data, EventData::DocumentEnd { .. }) {
+        return Ok(Value::Null);
+    }
+    Ok(b.node(ev)?.value)
 }
 
 fn scan_error(e: &libyaml_safer::Error) -> ParseError {
@@ -103,111 +73,47 @@ fn scan_error(e: &libyaml_safer::Error) -> ParseError {
     }
 }
 
-struct Composer<'a> {
+/// Rejects invalid UTF-8 with libyaml's wording (UTF-16 with a byte order mark is left to
+/// the parser).
+fn check_utf8(source: &[u8]) -> Result<(), ParseError> {
+    if source.starts_with(&[0xFF, 0xFE]) || source.starts_with(&[0xFE, 0xFF]) {
+        return Ok(());
+    }
+    match std::str::from_utf8(source) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let at = source.get(e.valid_up_to()).copied().unwrap_or(0);
+            let problem = match e.error_len() {
+                None => "incomplete UTF-8 octet sequence",
+                Some(_) if (0xC2..=0xF4).contains(&at) => "invalid trailing UTF-8 octet",
+                Some(_) => "invalid leading UTF-8 octet",
+            };
+            Err(ParseError::new(problem))
+        }
+    }
+}
+
+/// A decoded node: its value, how many nodes it stands for (for the alias guard), and,
+/// for scalars, the text as written (for duplicate-key checks and merge keys).
+struct Built {
+    value: Value,
+    size: u64,
+    raw: Option<(String, bool)>,
+    is_map: bool,
+}
+
+struct Anchored {
+    value: Value,
+    size: u64,
+    is_map: bool,
+}
+
+struct Builder<'a> {
     parser: Parser<&'a [u8]>,
-    anchors: HashMap<String, Rc<Node>>,
+    anchors: HashMap<String, Anchored>,
     depth: usize,
-}
-
-fn compose(source: &[u8]) -> Result<Option<Rc<Node>>, ParseError> {
-    if std::str::from_utf8(source).is_err() && !source.starts_with(&[0xFF, 0xFE]) {
-        // libyaml reports invalid UTF-8 itself; keep its wording.
-    }
-    let mut c = Composer { parser: Parser::new(), anchors: HashMap::new(), depth: 0 };
-    c.parser.set_input(source);
-    loop {
-        let ev = c.next()?;
-        match ev.data {
-            EventData::StreamStart { .. } => continue,
-            EventData::StreamEnd => return Ok(None),
-            EventData::DocumentStart { .. } => break,
-            _ => return Err(ParseError::new("did not find expected <document start>")),
-        }
-    }
-    let ev = c.next()?;
-    if matches!(ev.data, EventData::DocumentEnd { .. }) {
-        return Ok(None);
-    }
-    let node = c.node(ev)?;
-    Ok(Some(node))
-}
-
-impl Composer<'_> {
-    fn next(&mut self) -> Result<Event, ParseError> {
-        self.parser.parse().map_err(|e| scan_error(&e))
-    }
-
-    fn remember(&mut self, anchor: Option<String>, node: &Rc<Node>) {
-        if let Some(a) = anchor {
-            self.anchors.insert(a, Rc::clone(node));
-        }
-    }
-
-    fn node(&mut self, ev: Event) -> Result<Rc<Node>, ParseError> {
-        let line = usize::try_from(ev.start_mark.line).unwrap_or(usize::MAX).saturating_add(1);
-        match ev.data {
-            EventData::Scalar { anchor, tag, value, style, .. } => {
-                let plain = matches!(style, ScalarStyle::Plain | ScalarStyle::Any);
-                let node = Rc::new(Node { kind: Kind::Scalar { value, tag, plain }, line });
-                self.remember(anchor, &node);
-                Ok(node)
-            }
-            EventData::Alias { anchor } => match self.anchors.get(&anchor) {
-                Some(target) => Ok(Rc::new(Node { kind: Kind::Alias(Rc::clone(target)), line })),
-                None => Err(ParseError::new(format!("unknown anchor '{anchor}' referenced"))),
-            },
-            EventData::SequenceStart { anchor, .. } => {
-                self.enter()?;
-                let mut items = Vec::new();
-                loop {
-                    let ev = self.next()?;
-                    if matches!(ev.data, EventData::SequenceEnd) {
-                        break;
-                    }
-                    items.push(self.node(ev)?);
-                }
-                self.depth -= 1;
-                let node = Rc::new(Node { kind: Kind::Seq(items), line });
-                self.remember(anchor, &node);
-                Ok(node)
-            }
-            EventData::MappingStart { anchor, .. } => {
-                self.enter()?;
-                let mut pairs = Vec::new();
-                loop {
-                    let ev = self.next()?;
-                    if matches!(ev.data, EventData::MappingEnd) {
-                        break;
-                    }
-                    let k = self.node(ev)?;
-                    let ev = self.next()?;
-                    let v = self.node(ev)?;
-                    pairs.push((k, v));
-                }
-                self.depth -= 1;
-                let node = Rc::new(Node { kind: Kind::Map(pairs), line });
-                self.remember(anchor, &node);
-                Ok(node)
-            }
-            _ => Err(ParseError::new("unexpected event")),
-        }
-    }
-
-    fn enter(&mut self) -> Result<(), ParseError> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(ParseError::new("exceeded max depth of 10000"));
-        }
-        Ok(())
-    }
-}
-
-/// Decodes nodes into values, counting like yaml.v3 to stop alias bombs.
-#[derive(Default)]
-struct Decoder {
     decode_count: u64,
     alias_count: u64,
-    alias_depth: u32,
 }
 
 fn allowed_alias_ratio(decode_count: u64) -> f64 {
@@ -223,11 +129,21 @@ fn allowed_alias_ratio(decode_count: u64) -> f64 {
     }
 }
 
-impl Decoder {
-    fn count(&mut self) -> Result<(), ParseError> {
-        self.decode_count += 1;
-        if self.alias_depth > 0 {
-            self.alias_count += 1;
+fn line_of_event(ev: &Event) -> usize {
+    usize::try_from(ev.start_mark.line).unwrap_or(usize::MAX).saturating_add(1)
+}
+
+impl Builder<'_> {
+    fn next(&mut self) -> Result<Event, ParseError> {
+        self.parser.parse().map_err(|e| scan_error(&e))
+    }
+
+    /// Counts decoded nodes as yaml.v3 does and stops documents that expand aliases
+    /// without bound.
+    fn count(&mut self, nodes: u64, via_alias: bool) -> Result<(), ParseError> {
+        self.decode_count += nodes;
+        if via_alias {
+            self.alias_count += nodes;
         }
         if self.alias_count > 100
             && self.decode_count > 1000
@@ -239,113 +155,181 @@ impl Decoder {
         Ok(())
     }
 
-    fn decode(&mut self, node: &Node) -> Result<Value, ParseError> {
-        self.count()?;
-        match &node.kind {
-            Kind::Scalar { value, tag, plain } => scalar(value, tag.as_deref(), *plain),
-            Kind::Alias(target) => {
-                self.alias_depth += 1;
-                let v = self.decode(target);
-                self.alias_depth -= 1;
-                v
-            }
-            Kind::Seq(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                for item in items {
-                    out.push(self.decode(item)?);
-                }
-                Ok(Value::Seq(out))
-            }
-            Kind::Map(pairs) => self.mapping(pairs),
+    fn remember(&mut self, anchor: Option<String>, b: &Built) {
+        if let Some(a) = anchor {
+            let anchored = Anchored { value: b.value.clone(), size: b.size, is_map: b.is_map };
+            self.anchors.insert(a, anchored);
         }
     }
 
-    fn mapping(&mut self, pairs: &[(Rc<Node>, Rc<Node>)]) -> Result<Value, ParseError> {
-        check_duplicates(pairs)?;
-        let mut entries: Vec<(Value, Value)> = Vec::with_capacity(pairs.len());
-        let mut merge: Option<&Rc<Node>> = None;
-        for (k, v) in pairs {
-            if is_merge(k) {
-                merge = Some(v);
-                continue;
+    fn node(&mut self, ev: Event) -> Result<Built, ParseError> {
+        let line = line_of_event(&ev);
+        match ev.data {
+            EventData::Scalar { anchor, tag, value, style, .. } => {
+                self.count(1, false)?;
+                let plain = matches!(style, ScalarStyle::Plain | ScalarStyle::Any);
+                let v = scalar(&value, tag.as_deref(), plain)?;
+                let b = Built { value: v, size: 1, raw: Some((value, plain)), is_map: false };
+                self.remember(anchor, &b);
+                Ok(b)
             }
-            let key = self.decode(k)?;
-            if matches!(key, Value::Seq(_) | Value::Map(_) | Value::AnyMap(_)) {
+            EventData::Alias { anchor } => {
+                let Some(a) = self.anchors.get(&anchor) else {
+                    return Err(ParseError::new(format!("unknown anchor '{anchor}' referenced")));
+                };
+                let (size, is_map) = (a.size, a.is_map);
+                self.count(size, true)?;
+                let value =
+                    self.anchors.get(&anchor).map(|a| a.value.clone()).unwrap_or(Value::Null);
+                Ok(Built { value, size, raw: None, is_map })
+            }
+            EventData::SequenceStart { anchor, .. } => {
+                self.enter(line)?;
+                self.count(1, false)?;
+                let mut items = Vec::new();
+                let mut size = 1;
+                loop {
+                    let ev = self.next()?;
+                    if matches!(ev.data, EventData::SequenceEnd) {
+                        break;
+                    }
+                    let item = self.node(ev)?;
+                    size += item.size;
+                    items.push(item.value);
+                }
+                self.depth -= 1;
+                let b = Built { value: Value::Seq(items), size, raw: None, is_map: false };
+                self.remember(anchor, &b);
+                Ok(b)
+            }
+            EventData::MappingStart { anchor, .. } => {
+                self.enter(line)?;
+                self.count(1, false)?;
+                let b = self.mapping()?;
+                self.depth -= 1;
+                self.remember(anchor, &b);
+                Ok(b)
+            }
+            _ => Err(ParseError::new("unexpected event")),
+        }
+    }
+
+    fn mapping(&mut self) -> Result<Built, ParseError> {
+        let mut entries = Entries::Strings(Map::default());
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut dups = Vec::new();
+        let mut merge: Option<Built> = None;
+        let mut size = 1;
+        loop {
+            let ev = self.next()?;
+            if matches!(ev.data, EventData::MappingEnd) {
+                break;
+            }
+            let line = line_of_event(&ev);
+            let key = self.node(ev)?;
+            let ev = self.next()?;
+            let value = self.node(ev)?;
+            size += key.size + value.size;
+            if let Some((raw, plain)) = &key.raw {
+                match seen.get(raw) {
+                    Some(first) => dups.push(format!(
+                        "  line {line}: mapping key {} already defined at line {first}",
+                        crate::gostr::quote(raw)
+                    )),
+                    None => {
+                        seen.insert(raw.clone(), line);
+                    }
+                }
+                if *plain && raw == "<<" {
+                    merge = Some(value);
+                    continue;
+                }
+            }
+            if matches!(key.value, Value::Seq(_) | Value::Map(_) | Value::AnyMap(_)) {
                 return Err(ParseError::new("invalid map key"));
             }
-            let value = self.decode(v)?;
-            set_entry(&mut entries, key, value);
+            entries.set(key.value, value.value, true);
+        }
+        if !dups.is_empty() {
+            return Err(ParseError {
+                message: format!("unmarshal errors:\n{}", dups.join("\n")),
+                line: None,
+            });
         }
         if let Some(m) = merge {
-            self.merge_into(&mut entries, m)?;
+            merge_into(&mut entries, m)?;
         }
-        Ok(into_map(entries))
+        Ok(Built { value: entries.into_value(), size, raw: None, is_map: true })
     }
 
-    /// Adds the keys of a merge source that the mapping does not set itself.
-    fn merge_into(
-        &mut self,
-        entries: &mut Vec<(Value, Value)>,
-        merge: &Rc<Node>,
-    ) -> Result<(), ParseError> {
-        let sources: Vec<&Node> = match &merge.kind {
-            Kind::Seq(items) => items.iter().map(|n| n.as_ref()).collect(),
-            _ => vec![merge.as_ref()],
-        };
-        for src in sources {
-            let target = match &src.kind {
-                Kind::Alias(t) => t.as_ref(),
-                _ => src,
-            };
-            if !matches!(target.kind, Kind::Map(_)) {
-                return Err(ParseError::new(
-                    "map merge requires map or sequence of maps as the value",
-                ));
-            }
-            let merged = self.decode(src)?;
-            for (k, v) in map_entries(merged) {
-                if !entries.iter().any(|(ek, _)| *ek == k) {
-                    entries.push((k, v));
-                }
-            }
+    fn enter(&mut self, line: usize) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(ParseError {
+                message: format!("line {line}: exceeded max depth of {MAX_DEPTH}"),
+                line: Some(line),
+            });
         }
         Ok(())
     }
 }
 
-fn is_merge(node: &Node) -> bool {
-    matches!(&node.kind, Kind::Scalar { value, tag, plain: true }
-        if value == "<<" && tag.as_deref().is_none_or(|t| t == "tag:yaml.org,2002:merge"))
+/// Adds the keys of a merge source (a mapping, or a list of them) that the mapping does
+/// not set itself; earlier sources win over later ones.
+fn merge_into(entries: &mut Entries, merge: Built) -> Result<(), ParseError> {
+    let want_map = || ParseError::new("map merge requires map or sequence of maps as the value");
+    let sources = match merge.value {
+        Value::Map(_) | Value::AnyMap(_) if merge.is_map => vec![merge.value],
+        Value::Seq(items) => {
+            if items.iter().any(|i| !matches!(i, Value::Map(_) | Value::AnyMap(_))) {
+                return Err(want_map());
+            }
+            items
+        }
+        _ => return Err(want_map()),
+    };
+    for src in sources {
+        for (k, v) in map_entries(src) {
+            entries.set(k, v, false);
+        }
+    }
+    Ok(())
 }
 
-fn check_duplicates(pairs: &[(Rc<Node>, Rc<Node>)]) -> Result<(), ParseError> {
-    let mut errors = Vec::new();
-    for (i, (ki, _)) in pairs.iter().enumerate() {
-        let Kind::Scalar { value: vi, .. } = &ki.kind else { continue };
-        for (kj, _) in &pairs[i + 1..] {
-            if let Kind::Scalar { value: vj, .. } = &kj.kind
-                && vi == vj
-            {
-                errors.push(format!(
-                    "  line {}: mapping key {} already defined at line {}",
-                    kj.line,
-                    crate::gostr::quote(vj),
-                    ki.line
-                ));
+/// The entries of a mapping being decoded: string keys in an index map (fast lookups),
+/// switching to a list of pairs once a non-string key appears.
+enum Entries {
+    Strings(Map),
+    Any(Vec<(Value, Value)>),
+}
+
+impl Entries {
+    /// Sets `key`; when `overwrite` is false an existing key is kept (merge keys).
+    fn set(&mut self, key: Value, value: Value, overwrite: bool) {
+        if let (Entries::Strings(m), Value::Str(k)) = (&mut *self, &key) {
+            if overwrite || !m.contains_key(k.as_str()) {
+                m.insert(k.clone(), value);
+            }
+            return;
+        }
+        if let Entries::Strings(m) = self {
+            let pairs = std::mem::take(m).into_iter().map(|(k, v)| (Value::Str(k), v)).collect();
+            *self = Entries::Any(pairs);
+        }
+        if let Entries::Any(pairs) = self {
+            match pairs.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) if overwrite => slot.1 = value,
+                Some(_) => {}
+                None => pairs.push((key, value)),
             }
         }
     }
-    if errors.is_empty() {
-        return Ok(());
-    }
-    Err(ParseError { message: format!("unmarshal errors:\n{}", errors.join("\n")), line: None })
-}
 
-fn set_entry(entries: &mut Vec<(Value, Value)>, key: Value, value: Value) {
-    if let Some(slot) = entries.iter_mut().find(|(k, _)| *k == key) {
-        slot.1 = value;
-    } else {
-        entries.push((key, value));
+    fn into_value(self) -> Value {
+        match self {
+            Entries::Strings(m) => Value::Map(m),
+            Entries::Any(pairs) => Value::AnyMap(pairs),
+        }
     }
 }
 
@@ -354,20 +338,6 @@ fn map_entries(v: Value) -> Vec<(Value, Value)> {
         Value::Map(m) => m.into_iter().map(|(k, v)| (Value::Str(k), v)).collect(),
         Value::AnyMap(pairs) => pairs,
         _ => Vec::new(),
-    }
-}
-
-fn into_map(entries: Vec<(Value, Value)>) -> Value {
-    if entries.iter().all(|(k, _)| matches!(k, Value::Str(_))) {
-        let mut m = Map::with_capacity(entries.len());
-        for (k, v) in entries {
-            if let Value::Str(k) = k {
-                m.insert(k, v);
-            }
-        }
-        Value::Map(m)
-    } else {
-        Value::AnyMap(entries)
     }
 }
 
@@ -386,6 +356,78 @@ fn scalar(value: &str, tag: Option<&str>, plain: bool) -> Result<Value, ParseErr
     }
 }
 
+/// The 1-based line where the key or list item at `path` (`services.web.ports.0`) is
+/// written, found by reading the document again. Paths through aliases are not followed.
+pub fn line_of(source: &[u8], path: &str) -> Option<usize> {
+    let target: Vec<&str> = path.split('.').collect();
+    let mut parser = Parser::new();
+    parser.set_input(source);
+    loop {
+        let ev = parser.parse().ok()?;
+        match ev.data {
+            EventData::StreamStart { .. } | EventData::DocumentStart { .. } => continue,
+            EventData::StreamEnd | EventData::DocumentEnd { .. } => return None,
+            _ => return find(&mut parser, ev, &mut Vec::new(), &target).ok().flatten(),
+        }
+    }
+}
+
+/// Walks one node; `Err` on a parse error, `Ok(Some(line))` once the target is found.
+fn find(
+    parser: &mut Parser<&[u8]>,
+    ev: Event,
+    path: &mut Vec<String>,
+    target: &[&str],
+) -> Result<Option<usize>, ()> {
+    let here = |path: &Vec<String>| {
+        path.len() == target.len() && path.iter().zip(target).all(|(a, b)| a == b)
+    };
+    match ev.data {
+        EventData::MappingStart { .. } => loop {
+            let k = parser.parse().map_err(|_| ())?;
+            if matches!(k.data, EventData::MappingEnd) {
+                return Ok(None);
+            }
+            let line = line_of_event(&k);
+            let name = match &k.data {
+                EventData::Scalar { value, .. } => value.clone(),
+                _ => {
+                    find(parser, k, &mut vec!["\0".into()], &[])?;
+                    "\0".into()
+                }
+            };
+            path.push(name);
+            if here(path) {
+                return Ok(Some(line));
+            }
+            let v = parser.parse().map_err(|_| ())?;
+            if let Some(found) = find(parser, v, path, target)? {
+                return Ok(Some(found));
+            }
+            path.pop();
+        },
+        EventData::SequenceStart { .. } => {
+            let mut i = 0usize;
+            loop {
+                let item = parser.parse().map_err(|_| ())?;
+                if matches!(item.data, EventData::SequenceEnd) {
+                    return Ok(None);
+                }
+                path.push(i.to_string());
+                if here(path) {
+                    return Ok(Some(line_of_event(&item)));
+                }
+                if let Some(found) = find(parser, item, path, target)? {
+                    return Ok(Some(found));
+                }
+                path.pop();
+                i += 1;
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,12 +442,24 @@ mod tests {
         let b = v.as_map().unwrap()["b"].as_map().unwrap().clone();
         assert_eq!(b["k"], Value::Int(3));
         assert_eq!(b["j"], Value::Int(2));
+        let v = p("a: &x {k: 1}\nc: &y {k: 2, m: 3}\nb:\n  <<: [*x, *y]\n");
+        let b = v.as_map().unwrap()["b"].as_map().unwrap().clone();
+        assert_eq!((b["k"].clone(), b["m"].clone()), (Value::Int(1), Value::Int(3)));
+    }
+
+    #[test]
+    fn a_merge_of_a_scalar_is_an_error() {
+        let e = parse(b"a: &x 1\nb:\n  <<: *x\n").unwrap_err();
+        assert_eq!(e.message, "map merge requires map or sequence of maps as the value");
     }
 
     #[test]
     fn duplicate_keys_are_reported_with_lines() {
         let e = parse(b"a: 1\nb: 2\na: 3\n").unwrap_err();
-        assert_eq!(e.message, "unmarshal errors:\n  line 3: mapping key \"a\" already defined at line 1");
+        assert_eq!(
+            e.message,
+            "unmarshal errors:\n  line 3: mapping key \"a\" already defined at line 1"
+        );
     }
 
     #[test]
@@ -415,7 +469,10 @@ mod tests {
             let prev = (b'a' + i as u8) as char;
             s.push_str(&format!("{c}: &{c} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
         }
-        assert_eq!(parse(s.as_bytes()).unwrap_err().message, "document contains excessive aliasing");
+        assert_eq!(
+            parse(s.as_bytes()).unwrap_err().message,
+            "document contains excessive aliasing"
+        );
     }
 
     #[test]
@@ -432,5 +489,15 @@ mod tests {
     #[test]
     fn non_string_keys_make_an_any_map() {
         assert!(matches!(p("1: a\n"), Value::AnyMap(_)));
+    }
+
+    #[test]
+    fn lines_of_paths_are_found() {
+        let src = b"version: '3.8'\nservices:\n  web:\n    image: x\n    ports:\n      - 80\n      - 81\n  db:\n    image: [y]\n";
+        assert_eq!(line_of(src, "services.web.image"), Some(4));
+        assert_eq!(line_of(src, "services.web.ports.1"), Some(7));
+        assert_eq!(line_of(src, "services.db.image"), Some(9));
+        assert_eq!(line_of(src, "services.db.image.0"), Some(9));
+        assert_eq!(line_of(src, "services.nope"), None);
     }
 }

@@ -134,6 +134,9 @@ fn push_indent(w: &mut String, n: usize) {
 /// another type (or contains a line break: literal), then libyaml downgrades to single or
 /// double quotes when the text cannot be written that way.
 fn scalar_text(s: &str, indent: usize, is_key: bool) -> String {
+    if is_simple_plain(s) {
+        return s.to_owned();
+    }
     let resolves_to_str = matches!(resolve(None, s), Ok(Scalar::Str(_)));
     let can_plain = resolves_to_str && !is_base60_float(s) && !is_old_bool(s);
     let a = analyze(s);
@@ -156,6 +159,20 @@ fn scalar_text(s: &str, indent: usize, is_key: bool) -> String {
     double_quoted(s)
 }
 
+/// A fast answer for the common case: a word starting with a letter, made of letters,
+/// digits and `_ . / -`, that YAML would not read as a boolean or null.
+fn is_simple_plain(s: &str) -> bool {
+    let b = s.as_bytes();
+    let Some(first) = b.first() else { return false };
+    first.is_ascii_alphabetic()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'/' | b'-'))
+        && !is_old_bool(s)
+        && !matches!(
+            s,
+            "true" | "True" | "TRUE" | "false" | "False" | "FALSE" | "null" | "Null" | "NULL"
+        )
+}
+
 fn needs_double(_s: &str) -> bool {
     true
 }
@@ -163,8 +180,21 @@ fn needs_double(_s: &str) -> bool {
 fn is_old_bool(s: &str) -> bool {
     matches!(
         s,
-        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "n" | "N" | "no" | "No" | "NO"
-            | "off" | "Off" | "OFF"
+        "y" | "Y"
+            | "yes"
+            | "Yes"
+            | "YES"
+            | "on"
+            | "On"
+            | "ON"
+            | "n"
+            | "N"
+            | "no"
+            | "No"
+            | "NO"
+            | "off"
+            | "Off"
+            | "OFF"
     )
 }
 
@@ -185,7 +215,11 @@ fn is_base60_float(s: &str) -> bool {
     while i < b.len() && b[i] == b':' {
         i += 1;
         let start = i;
-        if i < b.len() && (b'0'..=b'5').contains(&b[i]) && i + 1 < b.len() && b[i + 1].is_ascii_digit() {
+        if i < b.len()
+            && (b'0'..=b'5').contains(&b[i])
+            && i + 1 < b.len()
+            && b[i + 1].is_ascii_digit()
+        {
             i += 2;
         } else if i < b.len() && b[i].is_ascii_digit() {
             i += 1;
@@ -258,10 +292,12 @@ fn analyze(s: &str) -> Analysis {
         block_indicators = true;
         flow_indicators = true;
     }
-    let chars: Vec<char> = s.chars().collect();
     let mut preceded_by_ws = true;
-    for (i, &c) in chars.iter().enumerate() {
-        let next = chars.get(i + 1).copied();
+    let count = s.chars().count();
+    let mut iter = s.chars().peekable();
+    let mut i = 0usize;
+    while let Some(c) = iter.next() {
+        let next = iter.peek().copied();
         let followed_by_ws = next.is_none_or(|n| n == ' ' || n == '\t' || is_break(n));
         if i == 0 {
             match c {
@@ -308,7 +344,7 @@ fn analyze(s: &str) -> Analysis {
             if i == 0 {
                 leading_space = true;
             }
-            if i + 1 == chars.len() {
+            if i + 1 == count {
                 trailing_space = true;
             }
             if previous_break {
@@ -320,7 +356,7 @@ fn analyze(s: &str) -> Analysis {
             if i == 0 {
                 leading_break = true;
             }
-            if i + 1 == chars.len() {
+            if i + 1 == count {
                 trailing_break = true;
             }
             if previous_space {
@@ -333,6 +369,7 @@ fn analyze(s: &str) -> Analysis {
             previous_break = false;
         }
         preceded_by_ws = c == ' ' || c == '\t' || is_break(c);
+        i += 1;
     }
     let mut plain = true;
     let mut single = true;
@@ -359,7 +396,12 @@ fn analyze(s: &str) -> Analysis {
         plain = false;
     }
     let _ = flow_indicators;
-    Analysis { multiline: line_breaks, plain_allowed: plain, single_allowed: single, block_allowed: block }
+    Analysis {
+        multiline: line_breaks,
+        plain_allowed: plain,
+        single_allowed: single,
+        block_allowed: block,
+    }
 }
 
 fn single_quoted(s: &str) -> String {
@@ -521,9 +563,18 @@ mod tests {
 
     #[test]
     fn keys_sort_naturally() {
-        let mut k = vec!["x12", "x1a", "a10", "a9", "a09", "a009", "a.b", "a-b", "a_b", "aB", "ab", "A", "1", "01", "é", "z", "a", "a1"];
+        let mut k = vec![
+            "x12", "x1a", "a10", "a9", "a09", "a009", "a.b", "a-b", "a_b", "aB", "ab", "A", "1",
+            "01", "é", "z", "a", "a1",
+        ];
         k.sort_by(|a, b| sort_keys(a, b));
-        assert_eq!(k, vec!["1", "01", "A", "a", "a-b", "a.b", "a_b", "a1", "a9", "a09", "a009", "a10", "aB", "ab", "x1a", "x12", "z", "é"]);
+        assert_eq!(
+            k,
+            vec![
+                "1", "01", "A", "a", "a-b", "a.b", "a_b", "a1", "a9", "a09", "a009", "a10", "aB",
+                "ab", "x1a", "x12", "z", "é"
+            ]
+        );
     }
 
     #[test]

@@ -6,6 +6,6 @@ mod compose;
 mod emit;
 mod resolve;
 
-pub use compose::{LineIndex, ParseError, parse, parse_with_lines};
+pub use compose::{ParseError, line_of, parse};
 pub use emit::{Out, emit, sort_keys};
 pub use resolve::{format_float, go_parse_float};

@@ -123,7 +123,8 @@ fn number(s: &str) -> Option<Scalar> {
         Some(b) => (true, b),
         None => (false, p.strip_prefix('+').unwrap_or(&p)),
     };
-    let radix_digits = body.strip_prefix("0b").map(|d| (2, d)).or(body.strip_prefix("0o").map(|d| (8, d)));
+    let radix_digits =
+        body.strip_prefix("0b").map(|d| (2, d)).or(body.strip_prefix("0o").map(|d| (8, d)));
     if let Some((radix, digits)) = radix_digits
         && !digits.is_empty()
         && let Ok(v) = i64::from_str_radix(digits, radix)
@@ -257,7 +258,10 @@ pub fn go_parse_float(s: &str) -> Option<f64> {
     if matches!(lower.as_str(), "inf" | "infinity" | "nan") {
         return t.parse::<f64>().ok();
     }
-    if !t.bytes().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'-' | b'+' | b'_')) {
+    if !t
+        .bytes()
+        .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'-' | b'+' | b'_'))
+    {
         return None;
     }
     let cleaned: String = t.chars().filter(|&c| c != '_').collect();

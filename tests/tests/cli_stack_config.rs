@@ -1,0 +1,96 @@
+//! `flotilla stack config` as a whole program: output, exit codes, stdin, errors with
+//! their location, warnings on stderr.
+
+// Helpers of a test may panic: a failed setup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use assert_cmd::Command;
+use flotilla_tests::corpus::corpus_dir;
+
+fn flotilla() -> Command {
+    Command::cargo_bin("flotilla").expect("the flotilla binary is built")
+}
+
+#[test]
+fn stack_config_prints_the_final_file() {
+    let dir = tempdir();
+    std::fs::write(
+        dir.join("stack.yml"),
+        "services:\n  web:\n    image: nginx\n    ports: [\"80\"]\n",
+    )
+    .expect("write");
+    let out = flotilla()
+        .current_dir(&dir)
+        .args(["stack", "config", "-c", "stack.yml"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "version: \"3.13\"\nservices:\n  web:\n    image: nginx\n    ports:\n      - mode: ingress\n        target: 80\n        protocol: tcp\n"
+    );
+}
+
+#[test]
+fn stack_config_reads_stdin() {
+    let out = flotilla()
+        .args(["stack", "config", "-c", "-"])
+        .write_stdin("version: '3.8'\nservices: {a: {image: x}}\n")
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("version: \"3.8\"\n"));
+}
+
+#[test]
+fn stack_config_names_file_line_and_field_on_error() {
+    let dir = tempdir();
+    std::fs::write(dir.join("bad.yml"), "version: '3.8'\nservices:\n  web:\n    image: 42\n")
+        .expect("write");
+    let out = flotilla()
+        .current_dir(&dir)
+        .args(["stack", "config", "-c", "bad.yml"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("services.web.image must be a string\n"), "{err}");
+    assert!(err.contains("in bad.yml, line 4, at services.web.image"), "{err}");
+}
+
+#[test]
+fn stack_config_fails_on_missing_file_and_no_file() {
+    let out = flotilla()
+        .args(["stack", "config", "-c", "/nonexistent/stack.yml"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "open /nonexistent/stack.yml: no such file or directory\n"
+    );
+    let out = flotilla().args(["stack", "config"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn stack_config_prints_warnings_like_docker() {
+    let file = corpus_dir().join("stacks/valid/written__ports-short-long.yml");
+    let out = flotilla().args(["stack", "config", "-c"]).arg(&file).output().expect("runs");
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("level=warning msg=\"ignoring IP-address (127.0.0.1:8090:90/tcp) service will listen on '0.0.0.0'\""), "{err}");
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let base =
+        std::env::temp_dir().join(format!("flotilla-cli-{}-{}", std::process::id(), unique()));
+    std::fs::create_dir_all(&base).expect("temp dir");
+    base
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
