@@ -94,3 +94,18 @@ fn unique() -> u64 {
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)
 }
+
+#[test]
+fn stack_config_refuses_a_folder_and_an_oversized_file() {
+    let dir = tempdir();
+    let out = flotilla().args(["stack", "config", "-c"]).arg(&dir).output().expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).ends_with(": is a directory\n"));
+    let big = dir.join("big.yml");
+    let file = std::fs::File::create(&big).expect("create");
+    file.set_len(64 * 1024 * 1024 + 1).expect("grow");
+    let out = flotilla().args(["stack", "config", "-c"]).arg(&big).output().expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("file is larger than flotilla's limit of 64 MiB"), "{err}");
+}

@@ -30,6 +30,37 @@ fn version_ge(v: &str, min: &str) -> bool {
     true
 }
 
+/// Docker's handling of `external:` names shared by networks, volumes, secrets and configs:
+/// the deprecated `external.name` moves to `name` (with a warning from `warn_from` on), a
+/// clash between the two is an error, and an external object without a name takes its key.
+fn external_name(
+    kind: &str,
+    key: &str,
+    name: &mut String,
+    external: &mut External,
+    (version, warn_from): (&str, &str),
+    warnings: &mut Vec<String>,
+) -> Result<(), DecodeError> {
+    if external.name.is_empty() {
+        if name.is_empty() {
+            *name = key.to_owned();
+        }
+        return Ok(());
+    }
+    if !name.is_empty() {
+        return Err(DecodeError(format!(
+            "{kind} {key}: {kind}.external.name and {kind}.name conflict; only use {kind}.name"
+        )));
+    }
+    if version_ge(version, warn_from) {
+        warnings.push(format!(
+            "{kind} {key}: {kind}.external.name is deprecated in favor of {kind}.name"
+        ));
+    }
+    *name = std::mem::take(&mut external.name);
+    Ok(())
+}
+
 fn external(v: Option<&Value>) -> Result<External, DecodeError> {
     match v {
         None | Some(Value::Null) => Ok(External::default()),
@@ -98,21 +129,8 @@ pub fn decode_networks(
             }
         }
         if n.external.external {
-            if !n.external.name.is_empty() {
-                if !n.name.is_empty() {
-                    return Err(DecodeError(format!(
-                        "network {name}: network.external.name and network.name conflict; only use network.name"
-                    )));
-                }
-                if version_ge(ctx.version, "3.5") {
-                    warnings.push(format!(
-                        "network {name}: network.external.name is deprecated in favor of network.name"
-                    ));
-                }
-                n.name = std::mem::take(&mut n.external.name);
-            } else if n.name.is_empty() {
-                n.name = name.clone();
-            }
+            let v = (ctx.version, "3.5");
+            external_name("network", name, &mut n.name, &mut n.external, v, warnings)?;
             n.extras = extras(f.map);
         }
         out.insert(name.clone(), n);
@@ -163,21 +181,8 @@ pub fn decode_volumes(
             if !v.labels.is_empty() {
                 return Err(conflict(name, "labels"));
             }
-            if !v.external.name.is_empty() {
-                if !v.name.is_empty() {
-                    return Err(DecodeError(format!(
-                        "volume {name}: volume.external.name and volume.name conflict; only use volume.name"
-                    )));
-                }
-                if version_ge(ctx.version, "3.4") {
-                    warnings.push(format!(
-                        "volume {name}: volume.external.name is deprecated in favor of volume.name"
-                    ));
-                }
-                v.name = std::mem::take(&mut v.external.name);
-            } else if v.name.is_empty() {
-                v.name = name.clone();
-            }
+            let ver = (ctx.version, "3.4");
+            external_name("volume", name, &mut v.name, &mut v.external, ver, warnings)?;
             v.extras = extras(f.map);
             v.extras.shift_remove("x-cluster-spec");
         }
@@ -228,21 +233,8 @@ fn file_objects(
             template_driver: f.string("template_driver", "template_driver")?,
         };
         if o.external.external {
-            if !o.external.name.is_empty() {
-                if !o.name.is_empty() {
-                    return Err(DecodeError(format!(
-                        "{kind} {name}: {kind}.external.name and {kind}.name conflict; only use {kind}.name"
-                    )));
-                }
-                if version_ge(ctx.version, "3.5") {
-                    warnings.push(format!(
-                        "{kind} {name}: {kind}.external.name is deprecated in favor of {kind}.name"
-                    ));
-                }
-                o.name = std::mem::take(&mut o.external.name);
-            } else if o.name.is_empty() {
-                o.name = name.clone();
-            }
+            let v = (ctx.version, "3.5");
+            external_name(kind, name, &mut o.name, &mut o.external, v, warnings)?;
         } else if !o.driver.is_empty() {
             if !o.file.is_empty() {
                 return Err(DecodeError(format!(

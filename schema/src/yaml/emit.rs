@@ -280,6 +280,7 @@ fn analyze(s: &str) -> Analysis {
     let mut flow_indicators = false;
     let mut line_breaks = false;
     let mut special = false;
+    let mut tab = false;
     let mut leading_space = false;
     let mut leading_break = false;
     let mut trailing_space = false;
@@ -334,7 +335,10 @@ fn analyze(s: &str) -> Analysis {
                 _ => {}
             }
         }
-        if !is_printable(c) || c == '\u{FEFF}' {
+        if c == '\t' {
+            // yaml.v3 allows tabs in block scalars only.
+            tab = true;
+        } else if !is_printable(c) || c == '\u{FEFF}' {
             special = true;
         }
         if is_break(c) {
@@ -389,8 +393,11 @@ fn analyze(s: &str) -> Analysis {
         single = false;
         block = false;
     }
-    if line_breaks {
+    if line_breaks || tab {
         plain = false;
+    }
+    if tab {
+        single = false;
     }
     if block_indicators {
         plain = false;
@@ -425,7 +432,6 @@ fn double_quoted(s: &str) -> String {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\u{85}' => out.push_str("\\N"),
-            '\u{a0}' => out.push_str("\\_"),
             '\u{2028}' => out.push_str("\\L"),
             '\u{2029}' => out.push_str("\\P"),
             c if !is_printable(c) || c == '\u{FEFF}' => {
@@ -461,7 +467,14 @@ fn literal(s: &str, indent: usize) -> String {
     };
     out.push_str(chomp);
     out.push('\n');
-    let body = s.strip_suffix('\n').unwrap_or(s);
+    // yaml.v3 drops a leading line break of a literal block (and so prints what reads back
+    // without it); flotilla prints what yaml.v3 prints.
+    let body = s.strip_prefix('\n').unwrap_or(s);
+    if body.is_empty() {
+        out.pop();
+        return out;
+    }
+    let body = body.strip_suffix('\n').unwrap_or(body);
     for line in body.split('\n') {
         if !line.is_empty() {
             push_indent(&mut out, indent);
