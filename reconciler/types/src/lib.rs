@@ -18,8 +18,10 @@ pub mod duration_ns;
 pub mod ids;
 pub mod node;
 pub mod spec;
+pub mod stack;
 pub mod task;
 pub mod time;
+pub mod update_status;
 
 pub use ids::{Generation, NodeId, ServiceId, ServiceKey, StackName, TaskId};
 pub use node::{
@@ -34,5 +36,7 @@ pub use spec::{
     SecretReference, SecretSpec, ServiceMode, ServiceSpec, TaskSpec, Ulimit, UpdateConfig,
     UpdateOrder, VolumeSpec,
 };
+pub use stack::{NAMESPACE_LABEL, StackPolicy, StackSet, StackSpec, SyncPolicy};
 pub use task::{Task, TaskState, TaskStatus};
 pub use time::MonoTime;
+pub use update_status::{UpdateState, UpdateStatus};

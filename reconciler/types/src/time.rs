@@ -6,7 +6,9 @@ use std::ops::{Add, Sub};
 use std::time::Duration;
 
 /// A point on a monotonic timeline, as a duration since an arbitrary origin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct MonoTime(#[serde(with = "crate::duration_ns")] pub Duration);
 
 impl MonoTime {
