@@ -52,7 +52,7 @@ pub fn parse(source: &[u8]) -> Result<Value, ParseError> {
     if matches!(ev.data, EventData::DocumentEnd { .. }) {
         return Ok(Value::Null);
     }
-    Ok(b.node(ev)?.value)
+    Ok(b.node(ev, false)?.value)
 }
 
 fn scan_error(e: &libyaml_safer::Error) -> ParseError {
@@ -162,14 +162,17 @@ impl Builder<'_> {
         }
     }
 
-    fn node(&mut self, ev: Event) -> Result<Built, ParseError> {
+    /// Decodes the node starting with `ev`; `key` keeps a scalar's text (for duplicate-key
+    /// checks and merge keys).
+    fn node(&mut self, ev: Event, key: bool) -> Result<Built, ParseError> {
         let line = line_of_event(&ev);
         match ev.data {
             EventData::Scalar { anchor, tag, value, style, .. } => {
                 self.count(1, false)?;
                 let plain = matches!(style, ScalarStyle::Plain | ScalarStyle::Any);
-                let v = scalar(&value, tag.as_deref(), plain)?;
-                let b = Built { value: v, size: 1, raw: Some((value, plain)), is_map: false };
+                let raw = key.then(|| (value.clone(), plain));
+                let v = scalar(value, tag.as_deref(), plain)?;
+                let b = Built { value: v, size: 1, raw, is_map: false };
                 self.remember(anchor, &b);
                 Ok(b)
             }
@@ -193,7 +196,7 @@ impl Builder<'_> {
                     if matches!(ev.data, EventData::SequenceEnd) {
                         break;
                     }
-                    let item = self.node(ev)?;
+                    let item = self.node(ev, false)?;
                     size += item.size;
                     items.push(item.value);
                 }
@@ -226,9 +229,9 @@ impl Builder<'_> {
                 break;
             }
             let line = line_of_event(&ev);
-            let key = self.node(ev)?;
+            let key = self.node(ev, true)?;
             let ev = self.next()?;
-            let value = self.node(ev)?;
+            let value = self.node(ev, false)?;
             size += key.size + value.size;
             if let Some((raw, plain)) = &key.raw {
                 match seen.get(raw) {
@@ -341,19 +344,32 @@ fn map_entries(v: Value) -> Vec<(Value, Value)> {
     }
 }
 
-fn scalar(value: &str, tag: Option<&str>, plain: bool) -> Result<Value, ParseError> {
+fn scalar(value: String, tag: Option<&str>, plain: bool) -> Result<Value, ParseError> {
+    if tag.is_none() && (!plain || is_plain_word(&value)) {
+        return Ok(Value::Str(value));
+    }
     let tag = match tag {
         Some(t) => Some(t),
         None if plain => None,
         None => Some("tag:yaml.org,2002:str"),
     };
-    match resolve(tag, value).map_err(ParseError::new)? {
+    match resolve(tag, &value).map_err(ParseError::new)? {
         Scalar::Null => Ok(Value::Null),
         Scalar::Bool(b) => Ok(Value::Bool(b)),
         Scalar::Int(i) => Ok(Value::Int(i)),
         Scalar::Float(f) => Ok(Value::Float(f)),
         Scalar::Str(s) | Scalar::Timestamp(s) => Ok(Value::Str(s)),
     }
+}
+
+/// A plain scalar that can only be a string: it starts with a letter (so it is no number or
+/// timestamp) and is no null or boolean word.
+fn is_plain_word(s: &str) -> bool {
+    s.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+        && !matches!(
+            s,
+            "true" | "True" | "TRUE" | "false" | "False" | "FALSE" | "null" | "Null" | "NULL"
+        )
 }
 
 /// The 1-based line where the key or list item at `path` (`services.web.ports.0`) is
