@@ -5,6 +5,7 @@ use crate::decode::DecodeError;
 use crate::gostr::sprint;
 use crate::value::{Map, Value};
 use crate::yaml::{Out, sort_keys};
+use std::borrow::Cow;
 
 /// Normalizes the spec as Docker's decoding does.
 pub fn normalize(v: &Value) -> Result<Value, DecodeError> {
@@ -101,11 +102,11 @@ const ORDER: &[(&str, &[&str])] = &[
 ];
 
 /// Writes the spec in the struct order of Docker's `ClusterVolumeSpec`.
-pub fn spec_out(v: &Value) -> Out {
+pub fn spec_out(v: &Value) -> Out<'_> {
     ordered(v, "")
 }
 
-fn ordered(v: &Value, field: &str) -> Out {
+fn ordered<'a>(v: &'a Value, field: &str) -> Out<'a> {
     match v {
         Value::Map(m) => {
             let order = ORDER.iter().find(|(f, _)| *f == field).map(|(_, o)| *o);
@@ -117,7 +118,11 @@ fn ordered(v: &Value, field: &str) -> Out {
                 }
                 None => keys.sort_by(|a, b| sort_keys(a, b)),
             }
-            Out::Map(keys.into_iter().map(|k| (k.clone(), ordered(&m[k.as_str()], k))).collect())
+            Out::Map(
+                keys.into_iter()
+                    .map(|k| (Cow::Borrowed(k.as_str()), ordered(&m[k.as_str()], k)))
+                    .collect(),
+            )
         }
         Value::Seq(items) => Out::Seq(items.iter().map(|i| ordered(i, field)).collect()),
         other => crate::model::value_out(other),

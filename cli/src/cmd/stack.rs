@@ -131,7 +131,8 @@ fn config(args: ConfigArgs) -> Result<ExitCode> {
         skip_interpolation: args.skip_interpolation,
         reader: &LocalFiles,
     };
-    let result = on_big_stack(|| {
+    let deep = might_nest_deeply(&input.files);
+    let result = on_big_stack(deep, || {
         load(&input).map(|l| {
             let out = l.config.to_out();
             let yaml = schema::yaml::emit(&out);
@@ -189,9 +190,23 @@ pub fn render_error(e: &LoadError) -> String {
     s
 }
 
-/// Runs `f` on a thread with a large stack: YAML may nest up to 10,000 levels, as Docker
-/// allows, and every stage walks the tree recursively.
-pub fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T> {
+/// Whether the files could nest deeper than the main thread's stack comfortably allows.
+/// Every level of nesting needs one of `[ { - : ?`, so their count bounds the depth.
+pub fn might_nest_deeply(files: &[SourceFile]) -> bool {
+    const SAFE_ON_MAIN_THREAD: usize = 1_000;
+    let indicators: usize = files
+        .iter()
+        .map(|f| f.bytes.iter().filter(|b| matches!(b, b'[' | b'{' | b'-' | b':' | b'?')).count())
+        .sum();
+    indicators > SAFE_ON_MAIN_THREAD
+}
+
+/// Runs `f`, on a thread with a large stack when `deep`: YAML may nest up to 10,000 levels,
+/// as Docker allows, and every stage walks the tree recursively.
+pub fn on_big_stack<T: Send>(deep: bool, f: impl FnOnce() -> T + Send) -> Result<T> {
+    if !deep {
+        return Ok(f());
+    }
     std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("load".into())

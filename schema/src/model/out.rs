@@ -5,103 +5,111 @@ use super::*;
 use crate::gostr::format_duration;
 use crate::value::Value;
 use crate::yaml::{Out, sort_keys};
+use std::borrow::Cow;
 
 /// Builds a mapping, leaving out fields that are `None`.
-struct Fields(Vec<(String, Out)>);
+struct Fields<'a>(Vec<(Cow<'a, str>, Out<'a>)>);
 
-impl Fields {
+impl<'a> Fields<'a> {
     fn new() -> Self {
         Fields(Vec::new())
     }
-    fn put(&mut self, k: &str, v: Option<Out>) -> &mut Self {
+    fn put(&mut self, k: &'static str, v: Option<Out<'a>>) -> &mut Self {
         if let Some(v) = v {
-            self.0.push((k.to_owned(), v));
+            self.0.push((Cow::Borrowed(k), v));
         }
         self
     }
-    fn extras(&mut self, m: &Map) -> &mut Self {
-        if let Out::Map(entries) = value_out(&Value::Map(m.clone())) {
-            self.0.extend(entries);
-        }
+    fn extras(&mut self, m: &'a Map) -> &mut Self {
+        self.0.extend(map_out(m));
         self
     }
-    fn done(&mut self) -> Out {
+    fn done(&mut self) -> Out<'a> {
         Out::Map(std::mem::take(&mut self.0))
     }
 }
 
-fn s(v: &str) -> Option<Out> {
-    (!v.is_empty()).then(|| Out::Str(v.to_owned()))
+fn s(v: &str) -> Option<Out<'_>> {
+    (!v.is_empty()).then_some(Out::Str(Cow::Borrowed(v)))
 }
 
-fn b(v: bool) -> Option<Out> {
+fn b(v: bool) -> Option<Out<'static>> {
     v.then_some(Out::Bool(true))
 }
 
-fn uint(v: u64) -> Option<Out> {
+fn uint(v: u64) -> Option<Out<'static>> {
     (v != 0).then(|| Out::Int(i64::try_from(v).unwrap_or(i64::MAX)))
 }
 
-fn int(v: i64) -> Option<Out> {
+fn int(v: i64) -> Option<Out<'static>> {
     (v != 0).then_some(Out::Int(v))
 }
 
-fn dur(v: Duration) -> Option<Out> {
-    (v != 0).then(|| Out::Str(format_duration(v)))
+fn dur(v: Duration) -> Option<Out<'static>> {
+    (v != 0).then(|| Out::Str(Cow::Owned(format_duration(v))))
 }
 
-fn opt_dur(v: Option<Duration>) -> Option<Out> {
-    v.map(|d| Out::Str(format_duration(d)))
+fn opt_dur(v: Option<Duration>) -> Option<Out<'static>> {
+    v.map(|d| Out::Str(Cow::Owned(format_duration(d))))
 }
 
-fn opt_uint(v: Option<u64>) -> Option<Out> {
+fn opt_uint(v: Option<u64>) -> Option<Out<'static>> {
     v.map(|n| Out::Int(i64::try_from(n).unwrap_or(i64::MAX)))
 }
 
-fn bytes(v: i64) -> Option<Out> {
-    (v != 0).then(|| Out::Str(v.to_string()))
+fn bytes(v: i64) -> Option<Out<'static>> {
+    (v != 0).then(|| Out::Str(Cow::Owned(v.to_string())))
 }
 
-fn list(v: &[String]) -> Option<Out> {
-    (!v.is_empty()).then(|| Out::Seq(v.iter().map(|x| Out::Str(x.clone())).collect()))
+fn list(v: &[String]) -> Option<Out<'_>> {
+    (!v.is_empty()).then(|| Out::Seq(v.iter().map(|x| Out::Str(Cow::Borrowed(x))).collect()))
 }
 
-fn sorted<T>(m: &BTreeMap<String, T>, f: impl Fn(&T) -> Out) -> Vec<(String, Out)> {
-    let mut keys: Vec<&String> = m.keys().collect();
-    keys.sort_by(|a, b| sort_keys(a, b));
-    keys.into_iter().map(|k| (k.clone(), f(&m[k]))).collect()
+fn sorted<'a, T>(
+    m: &'a BTreeMap<String, T>,
+    f: impl Fn(&'a T) -> Out<'a>,
+) -> Vec<(Cow<'a, str>, Out<'a>)> {
+    let mut entries: Vec<(&'a String, &'a T)> = m.iter().collect();
+    entries.sort_by(|a, b| sort_keys(a.0, b.0));
+    entries.into_iter().map(|(k, v)| (Cow::Borrowed(k.as_str()), f(v))).collect()
 }
 
-fn smap(m: &BTreeMap<String, String>) -> Option<Out> {
-    (!m.is_empty()).then(|| Out::Map(sorted(m, |v| Out::Str(v.clone()))))
+fn smap(m: &BTreeMap<String, String>) -> Option<Out<'_>> {
+    (!m.is_empty()).then(|| Out::Map(sorted(m, |v| Out::Str(Cow::Borrowed(v)))))
 }
 
-fn nmap(m: &BTreeMap<String, Option<String>>) -> Option<Out> {
-    (!m.is_empty())
-        .then(|| Out::Map(sorted(m, |v| v.as_ref().map_or(Out::Null, |s| Out::Str(s.clone())))))
+fn nmap(m: &BTreeMap<String, Option<String>>) -> Option<Out<'_>> {
+    (!m.is_empty()).then(|| {
+        Out::Map(sorted(m, |v| v.as_ref().map_or(Out::Null, |s| Out::Str(Cow::Borrowed(s)))))
+    })
+}
+
+fn map_out(m: &Map) -> Vec<(Cow<'_, str>, Out<'_>)> {
+    let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+    entries.sort_by(|a, b| sort_keys(a.0, b.0));
+    entries.into_iter().map(|(k, v)| (Cow::Borrowed(k.as_str()), value_out(v))).collect()
 }
 
 /// A plain YAML value (extension fields): maps sorted as Go sorts map keys.
-pub fn value_out(v: &Value) -> Out {
+pub fn value_out(v: &Value) -> Out<'_> {
     match v {
         Value::Null => Out::Null,
         Value::Bool(b) => Out::Bool(*b),
         Value::Int(i) => Out::Int(*i),
         Value::Float(f) => Out::Float(*f),
-        Value::Str(s) => Out::Str(s.clone()),
+        Value::Str(s) => Out::Str(Cow::Borrowed(s)),
         Value::Seq(items) => Out::Seq(items.iter().map(value_out).collect()),
-        Value::Map(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort_by(|a, b| sort_keys(a, b));
-            Out::Map(keys.into_iter().map(|k| (k.clone(), value_out(&m[k.as_str()]))).collect())
-        }
-        Value::AnyMap(pairs) => {
-            Out::Map(pairs.iter().map(|(k, v)| (crate::gostr::sprint(k), value_out(v))).collect())
-        }
+        Value::Map(m) => Out::Map(map_out(m)),
+        Value::AnyMap(pairs) => Out::Map(
+            pairs
+                .iter()
+                .map(|(k, v)| (Cow::Owned(crate::gostr::sprint(k)), value_out(v)))
+                .collect(),
+        ),
     }
 }
 
-fn external(e: &External) -> Option<Out> {
+fn external(e: &External) -> Option<Out<'_>> {
     if e.name.is_empty() {
         b(e.external)
     } else {
@@ -109,18 +117,21 @@ fn external(e: &External) -> Option<Out> {
     }
 }
 
+fn objs(m: &BTreeMap<String, FileObjectConfig>) -> Option<Out<'_>> {
+    (!m.is_empty()).then(|| Out::Map(sorted(m, FileObjectConfig::to_out)))
+}
+
 impl Config {
     /// The document `docker stack config` prints.
-    pub fn to_out(&self) -> Out {
+    pub fn to_out(&self) -> Out<'_> {
         let mut services: Vec<&ServiceConfig> = self.services.iter().collect();
         services.sort_by(|a, b| sort_keys(&a.name, &b.name));
-        let services =
-            Out::Map(services.into_iter().map(|s| (s.name.clone(), s.to_out())).collect());
-        let objs = |m: &BTreeMap<String, FileObjectConfig>| {
-            (!m.is_empty()).then(|| Out::Map(sorted(m, FileObjectConfig::to_out)))
-        };
+        let services = Out::Map(
+            services.into_iter().map(|s| (Cow::Borrowed(s.name.as_str()), s.to_out())).collect(),
+        );
+
         Fields::new()
-            .put("version", Some(Out::Str(self.version.clone())))
+            .put("version", Some(Out::Str(Cow::Borrowed(&self.version))))
             .put("services", Some(services))
             .put(
                 "networks",
@@ -140,7 +151,7 @@ impl Config {
 }
 
 impl NetworkConfig {
-    fn to_out(&self) -> Out {
+    fn to_out(&self) -> Out<'_> {
         let ipam = (!self.ipam.driver.is_empty() || !self.ipam.config.is_empty()).then(|| {
             Fields::new()
                 .put("driver", s(&self.ipam.driver))
@@ -173,7 +184,7 @@ impl NetworkConfig {
 }
 
 impl VolumeConfig {
-    fn to_out(&self) -> Out {
+    fn to_out(&self) -> Out<'_> {
         Fields::new()
             .put("name", s(&self.name))
             .put("driver", s(&self.driver))
@@ -187,7 +198,7 @@ impl VolumeConfig {
 }
 
 impl FileObjectConfig {
-    fn to_out(&self) -> Out {
+    fn to_out(&self) -> Out<'_> {
         Fields::new()
             .put("name", s(&self.name))
             .put("file", s(&self.file))
@@ -202,7 +213,7 @@ impl FileObjectConfig {
 }
 
 impl ServiceConfig {
-    fn to_out(&self) -> Out {
+    fn to_out(&self) -> Out<'_> {
         let mut f = Fields::new();
         f.put("build", self.build.to_out())
             .put("cap_add", list(&self.cap_add))
@@ -271,7 +282,7 @@ impl ServiceConfig {
             .done()
     }
 
-    fn networks_out(&self) -> Option<Out> {
+    fn networks_out(&self) -> Option<Out<'_>> {
         (!self.networks.is_empty()).then(|| {
             Out::Map(sorted(&self.networks, |n| match n {
                 None => Out::Null,
@@ -286,7 +297,7 @@ impl ServiceConfig {
     }
 }
 
-fn refs(v: &[FileReference]) -> Option<Out> {
+fn refs(v: &[FileReference]) -> Option<Out<'_>> {
     (!v.is_empty()).then(|| {
         Out::Seq(
             v.iter()
@@ -304,7 +315,7 @@ fn refs(v: &[FileReference]) -> Option<Out> {
     })
 }
 
-fn non_empty(o: Out) -> Option<Out> {
+fn non_empty(o: Out<'_>) -> Option<Out<'_>> {
     match &o {
         Out::Map(m) if m.is_empty() => None,
         _ => Some(o),
@@ -312,7 +323,7 @@ fn non_empty(o: Out) -> Option<Out> {
 }
 
 impl BuildConfig {
-    fn to_out(&self) -> Option<Out> {
+    fn to_out(&self) -> Option<Out<'_>> {
         non_empty(
             Fields::new()
                 .put("context", s(&self.context))
@@ -329,7 +340,7 @@ impl BuildConfig {
 }
 
 impl CredentialSpec {
-    fn to_out(&self) -> Option<Out> {
+    fn to_out(&self) -> Option<Out<'_>> {
         non_empty(
             Fields::new()
                 .put("config", s(&self.config))
@@ -341,7 +352,7 @@ impl CredentialSpec {
 }
 
 impl DeployConfig {
-    fn to_out(&self) -> Option<Out> {
+    fn to_out(&self) -> Option<Out<'_>> {
         let r = &self.resources;
         let resources = non_empty(
             Fields::new()
@@ -411,7 +422,7 @@ impl DeployConfig {
     }
 }
 
-fn generic(v: &[GenericResource]) -> Option<Out> {
+fn generic(v: &[GenericResource]) -> Option<Out<'_>> {
     (!v.is_empty()).then(|| {
         Out::Seq(
             v.iter()
@@ -421,7 +432,7 @@ fn generic(v: &[GenericResource]) -> Option<Out> {
                             "discrete_resource_spec",
                             g.discrete_resource_spec.as_ref().map(|d| {
                                 Fields::new()
-                                    .put("kind", Some(Out::Str(d.kind.clone())))
+                                    .put("kind", Some(Out::Str(Cow::Borrowed(&d.kind))))
                                     .put("value", Some(Out::Int(d.value)))
                                     .done()
                             }),
@@ -434,7 +445,7 @@ fn generic(v: &[GenericResource]) -> Option<Out> {
 }
 
 impl UpdateConfig {
-    fn to_out(&self) -> Out {
+    fn to_out(&self) -> Out<'_> {
         Fields::new()
             .put("parallelism", opt_uint(self.parallelism))
             .put("delay", dur(self.delay))
@@ -450,7 +461,7 @@ impl UpdateConfig {
 }
 
 impl HealthCheck {
-    fn to_out(&self) -> Out {
+    fn to_out(&self) -> Out<'_> {
         Fields::new()
             .put("test", list(&self.test))
             .put("timeout", opt_dur(self.timeout))
@@ -464,13 +475,13 @@ impl HealthCheck {
 }
 
 impl Logging {
-    fn to_out(&self) -> Out {
+    fn to_out(&self) -> Out<'_> {
         Fields::new().put("driver", s(&self.driver)).put("options", smap(&self.options)).done()
     }
 }
 
 impl PortConfig {
-    fn to_out(&self) -> Out {
+    fn to_out(&self) -> Out<'_> {
         Fields::new()
             .put("mode", s(&self.mode))
             .put("target", uint(u64::from(self.target)))
@@ -481,7 +492,7 @@ impl PortConfig {
 }
 
 impl Ulimit {
-    fn to_out(&self) -> Out {
+    fn to_out(&self) -> Out<'_> {
         if self.single != 0 {
             return Out::Int(self.single);
         }
@@ -490,7 +501,7 @@ impl Ulimit {
 }
 
 impl VolumeMount {
-    fn to_out(&self) -> Out {
+    fn to_out(&self) -> Out<'_> {
         Fields::new()
             .put("type", s(&self.kind))
             .put("source", s(&self.source))

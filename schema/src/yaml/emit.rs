@@ -3,12 +3,13 @@
 //! double-quoted or literal scalars.
 
 use super::resolve::{Scalar, format_float, resolve};
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 /// A value ready to be written. Mappings are written in the order given (callers sort map
 /// keys with [`sort_keys`]; struct fields come in their declared order).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Out {
+pub enum Out<'a> {
     /// `null`
     Null,
     /// `true` / `false`
@@ -19,16 +20,16 @@ pub enum Out {
     Float(f64),
     /// A 32-bit float (printed with float32 precision).
     Float32(f32),
-    /// A string, quoted when needed.
-    Str(String),
+    /// A string, quoted when needed (borrowed from the model where possible).
+    Str(Cow<'a, str>),
     /// A sequence.
-    Seq(Vec<Out>),
+    Seq(Vec<Out<'a>>),
     /// A mapping, in the order given.
-    Map(Vec<(String, Out)>),
+    Map(Vec<(Cow<'a, str>, Out<'a>)>),
 }
 
 /// Writes a document (ending with a newline).
-pub fn emit(root: &Out) -> String {
+pub fn emit(root: &Out<'_>) -> String {
     let mut w = String::with_capacity(4096);
     match root {
         Out::Map(m) if !m.is_empty() => write_map(&mut w, m, 0),
@@ -41,7 +42,7 @@ pub fn emit(root: &Out) -> String {
     w
 }
 
-fn write_map(w: &mut String, m: &[(String, Out)], indent: usize) {
+fn write_map(w: &mut String, m: &[(Cow<'_, str>, Out<'_>)], indent: usize) {
     for (k, v) in m {
         push_indent(w, indent);
         w.push_str(&scalar_text(k, indent, true));
@@ -50,7 +51,7 @@ fn write_map(w: &mut String, m: &[(String, Out)], indent: usize) {
     }
 }
 
-fn write_seq(w: &mut String, s: &[Out], indent: usize) {
+fn write_seq(w: &mut String, s: &[Out<'_>], indent: usize) {
     for v in s {
         push_indent(w, indent);
         w.push('-');
@@ -84,7 +85,7 @@ fn write_seq(w: &mut String, s: &[Out], indent: usize) {
     }
 }
 
-fn write_value(w: &mut String, v: &Out, indent: usize) {
+fn write_value(w: &mut String, v: &Out<'_>, indent: usize) {
     match v {
         Out::Map(m) if !m.is_empty() => {
             w.push('\n');
@@ -102,7 +103,7 @@ fn write_value(w: &mut String, v: &Out, indent: usize) {
     }
 }
 
-fn write_inline(w: &mut String, v: &Out, indent: usize) {
+fn write_inline(w: &mut String, v: &Out<'_>, indent: usize) {
     match v {
         Out::Null => w.push_str("null"),
         Out::Bool(b) => w.push_str(if *b { "true" } else { "false" }),
@@ -133,10 +134,14 @@ fn push_indent(w: &mut String, n: usize) {
 /// How a string is written: yaml.v3 asks for plain style unless the text would read back as
 /// another type (or contains a line break: literal), then libyaml downgrades to single or
 /// double quotes when the text cannot be written that way.
-fn scalar_text(s: &str, indent: usize, is_key: bool) -> String {
+fn scalar_text(s: &str, indent: usize, is_key: bool) -> Cow<'_, str> {
     if is_simple_plain(s) {
-        return s.to_owned();
+        return Cow::Borrowed(s);
     }
+    Cow::Owned(quoted_text(s, indent, is_key))
+}
+
+fn quoted_text(s: &str, indent: usize, is_key: bool) -> String {
     let resolves_to_str = matches!(resolve(None, s), Ok(Scalar::Str(_)));
     let can_plain = resolves_to_str && !is_base60_float(s) && !is_old_bool(s);
     let a = analyze(s);
@@ -552,7 +557,7 @@ mod tests {
     use super::*;
 
     fn s(x: &str) -> String {
-        scalar_text(x, 2, false)
+        scalar_text(x, 2, false).into_owned()
     }
 
     #[test]
