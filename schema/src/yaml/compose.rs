@@ -30,6 +30,8 @@ impl ParseError {
 /// Parses the first document of `source` into a value, as `yaml.Unmarshal` into an
 /// `interface{}` does. An empty document gives `Value::Null`.
 pub fn parse(source: &[u8]) -> Result<Value, ParseError> {
+    let transcoded = from_utf16(source)?;
+    let source = transcoded.as_deref().unwrap_or(source);
     check_utf8(source)?;
     let mut b = Builder {
         parser: Parser::new(),
@@ -73,12 +75,29 @@ fn scan_error(e: &libyaml_safer::Error) -> ParseError {
     }
 }
 
-/// Rejects invalid UTF-8 with libyaml's wording (UTF-16 with a byte order mark is left to
-/// the parser).
-fn check_utf8(source: &[u8]) -> Result<(), ParseError> {
-    if source.starts_with(&[0xFF, 0xFE]) || source.starts_with(&[0xFE, 0xFF]) {
-        return Ok(());
+/// A UTF-16 document (with its byte order mark) as UTF-8, with libyaml's error wording.
+fn from_utf16(source: &[u8]) -> Result<Option<Vec<u8>>, ParseError> {
+    let big_endian = match source {
+        [0xFE, 0xFF, ..] => true,
+        [0xFF, 0xFE, ..] => false,
+        _ => return Ok(None),
+    };
+    let body = &source[2..];
+    if body.len() % 2 != 0 {
+        return Err(ParseError::new("incomplete UTF-16 character"));
     }
+    let units = body.chunks_exact(2).map(|c| {
+        let pair = [c[0], c[1]];
+        if big_endian { u16::from_be_bytes(pair) } else { u16::from_le_bytes(pair) }
+    });
+    let text: String = char::decode_utf16(units)
+        .collect::<Result<_, _>>()
+        .map_err(|_| ParseError::new("invalid UTF-16 surrogate pair"))?;
+    Ok(Some(text.into_bytes()))
+}
+
+/// Rejects invalid UTF-8 with libyaml's wording.
+fn check_utf8(source: &[u8]) -> Result<(), ParseError> {
     match std::str::from_utf8(source) {
         Ok(_) => Ok(()),
         Err(e) => {
@@ -505,6 +524,17 @@ mod tests {
     #[test]
     fn non_string_keys_make_an_any_map() {
         assert!(matches!(p("1: a\n"), Value::AnyMap(_)));
+    }
+
+    #[test]
+    fn utf16_documents_are_read_and_broken_ones_refused() {
+        let mut le = vec![0xFF, 0xFE];
+        for u in "a: 1\n".encode_utf16() {
+            le.extend(u.to_le_bytes());
+        }
+        assert!(matches!(parse(&le).unwrap(), Value::Map(_)));
+        assert!(parse(&[0xFF, 0xFE, 0x61]).is_err());
+        assert!(parse(&[0xFF, 0xFE, 0x00, 0xD8, 0x61, 0x00]).is_err());
     }
 
     #[test]
