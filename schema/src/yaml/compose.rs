@@ -83,7 +83,7 @@ fn from_utf16(source: &[u8]) -> Result<Option<Vec<u8>>, ParseError> {
         _ => return Ok(None),
     };
     let body = &source[2..];
-    if body.len() % 2 != 0 {
+    if !body.len().is_multiple_of(2) {
         return Err(ParseError::new("incomplete UTF-16 character"));
     }
     let units = body.chunks_exact(2).map(|c| {
