@@ -45,6 +45,7 @@ def main() -> None:
     print(f"{'input':<16} {'flotilla ms':>12} {'docker ms':>10} {'speed-up':>9} {'flotilla MiB':>13} {'docker MiB':>11} {'mem ratio':>10} same-output")
     for spec in sys.argv[3:]:
         label, path = spec.split("=", 1)
+        path = os.path.abspath(path)
         cwd = os.path.dirname(path)
         f_wall, f_mem, f_out = measure([flotilla, "stack", "config", "-c", path], cwd, env, runs)
         d_wall, d_mem, d_out = measure([docker, "stack", "config", "-c", path], cwd, env, runs)

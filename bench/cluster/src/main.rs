@@ -1,0 +1,133 @@
+//! Benchmark of the manager cluster: three real `flotilla manager` processes on loopback.
+//!
+//! Prints, as medians of several runs:
+//! - writes acknowledged per second through the API (concurrent clients, to the leader);
+//! - failover time: from `kill -9` of the leader to the first write acknowledged by the new
+//!   leader (Swarm's managers take about 10 s with their default election settings).
+//!
+//! ```text
+//! cargo build --release -p flotilla -p bench-cluster
+//! target/release/bench-cluster [--runs 5] [--writes 2000] [--clients 16] [--flotilla PATH]
+//! ```
+
+use anyhow::{Context, bail};
+use reconciler_manager::harness::ProcessCluster;
+use reconciler_manager::{ApiClient, ApiError, ClientError};
+use reconciler_store::{Expect, StoreCommand};
+use reconciler_types::{Node, NodeId};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::time::Instant;
+
+struct Options {
+    runs: usize,
+    writes: usize,
+    clients: usize,
+    binary: PathBuf,
+}
+
+fn parse_args() -> anyhow::Result<Options> {
+    let exe = std::env::current_exe()?;
+    let sibling = exe.parent().map(|d| d.join("flotilla")).unwrap_or_default();
+    let mut o = Options { runs: 5, writes: 2000, clients: 16, binary: sibling };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--runs" => o.runs = value.parse()?,
+            "--writes" => o.writes = value.parse()?,
+            "--clients" => o.clients = value.parse()?,
+            "--flotilla" => o.binary = value.into(),
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    if !o.binary.exists() {
+        bail!(
+            "no flotilla binary at {}; build it (-p flotilla) or pass --flotilla",
+            o.binary.display()
+        );
+    }
+    Ok(o)
+}
+
+fn put(name: String) -> StoreCommand {
+    StoreCommand::PutNode {
+        node: Node { id: NodeId::new(name), ..Node::default() },
+        expected: Expect::Absent,
+    }
+}
+
+async fn throughput(cluster: &ProcessCluster, leader: usize, o: &Options) -> anyhow::Result<f64> {
+    let client = cluster.client(leader)?;
+    let per_client = o.writes / o.clients;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..o.clients {
+        let client: ApiClient = client.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_client {
+                client.write(put(format!("t{c}-{i}"))).await?;
+            }
+            Ok::<_, ClientError>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok((per_client * o.clients) as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn failover(cluster: &mut ProcessCluster, leader: usize) -> anyhow::Result<Duration> {
+    let others: Vec<usize> = (0..cluster.managers.len()).filter(|i| *i != leader).collect();
+    let clients: Vec<ApiClient> =
+        others.iter().map(|i| cluster.client(*i)).collect::<Result<_, _>>()?;
+    let killed = Instant::now();
+    cluster.kill(leader)?;
+    let mut n = 0u64;
+    while killed.elapsed() < Duration::from_secs(60) {
+        for c in &clients {
+            n += 1;
+            match c.write(put(format!("f{n}"))).await {
+                Ok(_) | Err(ClientError::Api(ApiError::Conflict(_))) => return Ok(killed.elapsed()),
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    }
+    bail!("no write was acknowledged within 60 s of killing the leader")
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+async fn run(o: Options) -> anyhow::Result<()> {
+    let mut rates = Vec::new();
+    let mut failovers = Vec::new();
+    for run in 1..=o.runs {
+        let root = tempfile::tempdir()?;
+        let mut cluster = ProcessCluster::start(&o.binary, root.path(), 3).await?;
+        let leader = cluster.leader().await?;
+        let rate = throughput(&cluster, leader, &o).await?;
+        let took = failover(&mut cluster, leader).await?;
+        println!("run {run}: {rate:.0} writes/s, failover {} ms", took.as_millis());
+        rates.push(rate);
+        failovers.push(took.as_secs_f64() * 1000.0);
+    }
+    println!(
+        "three managers on loopback, {} writes by {} clients, median of {} runs:",
+        o.writes, o.clients, o.runs
+    );
+    println!("  writes acknowledged per second: {:.0}", median(rates));
+    println!(
+        "  failover (leader kill -9 -> first acknowledged write): {:.0} ms",
+        median(failovers)
+    );
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let o = parse_args()?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(run(o))
+}

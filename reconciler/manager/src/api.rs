@@ -1,0 +1,210 @@
+//! The HTTP/JSON API's bodies, shared by the server and the client.
+//!
+//! Endpoints (all under a bearer token; see `server`):
+//! ```text
+//! POST /v1/join                       JoinRequest → JoinResponse   (join token in the body)
+//! POST /v1/join/complete              CompleteJoin → {}            (peer token)
+//! GET  /v1/nodes                      → [NodeView]
+//! GET  /v1/nodes/{id}                 → NodeInspect
+//! POST /v1/nodes/{id}/update          NodeUpdate → NodeInspect
+//! POST /v1/nodes/{id}/promote|demote  → NodeInspect
+//! DELETE /v1/nodes/{id}?force=true    → {}
+//! GET  /v1/join-token/{role}          → TokenView
+//! POST /v1/join-token/{role}/rotate   → TokenView
+//! GET  /v1/state                      → ClusterState (credentials and secret values removed)
+//! POST /v1/write                      StoreCommand → WriteResult
+//! GET  /v1/status                     → ClusterStatus
+//! ```
+
+use reconciler_store::StoreCommand;
+use reconciler_types::{Availability, Node, NodeId, NodeRole, NodeState};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A request to join the cluster.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// The join token (never logged).
+    pub token: String,
+    /// The role the node wants; a token of the other role is refused.
+    pub role: NodeRole,
+    /// The node id to use, when the node already has one.
+    pub node_id: Option<NodeId>,
+    /// The node's hostname.
+    pub hostname: String,
+    /// The address other managers (or the dispatcher) reach it at.
+    pub addr: String,
+}
+
+impl std::fmt::Debug for JoinRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinRequest")
+            .field("role", &self.role)
+            .field("node_id", &self.node_id)
+            .field("hostname", &self.hostname)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer to a join.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct JoinResponse {
+    /// The node's id in the cluster.
+    pub node_id: NodeId,
+    /// Its role.
+    pub role: NodeRole,
+    /// Its Raft id, for managers.
+    pub raft_id: Option<u64>,
+    /// The cluster id.
+    pub cluster_id: String,
+    /// The cluster digest (the middle of join tokens).
+    pub digest: String,
+    /// The managers' shared credential, for managers.
+    pub peer_token: Option<String>,
+    /// The API credential, for managers.
+    pub api_token: Option<String>,
+    /// The cluster key (hex), for managers.
+    pub cluster_key: Option<String>,
+    /// With autolock, the SHA-256 of the unlock key, so the joiner can check the one it got.
+    pub autolock_fingerprint: Option<String>,
+}
+
+impl std::fmt::Debug for JoinResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinResponse")
+            .field("node_id", &self.node_id)
+            .field("role", &self.role)
+            .field("raft_id", &self.raft_id)
+            .field("cluster_id", &self.cluster_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Asks the leader to make a joined manager a Raft voter.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CompleteJoin {
+    /// The joined node.
+    pub node_id: NodeId,
+}
+
+/// `node update`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NodeUpdate {
+    /// New availability.
+    pub availability: Option<Availability>,
+    /// Labels to add or replace.
+    #[serde(default)]
+    pub label_add: BTreeMap<String, String>,
+    /// Labels to remove.
+    #[serde(default)]
+    pub label_rm: Vec<String>,
+}
+
+/// One row of `node ls`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeView {
+    /// Node id.
+    pub id: NodeId,
+    /// Whether it is the manager that answered.
+    pub is_self: bool,
+    /// Hostname.
+    pub hostname: String,
+    /// Ready / Down / Unknown / Disconnected.
+    pub status: NodeState,
+    /// Active / Pause / Drain.
+    pub availability: Availability,
+    /// "Leader", "Reachable", "Unreachable", or empty for workers.
+    pub manager_status: String,
+    /// Engine (flotilla) version.
+    pub engine_version: String,
+}
+
+/// `node inspect`: the stored node with its live manager status, and its version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeInspect {
+    /// The node (manager status filled in from Raft).
+    pub node: Node,
+    /// The log index that last wrote it.
+    pub version: u64,
+}
+
+/// A join token.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TokenView {
+    /// worker or manager.
+    pub role: NodeRole,
+    /// The token.
+    pub token: String,
+}
+
+/// The result of a raw write.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WriteResult {
+    /// The log index the write was applied at (the new version of what it wrote).
+    pub index: u64,
+}
+
+/// A raw write.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WriteRequest {
+    /// The command.
+    pub command: StoreCommand,
+}
+
+/// What a manager knows about the Raft cluster.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// This manager's node id.
+    pub node_id: NodeId,
+    /// This manager's Raft id.
+    pub raft_id: u64,
+    /// The leader's Raft id, when known.
+    pub leader: Option<u64>,
+    /// The current term.
+    pub term: u64,
+    /// The last applied log index.
+    pub applied: u64,
+    /// Raft ids of the voters.
+    pub voters: Vec<u64>,
+}
+
+/// `POST /v1/unlock` on a locked manager.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct UnlockRequest {
+    /// The unlock key (`FLTKEY-1-...`).
+    pub key: String,
+}
+
+/// `POST /v1/secrets`: creates or replaces a secret. The value is sealed with the cluster key
+/// by the leader and never returned by any endpoint.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SecretCreate {
+    /// Its name.
+    pub name: String,
+    /// Its labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Its value.
+    pub data: Vec<u8>,
+}
+
+/// A secret as listed: never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretView {
+    /// Its name.
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// SHA-256 of the value.
+    pub digest: String,
+    /// The log index that last wrote it.
+    pub version: u64,
+}
+
+/// Every error body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, for a human.
+    pub error: String,
+}

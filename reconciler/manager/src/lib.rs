@@ -1,0 +1,33 @@
+//! flotilla's manager: the Raft-replicated brain every other piece writes through.
+//!
+//! ```text
+//!  CLI / agents ──HTTP+bearer──► server (axum) ──► Manager::on_leader ──► leader? run here
+//!                                     │                    └──────────► else forward to leader
+//!  other managers ──/raft/*──────────►│                                       │
+//!                                     ▼                                       ▼
+//!                              openraft Raft ◄──────────── Manager::write (bounded; no quorum
+//!                              (reconciler-store)                          → clear error)
+//! ```
+//!
+//! Start at [`daemon::start_manager`] (init, join, restart from a data folder), then
+//! [`server`] (the routes), [`manager`] (routing to the leader and writes), [`ops`] (joins,
+//! membership, node commands, token rotation) and [`token`] (Swarm-shaped join tokens).
+//! [`client::ApiClient`] is the typed client the CLI uses.
+
+pub mod api;
+pub mod client;
+pub mod daemon;
+pub mod error;
+pub mod harness;
+pub mod identity;
+pub mod keys;
+pub mod manager;
+pub mod ops;
+pub mod server;
+pub mod token;
+pub mod views;
+
+pub use client::{ApiClient, ClientError};
+pub use daemon::{ManagerOptions, RunningManager, StartMode, start_manager};
+pub use error::ApiError;
+pub use manager::Manager;

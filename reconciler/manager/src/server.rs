@@ -1,0 +1,285 @@
+//! The manager's HTTP server: the API under `/v1` (bearer API token, or the peer token for
+//! requests forwarded by another manager), Raft RPCs under `/raft` (peer token only), and
+//! `/v1/join` (the join token in the body). Bodies are size-limited and malformed ones are
+//! answered with a JSON error; nothing is written unless a request is complete and valid.
+
+use crate::api::{
+    ClusterStatus, CompleteJoin, JoinRequest, JoinResponse, NodeInspect, NodeUpdate, NodeView,
+    SecretCreate, SecretView, TokenView, WriteRequest, WriteResult,
+};
+use crate::error::ApiError;
+use crate::manager::Manager;
+use crate::token::constant_time_eq;
+use crate::views::redacted;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use reconciler_store::network::http::{APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
+use reconciler_store::{ClusterState, StoreCommand, TypeConfig};
+use reconciler_types::NodeRole;
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The largest API body accepted.
+pub const API_BODY_LIMIT: usize = 1024 * 1024;
+/// The largest Raft RPC body accepted (snapshot chunks and entry batches).
+pub const RAFT_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+type Shared = State<Arc<Manager>>;
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// Builds the router of a manager.
+pub fn router(manager: Arc<Manager>) -> Router {
+    let api = Router::new()
+        .route("/v1/join", post(join))
+        .route("/v1/join/complete", post(complete_join))
+        .route("/v1/nodes", get(list_nodes))
+        .route("/v1/nodes/{id}", get(inspect_node).delete(remove_node))
+        .route("/v1/nodes/{id}/update", post(update_node))
+        .route("/v1/nodes/{id}/promote", post(promote))
+        .route("/v1/nodes/{id}/demote", post(demote))
+        .route("/v1/join-token/{role}", get(join_token))
+        .route("/v1/join-token/{role}/rotate", post(rotate_token))
+        .route("/v1/state", get(export_state))
+        .route("/v1/status", get(status))
+        .route("/v1/write", post(write))
+        .route("/v1/secrets", get(list_secrets).post(put_secret))
+        .route("/v1/secrets/{name}", axum::routing::delete(remove_secret))
+        .layer(DefaultBodyLimit::max(API_BODY_LIMIT));
+    let raft = Router::new()
+        .route(APPEND_PATH, post(raft_append))
+        .route(VOTE_PATH, post(raft_vote))
+        .route(SNAPSHOT_PATH, post(raft_snapshot))
+        .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT));
+    api.merge(raft).with_state(manager)
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ")
+}
+
+/// A request carrying the API token or the peer token.
+pub struct ApiAuth;
+/// A request carrying the peer token (another manager).
+pub struct PeerAuth;
+
+impl FromRequestParts<Arc<Manager>> for ApiAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, m: &Arc<Manager>) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        let api = constant_time_eq(token, &m.identity.api_token);
+        let peer = constant_time_eq(token, &m.identity.peer_token);
+        if api | peer { Ok(ApiAuth) } else { Err(ApiError::Unauthorized) }
+    }
+}
+
+impl FromRequestParts<Arc<Manager>> for PeerAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, m: &Arc<Manager>) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        if constant_time_eq(token, &m.identity.peer_token) {
+            Ok(PeerAuth)
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    b.map(|Json(v)| v).map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(format!("request body larger than {API_BODY_LIMIT} bytes"))
+        } else {
+            ApiError::BadRequest(e.body_text())
+        }
+    })
+}
+
+const NO_BODY: Option<&()> = None;
+
+async fn join(
+    State(m): Shared,
+    b: Result<Json<JoinRequest>, JsonRejection>,
+) -> ApiResult<JoinResponse> {
+    let req = body(b)?;
+    m.on_leader(Method::POST, "/v1/join", Some(&req), || m.join(req.clone())).await.map(Json)
+}
+
+async fn complete_join(
+    State(m): Shared,
+    _: PeerAuth,
+    b: Result<Json<CompleteJoin>, JsonRejection>,
+) -> ApiResult<Empty> {
+    let req = body(b)?;
+    let run = || async { m.complete_join(&req.node_id).await.map(|_| Empty {}) };
+    m.on_leader(Method::POST, "/v1/join/complete", Some(&req), run).await.map(Json)
+}
+
+/// An empty JSON object.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Empty {}
+
+async fn list_nodes(State(m): Shared, _: ApiAuth) -> ApiResult<Vec<NodeView>> {
+    if let Some(mut rows) = m.read_from_leader::<Vec<NodeView>>("/v1/nodes").await {
+        for row in &mut rows {
+            row.is_self = row.id == m.identity.node_id;
+        }
+        return Ok(Json(rows));
+    }
+    Ok(Json(m.node_views()))
+}
+
+async fn inspect_node(
+    State(m): Shared,
+    _: ApiAuth,
+    Path(id): Path<String>,
+) -> ApiResult<NodeInspect> {
+    if let Some(found) = m.read_from_leader::<NodeInspect>(&format!("/v1/nodes/{id}")).await {
+        return Ok(Json(found));
+    }
+    m.inspect_node(&id).map(Json)
+}
+
+async fn update_node(
+    State(m): Shared,
+    _: ApiAuth,
+    Path(id): Path<String>,
+    b: Result<Json<NodeUpdate>, JsonRejection>,
+) -> ApiResult<NodeInspect> {
+    let update = body(b)?;
+    let path = format!("/v1/nodes/{id}/update");
+    m.on_leader(Method::POST, &path, Some(&update), || m.update_node(&id, &update)).await.map(Json)
+}
+
+async fn promote(State(m): Shared, _: ApiAuth, Path(id): Path<String>) -> ApiResult<NodeInspect> {
+    let path = format!("/v1/nodes/{id}/promote");
+    m.on_leader(Method::POST, &path, NO_BODY, || m.promote(&id)).await.map(Json)
+}
+
+async fn demote(State(m): Shared, _: ApiAuth, Path(id): Path<String>) -> ApiResult<NodeInspect> {
+    let path = format!("/v1/nodes/{id}/demote");
+    m.on_leader(Method::POST, &path, NO_BODY, || m.demote(&id)).await.map(Json)
+}
+
+/// `?force=true` of `DELETE /v1/nodes/{id}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RemoveQuery {
+    /// Remove a node that is not down.
+    #[serde(default)]
+    pub force: bool,
+}
+
+async fn remove_node(
+    State(m): Shared,
+    _: ApiAuth,
+    Path(id): Path<String>,
+    Query(q): Query<RemoveQuery>,
+) -> ApiResult<Empty> {
+    let path = format!("/v1/nodes/{id}?force={}", q.force);
+    let run = || async { m.remove_node(&id, q.force).await.map(|_| Empty {}) };
+    m.on_leader(Method::DELETE, &path, NO_BODY, run).await.map(Json)
+}
+
+fn parse_role(role: &str) -> Result<NodeRole, ApiError> {
+    match role {
+        "worker" => Ok(NodeRole::Worker),
+        "manager" => Ok(NodeRole::Manager),
+        other => Err(ApiError::BadRequest(format!("unknown role {other:?}: worker or manager"))),
+    }
+}
+
+async fn join_token(
+    State(m): Shared,
+    _: ApiAuth,
+    Path(role): Path<String>,
+) -> ApiResult<TokenView> {
+    m.join_token(parse_role(&role)?).map(Json)
+}
+
+async fn rotate_token(
+    State(m): Shared,
+    _: ApiAuth,
+    Path(role): Path<String>,
+) -> ApiResult<TokenView> {
+    let r = parse_role(&role)?;
+    let path = format!("/v1/join-token/{role}/rotate");
+    m.on_leader(Method::POST, &path, NO_BODY, || m.rotate_token(r)).await.map(Json)
+}
+
+async fn export_state(State(m): Shared, _: ApiAuth) -> ApiResult<ClusterState> {
+    Ok(Json(redacted(m.node.state.snapshot())))
+}
+
+async fn status(State(m): Shared, _: ApiAuth) -> ApiResult<ClusterStatus> {
+    Ok(Json(m.status()))
+}
+
+async fn write(
+    State(m): Shared,
+    _: ApiAuth,
+    b: Result<Json<WriteRequest>, JsonRejection>,
+) -> ApiResult<WriteResult> {
+    let req = body(b)?;
+    if matches!(
+        req.command,
+        StoreCommand::InitCluster { .. }
+            | StoreCommand::SetJoinSecret { .. }
+            | StoreCommand::PutSecret { .. }
+    ) {
+        return Err(ApiError::Forbidden(
+            "cluster credentials and secrets cannot be written through /v1/write (secrets: /v1/secrets)".into(),
+        ));
+    }
+    let run = || async { m.write(req.command.clone()).await.map(|index| WriteResult { index }) };
+    m.on_leader(Method::POST, "/v1/write", Some(&req), run).await.map(Json)
+}
+
+async fn list_secrets(State(m): Shared, _: ApiAuth) -> ApiResult<Vec<SecretView>> {
+    Ok(Json(m.secrets()))
+}
+
+async fn put_secret(
+    State(m): Shared,
+    _: ApiAuth,
+    b: Result<Json<SecretCreate>, JsonRejection>,
+) -> ApiResult<SecretView> {
+    let req = body(b)?;
+    m.on_leader(Method::POST, "/v1/secrets", Some(&req), || m.put_secret(&req)).await.map(Json)
+}
+
+async fn remove_secret(State(m): Shared, _: ApiAuth, Path(name): Path<String>) -> ApiResult<Empty> {
+    let path = format!("/v1/secrets/{name}");
+    let run = || async { m.remove_secret(&name).await.map(|_| Empty {}) };
+    m.on_leader(Method::DELETE, &path, NO_BODY, run).await.map(Json)
+}
+
+async fn raft_append(
+    State(m): Shared,
+    _: PeerAuth,
+    b: Result<Json<AppendEntriesRequest<TypeConfig>>, JsonRejection>,
+) -> Result<Json<impl Serialize>, ApiError> {
+    Ok(Json(m.node.raft.append_entries(body(b)?).await))
+}
+
+async fn raft_vote(
+    State(m): Shared,
+    _: PeerAuth,
+    b: Result<Json<VoteRequest<u64>>, JsonRejection>,
+) -> Result<Json<impl Serialize>, ApiError> {
+    Ok(Json(m.node.raft.vote(body(b)?).await))
+}
+
+async fn raft_snapshot(
+    State(m): Shared,
+    _: PeerAuth,
+    b: Result<Json<InstallSnapshotRequest<TypeConfig>>, JsonRejection>,
+) -> Result<Json<impl Serialize>, ApiError> {
+    Ok(Json(m.node.raft.install_snapshot(body(b)?).await))
+}

@@ -1,0 +1,124 @@
+//! What `node ls`, `node inspect`, `status` and `state export` show: the stored state plus
+//! what only Raft knows (who leads, who is reachable).
+
+use crate::api::{ClusterStatus, NodeInspect, NodeView};
+use crate::error::ApiError;
+use crate::manager::Manager;
+use crate::ops::resolve_node;
+use reconciler_store::ClusterState;
+use reconciler_types::{Node, NodeRole, NodeState, Reachability};
+
+/// The version flotilla reports as its engine version.
+pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+impl Manager {
+    fn live_manager(&self, node: &Node) -> Option<(u64, bool, Reachability)> {
+        let ms = node.manager_status.as_ref().filter(|_| node.spec.role == NodeRole::Manager)?;
+        let leader = self.metrics().current_leader == Some(ms.raft_id);
+        let reachable = if self.is_reachable(ms.raft_id) || leader && self.follows_a_live_leader() {
+            Reachability::Reachable
+        } else {
+            Reachability::Unreachable
+        };
+        Some((ms.raft_id, leader, reachable))
+    }
+
+    fn follows_a_live_leader(&self) -> bool {
+        // A follower hears from its leader without sending it anything: a recent heartbeat
+        // (quorum acknowledged on the leader, or a leader known at all here) counts.
+        self.metrics().current_leader.is_some()
+    }
+
+    /// The STATUS of a node: managers are Ready when reachable, Down otherwise; workers show
+    /// what the dispatcher recorded.
+    pub fn observed_state(&self, node: &Node) -> NodeState {
+        match self.live_manager(node) {
+            Some((_, _, Reachability::Reachable)) => NodeState::Ready,
+            Some(_) => NodeState::Down,
+            None => node.status.state,
+        }
+    }
+
+    /// Docker's MANAGER STATUS column: Leader, Reachable, Unreachable, or empty.
+    pub fn manager_status_label(&self, node: &Node) -> String {
+        match self.live_manager(node) {
+            Some((_, true, _)) => "Leader".into(),
+            Some((_, false, Reachability::Reachable)) => "Reachable".into(),
+            Some(_) => "Unreachable".into(),
+            None => String::new(),
+        }
+    }
+
+    fn with_live_status(&self, node: &Node) -> Node {
+        let mut node = node.clone();
+        node.status.state = self.observed_state(&node);
+        match self.live_manager(&node) {
+            Some((_, leader, reachability)) => {
+                if let Some(ms) = node.manager_status.as_mut() {
+                    ms.leader = leader;
+                    ms.reachability = reachability;
+                }
+            }
+            None => node.manager_status = None,
+        }
+        node
+    }
+
+    /// The rows of `node ls`, sorted by hostname then id.
+    pub fn node_views(&self) -> Vec<NodeView> {
+        let state = self.node.state.snapshot();
+        let mut rows: Vec<NodeView> = state
+            .nodes
+            .values()
+            .map(|r| NodeView {
+                id: r.node.id.clone(),
+                is_self: r.node.id == self.identity.node_id,
+                hostname: r.node.description.hostname.clone(),
+                status: self.observed_state(&r.node),
+                availability: r.node.spec.availability,
+                manager_status: self.manager_status_label(&r.node),
+                engine_version: ENGINE_VERSION.to_owned(),
+            })
+            .collect();
+        rows.sort_by(|a, b| (&a.hostname, &a.id).cmp(&(&b.hostname, &b.id)));
+        rows
+    }
+
+    /// `node inspect`.
+    ///
+    /// # Errors
+    /// Unknown or ambiguous node.
+    pub fn inspect_node(&self, key: &str) -> Result<NodeInspect, ApiError> {
+        let state = self.node.state.snapshot();
+        let record = resolve_node(&state, key)?;
+        Ok(NodeInspect { node: self.with_live_status(&record.node), version: record.version })
+    }
+
+    /// This manager's view of the Raft cluster.
+    pub fn status(&self) -> ClusterStatus {
+        let m = self.metrics();
+        ClusterStatus {
+            node_id: self.identity.node_id.clone(),
+            raft_id: self.node.id,
+            leader: m.current_leader,
+            term: m.current_term,
+            applied: m.last_applied.map(|l| l.index).unwrap_or(0),
+            voters: self.voters().into_iter().collect(),
+        }
+    }
+}
+
+/// The state with every credential and secret value removed: what `state export` writes
+/// and `reconcile --dry-run --state` reads.
+pub fn redacted(mut state: ClusterState) -> ClusterState {
+    if let Some(info) = state.cluster.as_mut() {
+        info.worker_secret.clear();
+        info.manager_secret.clear();
+        info.api_token.clear();
+        info.peer_token.clear();
+    }
+    for secret in state.secrets.values_mut() {
+        secret.sealed.clear();
+    }
+    state
+}

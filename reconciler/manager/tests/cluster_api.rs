@@ -1,0 +1,286 @@
+//! In-process managers on loopback HTTP: init, join, forwarding, node commands, join tokens,
+//! and every kind of bad input refused without damage.
+
+// Test helpers panic on setup failures; that is how a test reports them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use reconciler_manager::api::{JoinRequest, NodeUpdate, SecretCreate, SecretView};
+use reconciler_manager::{
+    ApiClient, ApiError, ClientError, ManagerOptions, RunningManager, StartMode, start_manager,
+};
+use reconciler_store::{Expect, StoreCommand};
+use reconciler_types::{Availability, Node, NodeId, NodeRole};
+use std::path::Path;
+use std::time::Duration;
+
+fn options(dir: &Path, mode: StartMode, host: &str) -> ManagerOptions {
+    ManagerOptions {
+        data_dir: dir.to_owned(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        advertise: String::new(),
+        mode,
+        hostname: host.to_owned(),
+        snapshot_every: 1000,
+        autolock: false,
+        unlock_key: None,
+    }
+}
+
+fn client(m: &RunningManager) -> ApiClient {
+    let token = m.manager.identity.api_token.clone();
+    ApiClient::new(&m.local_addr.to_string(), &token, Duration::from_secs(10)).unwrap()
+}
+
+async fn three_managers(root: &Path) -> Vec<RunningManager> {
+    let first = start_manager(options(&root.join("m1"), StartMode::Init, "m1")).await.unwrap();
+    let token = client(&first).join_token("manager", false).await.unwrap().token;
+    let mut all = vec![first];
+    for name in ["m2", "m3"] {
+        let mode = StartMode::Join { addr: all[0].local_addr.to_string(), token: token.clone() };
+        all.push(start_manager(options(&root.join(name), mode, name)).await.unwrap());
+    }
+    all
+}
+
+fn expect_api_err<T: std::fmt::Debug>(r: Result<T, ClientError>) -> ApiError {
+    match r {
+        Err(ClientError::Api(e)) => e,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_managers_form_a_cluster_and_followers_forward_writes() {
+    let root = tempfile::tempdir().unwrap();
+    let ms = three_managers(root.path()).await;
+    let c1 = client(&ms[0]);
+    assert_eq!(c1.status().await.unwrap().voters, vec![1, 2, 3]);
+    // Reachability is what the leader heard lately: wait for it to settle.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = c1.nodes().await.unwrap();
+        let labels: Vec<&str> = rows.iter().map(|r| r.manager_status.as_str()).collect();
+        let mut sorted = labels.clone();
+        sorted.sort_unstable();
+        if sorted == ["Leader", "Reachable", "Reachable"] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{rows:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("=== write through a follower");
+    let c3 = client(&ms[2]);
+    let node = Node { id: NodeId::new("w1"), ..Node::default() };
+    let index =
+        c3.write(StoreCommand::PutNode { node, expected: Expect::Absent }).await.unwrap().index;
+    let update = NodeUpdate { availability: Some(Availability::Drain), ..NodeUpdate::default() };
+    let updated = c3.update_node("w1", &update).await.unwrap();
+    assert!(updated.version > index);
+    for m in &ms {
+        let mut applied = m.manager.node.state.applied();
+        applied.wait_for(|i| *i >= updated.version).await.unwrap();
+        let state = m.manager.node.state.snapshot();
+        assert_eq!(state.nodes[&NodeId::new("w1")].node.spec.availability, Availability::Drain);
+    }
+    for m in ms {
+        m.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_tokens_rotate_and_wrong_tokens_or_roles_are_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let m1 = start_manager(options(&root.path().join("m1"), StartMode::Init, "m1")).await.unwrap();
+    let c = client(&m1);
+    let worker = c.join_token("worker", false).await.unwrap().token;
+    let manager = c.join_token("manager", false).await.unwrap().token;
+    assert!(worker.starts_with("FLT-1-") && worker != manager);
+    let join = |token: &str, role, node_id: Option<&str>| JoinRequest {
+        token: token.to_owned(),
+        role,
+        node_id: node_id.map(NodeId::new),
+        hostname: "h".into(),
+        addr: "127.0.0.1:1".into(),
+    };
+    let wrong_role: Result<serde_json::Value, _> =
+        c.post("/v1/join", &join(&worker, NodeRole::Manager, None)).await;
+    assert!(expect_api_err(wrong_role).to_string().contains("worker token"));
+    let ok: serde_json::Value =
+        c.post("/v1/join", &join(&worker, NodeRole::Worker, Some("w-1"))).await.unwrap();
+    assert_eq!(ok["role"], "worker");
+    assert!(ok["peer_token"].is_null(), "workers must not get manager credentials");
+    let dup: Result<serde_json::Value, _> =
+        c.post("/v1/join", &join(&worker, NodeRole::Worker, Some("w-1"))).await;
+    assert!(matches!(expect_api_err(dup), ApiError::Conflict(m) if m.contains("already in use")));
+    println!("=== rotate the worker token");
+    let rotated = c.join_token("worker", true).await.unwrap().token;
+    assert_ne!(rotated, worker);
+    assert_eq!(c.join_token("manager", false).await.unwrap().token, manager);
+    let old: Result<serde_json::Value, _> =
+        c.post("/v1/join", &join(&worker, NodeRole::Worker, None)).await;
+    assert!(matches!(expect_api_err(old), ApiError::Forbidden(_)));
+    let new: serde_json::Value =
+        c.post("/v1/join", &join(&rotated, NodeRole::Worker, None)).await.unwrap();
+    assert_eq!(new["role"], "worker");
+    let bad = format!("FLT-1-{}-{}", "0".repeat(50), "1".repeat(25));
+    let other: Result<serde_json::Value, _> =
+        c.post("/v1/join", &join(&bad, NodeRole::Worker, None)).await;
+    assert!(expect_api_err(other).to_string().contains("another cluster"));
+    m1.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_errors_and_change_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let m1 = start_manager(options(&root.path().join("m1"), StartMode::Init, "m1")).await.unwrap();
+    let before = m1.manager.node.state.snapshot();
+    let base = format!("http://{}", m1.local_addr);
+    let http = reqwest::Client::new();
+    let token = m1.manager.identity.api_token.clone();
+    let no_auth = http.get(format!("{base}/v1/nodes")).send().await.unwrap();
+    assert_eq!(no_auth.status(), 401);
+    let wrong = http.get(format!("{base}/v1/nodes")).bearer_auth("nope").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    let malformed = http
+        .post(format!("{base}/v1/write"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{\"command\": {\"op\": \"put_node\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+    let text = malformed.text().await.unwrap();
+    assert!(text.contains("\"error\""), "{text}");
+    let huge = vec![b'x'; 2 * 1024 * 1024];
+    // The server closes a connection whose body it refused: use a connection of its own.
+    let oversize = reqwest::Client::new()
+        .post(format!("{base}/v1/write"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversize.status(), 413);
+    let api_on_raft = http
+        .post(format!("{base}/raft/vote"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api_on_raft.status(), 401, "the API token must not reach raft RPCs");
+    let c = client(&m1);
+    let last = expect_api_err(c.change_role(m1.manager.identity.node_id.as_str(), "demote").await);
+    assert_eq!(last.to_string(), "attempting to demote the last manager of the swarm");
+    let rm = expect_api_err(c.remove_node(m1.manager.identity.node_id.as_str(), true).await);
+    assert!(rm.to_string().contains("must be demoted to worker before removal"), "{rm}");
+    assert_eq!(m1.manager.node.state.snapshot().nodes, before.nodes);
+    m1.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_folder_is_tied_to_its_cluster() {
+    let root = tempfile::tempdir().unwrap();
+    let a = start_manager(options(&root.path().join("a"), StartMode::Init, "a")).await.unwrap();
+    let b = start_manager(options(&root.path().join("b"), StartMode::Init, "b")).await.unwrap();
+    let token_b = client(&b).join_token("manager", false).await.unwrap().token;
+    a.shutdown().await;
+    let again = start_manager(options(&root.path().join("a"), StartMode::Init, "a")).await;
+    assert!(again.err().unwrap().to_string().contains("already belongs to cluster"));
+    let mode = StartMode::Join { addr: b.local_addr.to_string(), token: token_b };
+    let wrong = start_manager(options(&root.path().join("a"), mode, "a")).await;
+    assert!(wrong.err().unwrap().to_string().contains("belongs to cluster"));
+    println!("=== restart a from its folder");
+    let restarted =
+        start_manager(options(&root.path().join("a"), StartMode::Restart, "a")).await.unwrap();
+    let raft = &restarted.manager.node.raft;
+    raft.wait(Some(Duration::from_secs(10))).current_leader(1, "re-elected").await.unwrap();
+    assert_eq!(restarted.manager.node.state.snapshot().nodes.len(), 1);
+    restarted.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_quorum_writes_fail_in_bounded_time_and_reads_work() {
+    let root = tempfile::tempdir().unwrap();
+    let mut ms = three_managers(root.path()).await;
+    let survivor = ms.remove(0);
+    println!("=== stop two of three managers");
+    for m in ms {
+        m.shutdown().await;
+    }
+    let c = client(&survivor);
+    let started = std::time::Instant::now();
+    let node = Node { id: NodeId::new("late"), ..Node::default() };
+    let err =
+        expect_api_err(c.write(StoreCommand::PutNode { node, expected: Expect::Absent }).await);
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+    assert!(err.to_string().starts_with("no quorum: "), "{err}");
+    assert!(err.to_string().ends_with(" of 3 managers reachable"), "{err}");
+    let rows = c.nodes().await.unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows.iter().filter(|r| r.manager_status == "Unreachable").count(), 2, "{rows:?}");
+    assert!(c.state().await.unwrap().cluster.is_some_and(|i| i.api_token.is_empty()));
+    survivor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_sealed_at_rest_and_autolock_needs_the_unlock_key_after_restart() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("m1");
+    let mut opts = options(&dir, StartMode::Init, "m1");
+    opts.autolock = true;
+    let m1 = start_manager(opts.clone()).await.unwrap();
+    let unlock_key = m1.new_unlock_key.clone().expect("an unlock key after --autolock");
+    let c = client(&m1);
+    let secret =
+        SecretCreate { name: "db".into(), labels: Default::default(), data: b"hunter2".to_vec() };
+    let view: SecretView = c.post("/v1/secrets", &secret).await.unwrap();
+    assert_eq!(view.digest.len(), 64);
+    assert_eq!(m1.manager.secret_value("db").unwrap(), b"hunter2");
+    let exported = serde_json::to_string(&c.state().await.unwrap()).unwrap();
+    assert!(!exported.contains("hunter2"));
+    let listen = m1.local_addr;
+    m1.shutdown().await;
+    let on_disk = std::fs::read(dir.join("raft.redb")).unwrap();
+    assert!(!on_disk.windows(7).any(|w| w == b"hunter2"), "a secret value reached the disk");
+    println!("=== restart: the manager stays locked until unlocked");
+    let mut restart = options(&dir, StartMode::Restart, "m1");
+    restart.listen = listen;
+    restart.advertise = listen.to_string();
+    let pending = tokio::spawn(start_manager(restart));
+    let http = reqwest::Client::new();
+    let url = format!("http://{listen}/v1/unlock");
+    let wrong = SymmetricKeyHelper::other_unlock_key();
+    let mut status = 0;
+    for _ in 0..100 {
+        match http.post(&url).json(&serde_json::json!({ "key": wrong })).send().await {
+            Ok(r) => {
+                status = r.status().as_u16();
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    assert_eq!(status, 403, "a wrong unlock key must be refused");
+    let nodes = http.get(format!("http://{listen}/v1/nodes")).send().await.unwrap();
+    assert_eq!(nodes.status(), 503);
+    assert!(nodes.text().await.unwrap().contains("locked"));
+    let ok = http.post(&url).json(&serde_json::json!({ "key": unlock_key })).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    println!("=== unlocked");
+    let started = tokio::time::timeout(Duration::from_secs(20), pending);
+    let m1 = started.await.expect("the manager starts once unlocked").unwrap().unwrap();
+    assert_eq!(m1.manager.secret_value("db").unwrap(), b"hunter2");
+    m1.shutdown().await;
+}
+
+struct SymmetricKeyHelper;
+
+impl SymmetricKeyHelper {
+    fn other_unlock_key() -> String {
+        reconciler_manager::keys::SymmetricKey::generate().unwrap().to_unlock_key()
+    }
+}

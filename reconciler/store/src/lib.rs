@@ -1,0 +1,33 @@
+//! flotilla's replicated store: the cluster state every manager holds, kept consistent by
+//! openraft 0.9 with redb underneath.
+//!
+//! ```text
+//!  client write ──► Raft::client_write(StoreCommand) ──► log (redb, `log_store`)
+//!                                                          │ committed
+//!                                                          ▼
+//!                     StateMachineStore::apply ──► ClusterState::apply (pure)
+//!                          │                              │
+//!                snapshots (redb)                 StateHandle (reads, applied index watch)
+//! ```
+//!
+//! Start with [`cluster_state`] (the data and its pure `apply`) and [`command`] (what can be
+//! written). [`node::new_raft_node`] wires a Raft node from a data folder and a network;
+//! [`network`] has the HTTP transport used by managers and an in-memory one for tests.
+
+// openraft's error types (StorageError, RPCError) are large and fixed by its traits; boxing
+// them in our helpers would only add conversions at every trait boundary.
+#![allow(clippy::result_large_err)]
+
+pub mod cluster_state;
+pub mod command;
+pub mod log_store;
+pub mod network;
+pub mod node;
+pub mod state_machine;
+pub mod type_config;
+
+pub use cluster_state::ClusterState;
+pub use command::{Expect, RecordKind, Refusal, StoreCommand, StoreResponse};
+pub use node::{RaftNode, new_raft_node, raft_config};
+pub use state_machine::{AppliedState, StateHandle};
+pub use type_config::{Raft, RaftId, TypeConfig};

@@ -1,0 +1,157 @@
+//! Raft RPCs over HTTP/JSON: `POST {addr}/raft/{append,vote,snapshot}` with the cluster's
+//! peer token as a bearer credential. The server side lives in the manager's router.
+
+use super::PeerHealth;
+use crate::type_config::{RaftId, TypeConfig};
+use openraft::BasicNode;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The path of the append-entries RPC.
+pub const APPEND_PATH: &str = "/raft/append";
+/// The path of the vote RPC.
+pub const VOTE_PATH: &str = "/raft/vote";
+/// The path of the install-snapshot RPC.
+pub const SNAPSHOT_PATH: &str = "/raft/snapshot";
+
+/// Builds the HTTP client flotilla uses (rustls with ring is installed as the process's
+/// crypto provider the first time, so `https://` addresses work too).
+///
+/// # Errors
+/// The client cannot be built.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    // Installing twice returns an error that only says a provider is already there.
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+    let builder =
+        || reqwest::Client::builder().timeout(timeout).connect_timeout(timeout).no_proxy();
+    // Without system CA certificates (a FROM-scratch image) the platform verifier cannot be
+    // built; plain-http managers need no roots, so fall back to an empty root store.
+    builder()
+        .build()
+        .or_else(|_| builder().tls_certs_only(Vec::<reqwest::Certificate>::new()).build())
+}
+
+/// Makes [`HttpNetwork`] clients, one per peer.
+#[derive(Clone)]
+pub struct HttpNetworkFactory {
+    client: reqwest::Client,
+    peer_token: Arc<str>,
+    health: PeerHealth,
+}
+
+impl HttpNetworkFactory {
+    /// A factory that authenticates with `peer_token` and records answers in `health`.
+    pub fn new(client: reqwest::Client, peer_token: &str, health: PeerHealth) -> Self {
+        HttpNetworkFactory { client, peer_token: peer_token.into(), health }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for HttpNetworkFactory {
+    type Network = HttpNetwork;
+
+    async fn new_client(&mut self, target: RaftId, node: &BasicNode) -> HttpNetwork {
+        HttpNetwork {
+            client: self.client.clone(),
+            peer_token: self.peer_token.clone(),
+            health: self.health.clone(),
+            base: base_url(&node.addr),
+            target,
+        }
+    }
+}
+
+/// `http://` in front of a bare `host:port`.
+pub fn base_url(addr: &str) -> String {
+    if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr.trim_end_matches('/').to_owned()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+/// A connection to one peer.
+pub struct HttpNetwork {
+    client: reqwest::Client,
+    peer_token: Arc<str>,
+    health: PeerHealth,
+    base: String,
+    target: RaftId,
+}
+
+impl HttpNetwork {
+    async fn call<Req, Resp, E>(
+        &self,
+        path: &str,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<RaftId, BasicNode, RaftError<RaftId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let url = format!("{}{}", self.base, path);
+        let sent = self
+            .client
+            .post(url)
+            .bearer_auth(&*self.peer_token)
+            .timeout(option.hard_ttl())
+            .json(req)
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) if e.is_connect() || e.is_timeout() => {
+                return Err(RPCError::Unreachable(Unreachable::new(&e)));
+            }
+            Err(e) => return Err(RPCError::Network(NetworkError::new(&e))),
+        };
+        if !resp.status().is_success() {
+            let err = std::io::Error::other(format!("peer answered HTTP {}", resp.status()));
+            return Err(RPCError::Network(NetworkError::new(&err)));
+        }
+        let body: Result<Resp, RaftError<RaftId, E>> =
+            resp.json().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.health.record_ok(self.target);
+        body.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for HttpNetwork {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<RaftId>, RPCError<RaftId, BasicNode, RaftError<RaftId>>> {
+        self.call(APPEND_PATH, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<RaftId>,
+        RPCError<RaftId, BasicNode, RaftError<RaftId, InstallSnapshotError>>,
+    > {
+        self.call(SNAPSHOT_PATH, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<RaftId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<RaftId>, RPCError<RaftId, BasicNode, RaftError<RaftId>>> {
+        self.call(VOTE_PATH, &rpc, &option).await
+    }
+}

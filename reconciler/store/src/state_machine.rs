@@ -1,0 +1,215 @@
+//! The Raft state machine: a thin wrapper around [`ClusterState::apply`] that tracks the
+//! last applied log id and membership, builds and installs snapshots, and publishes the
+//! applied index.
+//!
+//! Durability: the state lives in memory; its snapshot (state, last applied id, membership)
+//! is written to redb's `snapshot` table every time one is built or installed. On restart the
+//! state machine starts from that snapshot and openraft re-applies the committed log after
+//! it, so nothing acknowledged is lost. Openraft's snapshot policy bounds the replay.
+
+use crate::cluster_state::ClusterState;
+use crate::command::StoreResponse;
+use crate::log_store::SNAPSHOT;
+use crate::type_config::{Entry, LogId, RaftId, StorageError, TypeConfig};
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    AnyError, BasicNode, EntryPayload, RaftSnapshotBuilder, SnapshotMeta, StorageIOError,
+    StoredMembership,
+};
+use redb::{Database, ReadableDatabase};
+use serde::{Deserialize, Serialize};
+use std::io::Cursor;
+use std::sync::{Arc, RwLock};
+use tokio::sync::watch;
+
+/// The state a manager reads: the cluster state plus where in the log it stands.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AppliedState {
+    /// The replicated state.
+    pub state: ClusterState,
+    /// The last log id applied.
+    pub last_applied: Option<LogId>,
+    /// The last membership applied.
+    pub membership: StoredMembership<RaftId, BasicNode>,
+}
+
+/// A shared, read-only view of the applied state, plus a watch of the applied index.
+#[derive(Clone)]
+pub struct StateHandle {
+    inner: Arc<RwLock<AppliedState>>,
+    applied: watch::Receiver<u64>,
+}
+
+impl StateHandle {
+    /// Runs `f` on the current applied state.
+    pub fn read<T>(&self, f: impl FnOnce(&AppliedState) -> T) -> T {
+        let guard = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        f(&guard)
+    }
+
+    /// A copy of the current cluster state.
+    pub fn snapshot(&self) -> ClusterState {
+        self.read(|s| s.state.clone())
+    }
+
+    /// A receiver that changes every time entries are applied (value: last applied index).
+    pub fn applied(&self) -> watch::Receiver<u64> {
+        self.applied.clone()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<RaftId, BasicNode>,
+    data: Vec<u8>,
+}
+
+const CURRENT: &str = "current";
+
+fn sm_read_err(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::read_state_machine(AnyError::new(&e)).into()
+}
+
+fn sm_write_err(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::write_state_machine(AnyError::new(&e)).into()
+}
+
+/// The state machine store.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    db: Arc<Database>,
+    inner: Arc<RwLock<AppliedState>>,
+    applied: Arc<watch::Sender<u64>>,
+}
+
+impl StateMachineStore {
+    /// Opens the state machine on a database, starting from its stored snapshot if any.
+    ///
+    /// # Errors
+    /// The stored snapshot cannot be read.
+    pub fn open(db: Arc<Database>) -> Result<(Self, StateHandle), StorageError> {
+        let mut start = AppliedState::default();
+        if let Some(stored) = read_stored(&db)? {
+            start = serde_json::from_slice(&stored.data).map_err(sm_read_err)?;
+        }
+        let index = start.last_applied.map(|l| l.index).unwrap_or(0);
+        let (tx, rx) = watch::channel(index);
+        let inner = Arc::new(RwLock::new(start));
+        let handle = StateHandle { inner: inner.clone(), applied: rx };
+        Ok((StateMachineStore { db, inner, applied: Arc::new(tx) }, handle))
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, AppliedState> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, AppliedState> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn save_snapshot(&self, snap: &StoredSnapshot) -> Result<(), StorageError> {
+        let bytes = serde_json::to_vec(snap).map_err(sm_write_err)?;
+        let txn = self.db.begin_write().map_err(sm_write_err)?;
+        txn.open_table(SNAPSHOT)
+            .map_err(sm_write_err)?
+            .insert(CURRENT, bytes.as_slice())
+            .map_err(sm_write_err)?;
+        txn.commit().map_err(sm_write_err)
+    }
+}
+
+fn read_stored(db: &Database) -> Result<Option<StoredSnapshot>, StorageError> {
+    let txn = db.begin_read().map_err(sm_read_err)?;
+    let table = txn.open_table(SNAPSHOT).map_err(sm_read_err)?;
+    match table.get(CURRENT).map_err(sm_read_err)? {
+        None => Ok(None),
+        Some(v) => serde_json::from_slice(v.value()).map(Some).map_err(sm_read_err),
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let (data, last_log_id, last_membership) = {
+            let state = self.read();
+            let data = serde_json::to_vec(&*state).map_err(sm_read_err)?;
+            (data, state.last_applied, state.membership.clone())
+        };
+        let snapshot_id = match last_log_id {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.leader_id.node_id, l.index),
+            None => "empty".to_owned(),
+        };
+        let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id };
+        let stored = StoredSnapshot { meta: meta.clone(), data };
+        self.save_snapshot(&stored)?;
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(stored.data)) })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = StateMachineStore;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId>, StoredMembership<RaftId, BasicNode>), StorageError> {
+        let state = self.read();
+        Ok((state.last_applied, state.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<StoreResponse>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut responses = Vec::new();
+        let last = {
+            let mut state = self.write();
+            for entry in entries {
+                let index = entry.log_id.index;
+                state.last_applied = Some(entry.log_id);
+                let response = match entry.payload {
+                    EntryPayload::Blank => StoreResponse { index, refusal: None },
+                    EntryPayload::Normal(cmd) => state.state.apply(&cmd, index),
+                    EntryPayload::Membership(m) => {
+                        state.membership = StoredMembership::new(Some(entry.log_id), m);
+                        StoreResponse { index, refusal: None }
+                    }
+                };
+                responses.push(response);
+            }
+            state.last_applied.map(|l| l.index).unwrap_or(0)
+        };
+        self.applied.send_replace(last);
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<RaftId, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let mut incoming: AppliedState = serde_json::from_slice(&data).map_err(|e| {
+            StorageError::from(StorageIOError::read_snapshot(Some(meta.signature()), &e))
+        })?;
+        incoming.last_applied = meta.last_log_id;
+        incoming.membership = meta.last_membership.clone();
+        self.save_snapshot(&StoredSnapshot { meta: meta.clone(), data })?;
+        let last = incoming.last_applied.map(|l| l.index).unwrap_or(0);
+        *self.write() = incoming;
+        self.applied.send_replace(last);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        Ok(read_stored(&self.db)?
+            .map(|s| Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data)) }))
+    }
+}
