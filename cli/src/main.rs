@@ -1,3 +1,55 @@
 //! The `flotilla` binary: every command of flotilla in one program.
+//!
+//! `main` only parses the command line and hands each subcommand to its module under
+//! `cmd/`; errors are printed on stderr and turn into exit code 1.
 
-fn main() {}
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// flotilla: Docker Swarm's model, driven from Git, in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "flotilla", version, about)]
+struct Cli {
+    #[command(flatten)]
+    global: cmd::api::GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage stacks.
+    Stack(cmd::stack::StackArgs),
+    /// Show (with --dry-run) what Git would change in the cluster.
+    Reconcile(cmd::reconcile::ReconcileArgs),
+    /// Run a manager (start a cluster, join one, or restart from a data folder).
+    Manager(cmd::manager::ManagerArgs),
+    /// Manage nodes.
+    Node(cmd::node::NodeArgs),
+    /// Manage join tokens.
+    #[command(name = "join-token")]
+    JoinToken(cmd::join_token::JoinTokenArgs),
+    /// Export the cluster state.
+    State(cmd::state::StateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Stack(args) => cmd::stack::run(args),
+        Command::Reconcile(args) => cmd::reconcile::run(args, &cli.global),
+        Command::Manager(args) => cmd::manager::run(args, &cli.global),
+        Command::Node(args) => cmd::node::run(args, &cli.global),
+        Command::JoinToken(args) => cmd::join_token::run(args, &cli.global),
+        Command::State(args) => cmd::state::run(args, &cli.global),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

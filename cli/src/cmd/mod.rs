@@ -1,0 +1,9 @@
+//! One module per command group.
+
+pub mod api;
+pub mod join_token;
+pub mod manager;
+pub mod node;
+pub mod reconcile;
+pub mod stack;
+pub mod state;

@@ -1,0 +1,198 @@
+//! `flotilla reconcile --dry-run`: what a merge (or a sync) would change, field by field.
+//!
+//! ```text
+//!  --repo/--ref ─► reconciler-source (Git tree) ─► convert ─► desired ─┐
+//!  --base REV ─────► same repo, other commit ───► convert ─► actual ──┤
+//!  --state FILE ───► snapshot JSON ─────────────────────────► actual ──┼─► diff ─► render
+//!  -H URL (default) ► the manager's /v1/state ──────────────► actual ──┘
+//! ```
+//!
+//! Exit status: 0 nothing would change, 2 something would, 1 error (every broken stack is
+//! reported with file, field and reason).
+
+use super::api::{GlobalArgs, OutputFormat, block_on};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use reconciler_planner::render::{Format, render};
+use reconciler_planner::snapshot::stacks_from_snapshot;
+use reconciler_planner::{StackInput, convert_stack, diff};
+use reconciler_source::{Repo, Revision, StackProblem};
+use reconciler_types::{StackName, StackSet};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `flotilla reconcile`.
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Only show what would change; apply nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// The repository: a folder (work tree or bare) or a URL (https, ssh, file).
+    #[arg(long, default_value = ".")]
+    repo: String,
+    /// The revision that holds the desired state.
+    #[arg(long = "ref", default_value = "HEAD", value_name = "REV")]
+    rev: String,
+    /// The folder of the repository that holds the stacks.
+    #[arg(long, default_value = "stacks")]
+    path: String,
+    /// Compare with this revision of the same repository (no cluster needed).
+    #[arg(long, value_name = "REV", conflicts_with = "state")]
+    base: Option<String>,
+    /// Compare with a state snapshot (`flotilla state export`).
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Only this stack.
+    #[arg(long, value_name = "NAME")]
+    stack: Option<String>,
+    /// Where remote repositories are cached (default: $FLOTILLA_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/flotilla/repos, else ~/.cache/flotilla/repos).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+fn cache_dir(given: Option<PathBuf>) -> PathBuf {
+    if let Some(d) = given {
+        return d;
+    }
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    env("FLOTILLA_CACHE_DIR")
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("flotilla/repos")))
+        .or_else(|| env("HOME").map(|d| d.join(".cache/flotilla/repos")))
+        .unwrap_or_else(|| std::env::temp_dir().join("flotilla-repos"))
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
+fn show_problem(p: &StackProblem) -> String {
+    let mut at = p.file.clone();
+    if let Some(l) = p.line {
+        at.push_str(&format!(":{l}"));
+    }
+    match &p.path {
+        Some(path) if !p.message.starts_with(path.as_str()) => {
+            format!("stack {}: {at}: {path}: {}", p.stack, p.message)
+        }
+        _ => format!("stack {}: {at}: {}", p.stack, p.message),
+    }
+}
+
+/// Converts every loaded stack of a revision; conversion problems join the load problems.
+fn convert_revision(rev: &Revision) -> (StackSet, Vec<StackProblem>) {
+    let mut problems = rev.problems.clone();
+    let mut set = StackSet { source: short(&rev.commit).to_owned(), stacks: Default::default() };
+    for (name, s) in &rev.stacks {
+        let input = StackInput { name, config: &s.config, files: &s.files, policy: s.policy };
+        match convert_stack(&input) {
+            Ok(spec) => {
+                set.stacks.insert(name.clone(), spec);
+            }
+            Err(errors) => problems.extend(errors.into_iter().map(|e| StackProblem {
+                stack: name.to_string(),
+                file: format!("{}/{}", s.dir, s.config.filename.rsplit('/').next().unwrap_or("")),
+                path: Some(e.path),
+                line: None,
+                message: e.message,
+            })),
+        }
+    }
+    (set, problems)
+}
+
+fn filter(mut set: StackSet, only: Option<&str>) -> StackSet {
+    if let Some(only) = only {
+        set.stacks.retain(|k: &StackName, _| k.as_str() == only);
+    }
+    set
+}
+
+fn actual(
+    args: &ReconcileArgs,
+    repo: &Repo,
+    head: &Revision,
+    global: &GlobalArgs,
+) -> Result<StackSet> {
+    if let Some(base) = &args.base {
+        // Stacks whose folder did not change are taken from the head instead of loaded.
+        let rev = repo.read_reusing(base, &args.path, args.stack.as_deref(), Some(head))?;
+        let (set, problems) = convert_revision(&rev);
+        for p in &problems {
+            eprintln!(
+                "warning: base {}: {} (the stack is left out of the base)",
+                short(&rev.commit),
+                show_problem(p)
+            );
+        }
+        return Ok(set);
+    }
+    if let Some(file) = &args.state {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the state snapshot {}", file.display()))?;
+        let name = file
+            .file_name()
+            .map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let set = stacks_from_snapshot(&text, &format!("state {name}"))?;
+        return Ok(filter(set, args.stack.as_deref()));
+    }
+    let client = global
+        .client()
+        .context("reading the live cluster state (or pass --base REV or --state FILE)")?;
+    let state = block_on(async { Ok(client.state().await?) })
+        .with_context(|| format!("cannot read the cluster state from {}", global.host))?;
+    let text = serde_json::to_string(&state)?;
+    let set = stacks_from_snapshot(&text, &format!("manager {}", global.host))?;
+    Ok(filter(set, args.stack.as_deref()))
+}
+
+fn format_of(global: &GlobalArgs) -> Format {
+    match global.output {
+        OutputFormat::Text => Format::Text,
+        OutputFormat::Json => Format::Json,
+        OutputFormat::Markdown => Format::Markdown,
+    }
+}
+
+fn use_color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Runs `flotilla reconcile`.
+pub fn run(args: ReconcileArgs, global: &GlobalArgs) -> Result<ExitCode> {
+    if !args.dry_run {
+        bail!("applying from the command line is not available yet; use --dry-run to see the plan");
+    }
+    let repo = Repo::open(&args.repo, &cache_dir(args.cache_dir.clone()))?;
+    let head = repo.read(&args.rev, &args.path, args.stack.as_deref())?;
+    if !head.path_found {
+        bail!("{} has no folder {:?} at {}", repo.display, args.path, args.rev);
+    }
+    if let Some(only) = &args.stack
+        && head.stacks.is_empty()
+        && head.problems.is_empty()
+        && args.base.is_none()
+        && args.state.is_none()
+    {
+        eprintln!("warning: stack {only} is not in {} at {}", repo.display, args.rev);
+    }
+    let (desired, problems) = convert_revision(&head);
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("error: {}", show_problem(p));
+        }
+        let stacks: std::collections::BTreeSet<&str> =
+            problems.iter().map(|p| p.stack.as_str()).collect();
+        bail!(
+            "{} invalid stack{} at {}",
+            stacks.len(),
+            if stacks.len() == 1 { "" } else { "s" },
+            short(&head.commit)
+        );
+    }
+    let actual = actual(&args, &repo, &head, global)?;
+    let plan = diff(&desired, &actual, head.default_policy);
+    print!("{}", render(&plan, format_of(global), use_color()));
+    Ok(if plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,219 @@
+//! The semantic diff: desired stacks against actual stacks, field by field.
+//!
+//! ```text
+//!  desired StackSet ─┐
+//!                    ├─► per stack: services, networks, configs, secrets ─► StackPlan
+//!  actual  StackSet ─┘        (flattened with `fields`, compared path by path)
+//! ```
+//!
+//! Both sides are converted specs, so anything the loader normalizes (key order, YAML
+//! style, short or long syntax, values moved into env files) cannot show up here.
+
+use crate::fields::{self, Fields};
+use crate::plan::{
+    Action, Counts, FieldChange, ObjectPlan, Plan, ServicePlan, StackPlan, UpdateKind,
+};
+use crate::rollout::{plan_rollout, replaced_tasks};
+use reconciler_types::{ServiceSpec, StackPolicy, StackSet, StackSpec};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Field paths whose change leaves running tasks alone (Swarm's `IsTaskDirty` looks only at
+/// the task template and the endpoint spec).
+const IN_PLACE_PREFIXES: &[&str] =
+    &["deploy.replicas", "deploy.labels.", "deploy.update_config.", "deploy.rollback_config."];
+
+/// The field-by-field difference of two flattened objects.
+pub fn diff_fields(old: &Fields, new: &Fields) -> Vec<FieldChange> {
+    let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    keys.into_iter()
+        .filter_map(|k| {
+            let (o, n) = (old.get(k), new.get(k));
+            (o != n).then(|| FieldChange { path: k.clone(), old: o.cloned(), new: n.cloned() })
+        })
+        .collect()
+}
+
+fn classify(changes: &[FieldChange], secret_reasons: &[String]) -> UpdateKind {
+    if changes.iter().any(|c| c.path == "deploy.mode") {
+        return UpdateKind::Recreate;
+    }
+    let replaces = changes.iter().any(|c| !IN_PLACE_PREFIXES.iter().any(|p| c.path.starts_with(p)));
+    if replaces || !secret_reasons.is_empty() { UpdateKind::Rolling } else { UpdateKind::InPlace }
+}
+
+/// Diffs two sets of stacks. `default_policy` applies to stacks Git no longer has.
+pub fn diff(desired: &StackSet, actual: &StackSet, default_policy: StackPolicy) -> Plan {
+    let names: BTreeSet<_> = desired.stacks.keys().chain(actual.stacks.keys()).collect();
+    let empty = StackSpec::default();
+    let mut stacks = BTreeMap::new();
+    for name in names {
+        let (d, a) = (desired.stacks.get(name), actual.stacks.get(name));
+        let policy = d.map_or(default_policy, |d| d.policy);
+        let mut plan = diff_stack(d.unwrap_or(&empty), a.unwrap_or(&empty), policy.prune);
+        plan.counts = crate::checks::count_stack(&plan);
+        plan.action = match (d, a) {
+            (Some(_), None) => Some(Action::Create),
+            (None, Some(_)) if policy.prune => Some(Action::Remove),
+            (None, Some(_)) => Some(Action::Orphan),
+            _ if plan.counts != Counts::default() => Some(Action::Update),
+            _ => None,
+        };
+        if plan.action.is_some() {
+            stacks.insert(name.to_string(), plan);
+        }
+    }
+    let mut plan = Plan {
+        format: 1,
+        desired: desired.source.clone(),
+        actual: actual.source.clone(),
+        stacks,
+        warnings: Vec::new(),
+        totals: Counts::default(),
+    };
+    crate::checks::finish(&mut plan);
+    plan
+}
+
+fn gone(prune: bool) -> Action {
+    if prune { Action::Remove } else { Action::Orphan }
+}
+
+/// Diffs one stack (either side may be empty).
+pub fn diff_stack(desired: &StackSpec, actual: &StackSpec, prune: bool) -> StackPlan {
+    let secrets =
+        diff_objects(&desired.secrets, &actual.secrets, prune, fields::secret_fields, |d, a| {
+            (d.digest != a.digest, None)
+        });
+    let changed_secrets: BTreeSet<&str> = secrets
+        .values()
+        .filter(|s| s.action == Action::Update && s.content_changed)
+        .map(|s| s.name.as_str())
+        .collect();
+    let configs =
+        diff_objects(&desired.configs, &actual.configs, prune, fields::config_fields, |d, a| {
+            (
+                d.data != a.data,
+                (d.data != a.data).then(|| crate::render::text::content_diff(&a.data, &d.data)),
+            )
+        });
+    let networks =
+        diff_objects(&desired.networks, &actual.networks, prune, fields::network_fields, |_, _| {
+            (false, None)
+        });
+    let mut services = BTreeMap::new();
+    let keys: BTreeSet<&String> = desired.services.keys().chain(actual.services.keys()).collect();
+    for key in keys {
+        let (d, a) = (desired.services.get(key), actual.services.get(key));
+        let plan = match (d, a) {
+            (Some(d), None) => ServicePlan {
+                name: d.name.clone(),
+                action: Action::Create,
+                update: None,
+                fields: diff_fields(&Fields::new(), &fields::service_fields(d)),
+                reasons: Vec::new(),
+                rollout: None,
+            },
+            (None, Some(a)) => ServicePlan {
+                name: a.name.clone(),
+                action: gone(prune),
+                update: None,
+                fields: Vec::new(),
+                reasons: Vec::new(),
+                rollout: None,
+            },
+            (Some(d), Some(a)) => match diff_service(d, a, &changed_secrets) {
+                Some(p) => p,
+                None => continue,
+            },
+            (None, None) => continue,
+        };
+        services.insert(key.clone(), plan);
+    }
+    StackPlan {
+        action: None,
+        prune,
+        services,
+        networks,
+        configs,
+        secrets,
+        actual_services: u64::try_from(actual.services.len()).unwrap_or(u64::MAX),
+        counts: Counts::default(),
+    }
+}
+
+/// An updated service's plan, or `None` when nothing changed.
+fn diff_service(
+    d: &ServiceSpec,
+    a: &ServiceSpec,
+    changed_secrets: &BTreeSet<&str>,
+) -> Option<ServicePlan> {
+    let mut reasons: Vec<String> = d
+        .task_template
+        .container_spec
+        .secrets
+        .iter()
+        .filter(|r| changed_secrets.contains(r.secret_name.as_str()))
+        .map(|r| format!("secret {}: content changed", r.secret_name))
+        .collect();
+    if d == a && reasons.is_empty() {
+        return None;
+    }
+    let changes = diff_fields(&fields::service_fields(a), &fields::service_fields(d));
+    if changes.is_empty() && reasons.is_empty() {
+        return None;
+    }
+    if !changes.is_empty() && changes.iter().all(|c| c.path == "deploy.placement.constraints") {
+        reasons.push(
+            "only placement constraints changed: tasks on nodes that still match are kept"
+                .to_owned(),
+        );
+    }
+    let kind = classify(&changes, &reasons);
+    let rollout = (kind == UpdateKind::Rolling)
+        .then(|| plan_rollout(&d.update_config, replaced_tasks(a, d), d));
+    Some(ServicePlan {
+        name: d.name.clone(),
+        action: Action::Update,
+        update: Some(kind),
+        fields: changes,
+        reasons,
+        rollout,
+    })
+}
+
+fn diff_objects<T>(
+    desired: &BTreeMap<String, T>,
+    actual: &BTreeMap<String, T>,
+    prune: bool,
+    flatten: fn(&T) -> Fields,
+    content: impl Fn(&T, &T) -> (bool, Option<String>),
+) -> BTreeMap<String, ObjectPlan> {
+    let mut out = BTreeMap::new();
+    let keys: BTreeSet<&String> = desired.keys().chain(actual.keys()).collect();
+    for key in keys {
+        let plan = |action, fields, content_changed, content_diff| ObjectPlan {
+            name: key.clone(),
+            action,
+            fields,
+            content_changed,
+            content_diff,
+        };
+        let p = match (desired.get(key), actual.get(key)) {
+            (Some(d), None) => {
+                plan(Action::Create, diff_fields(&Fields::new(), &flatten(d)), false, None)
+            }
+            (None, Some(_)) => plan(gone(prune), Vec::new(), false, None),
+            (Some(d), Some(a)) => {
+                let changes = diff_fields(&flatten(a), &flatten(d));
+                let (changed, text) = content(d, a);
+                if changes.is_empty() && !changed {
+                    continue;
+                }
+                plan(Action::Update, changes, changed, text)
+            }
+            (None, None) => continue,
+        };
+        out.insert(key.clone(), p);
+    }
+    out
+}

@@ -1,0 +1,64 @@
+//! flotilla's Git source: every stack of a repository at any revision, read straight from
+//! the object database (no work tree, no checkout), from a local folder, a bare repository
+//! or a remote URL cloned into a cache and fetched incrementally.
+//!
+//! ```text
+//!  Repo::open(path | url) ─► resolve(rev) ─► commit tree ─► flotilla.yaml + discovery
+//!       └─ remote: <cache>/<hash>.git, fetch      │
+//!                                                 ▼
+//!                     per stack: schema::load over TreeFiles (refuses paths outside the repo)
+//!                                + config/secret file contents ─► Revision { stacks, problems }
+//! ```
+//!
+//! Entry points: [`Repo::open`], [`Repo::read`].
+
+pub mod convention;
+pub mod read;
+pub mod repo;
+pub mod tree;
+
+pub use read::{Revision, StackProblem, StackSource};
+pub use repo::Repo;
+
+/// Why a repository or revision could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Not a Git repository.
+    #[error("cannot open repository {repo}: {message}")]
+    Open {
+        /// The path given.
+        repo: String,
+        /// libgit2's message.
+        message: String,
+    },
+    /// Cloning or fetching a remote failed.
+    #[error("cannot fetch {url}: {message}")]
+    Fetch {
+        /// The URL.
+        url: String,
+        /// What failed.
+        message: String,
+    },
+    /// The revision does not exist.
+    #[error("revision {rev:?} not found in {repo}")]
+    Revision {
+        /// The repository.
+        repo: String,
+        /// The revision.
+        rev: String,
+    },
+    /// `flotilla.yaml` is invalid.
+    #[error("{file}: {message}")]
+    Settings {
+        /// Its path.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Any other libgit2 failure.
+    #[error("git: {0}")]
+    Git(String),
+    /// A thread panicked while holding the repository.
+    #[error("the repository handle was poisoned by a panic")]
+    Poisoned,
+}
