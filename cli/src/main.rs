@@ -5,6 +5,11 @@
 
 mod cmd;
 
+// Loading a large stack is allocation-bound: mimalloc makes `stack config` on 5,000
+// services about a third faster than the system allocator (bench/stack-config/run).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
