@@ -1,113 +1,42 @@
-//! Port specifications (`"127.0.0.1:8080-8081:80-81/udp"`) read as Docker reads them
-//! (`go-connections/nat` `ParsePortSpec`), and turned into long-syntax ports the way
-//! `docker stack` does, warnings included.
+//! Short-syntax ports (`"127.0.0.1:8080-8081:80-81/udp"`) turned into long-syntax ports
+//! the way `docker stack` does, warnings included. The spec itself is read by
+//! [`crate::validate::parse_port_spec`], the same go-connections parser the schema's `ports`
+//! format uses.
 
 use crate::model::PortConfig;
+use crate::validate::parse_port_spec;
 use std::net::IpAddr;
 
-/// One container port with its binding, as `nat.ParsePortSpec` returns it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PortMapping {
-    /// `tcp`, `udp` or `sctp`.
-    pub proto: String,
-    /// The container port.
-    pub port: u16,
-    /// The host IP, when given.
-    pub host_ip: String,
-    /// The host port or range, when given.
-    pub host_port: String,
+/// One container port with its binding, as `nat.ParsePortSpecs` expands a spec.
+struct PortMapping {
+    proto: String,
+    port: u16,
+    host_ip: String,
+    /// Published ports: none, one, or a range of host ports for a single container port.
+    published: Option<(u16, u16)>,
+    /// The host port as Docker writes it in its warning (`8080`, `8000-8010` or empty).
+    host_text: String,
 }
 
-fn parse_range(s: &str) -> Result<(u64, u64), String> {
-    if s.is_empty() {
-        return Err("empty string specified for ports".into());
-    }
-    let parse = |p: &str| p.parse::<u16>().map(u64::from).map_err(|e| e.to_string());
-    match s.split_once('-') {
-        None => {
-            let p = parse(s)?;
-            Ok((p, p))
-        }
-        Some((a, rest)) => {
-            let b = rest.split('-').next().unwrap_or(rest);
-            let (a, b) = (parse(a)?, parse(b)?);
-            if b < a {
-                return Err(format!("invalid range specified for port: {s}"));
-            }
-            Ok((a, b))
-        }
-    }
-}
-
-fn split_parts(raw: &str) -> (String, String, String) {
-    let parts: Vec<&str> = raw.split(':').collect();
-    let n = parts.len();
-    let container = parts[n - 1].to_owned();
-    match n {
-        1 => (String::new(), String::new(), container),
-        2 => (String::new(), parts[0].to_owned(), container),
-        3 => (parts[0].to_owned(), parts[1].to_owned(), container),
-        _ => (parts[..n - 2].join(":"), parts[n - 2].to_owned(), container),
-    }
-}
-
-fn split_proto(raw: &str) -> (String, String) {
-    let parts: Vec<&str> = raw.split('/').collect();
-    if raw.is_empty() || parts[0].is_empty() {
-        return (String::new(), String::new());
-    }
-    if parts.len() == 1 || parts[1].is_empty() {
-        return ("tcp".into(), parts[0].to_owned());
-    }
-    (parts[1].to_owned(), parts[0].to_owned())
-}
-
-/// `nat.ParsePortSpec`.
-pub fn parse_port_spec(raw: &str) -> Result<Vec<PortMapping>, String> {
-    let (mut ip, host_port, container) = split_parts(raw);
-    let (proto, container) = split_proto(&container);
-    if let Some(inner) = ip.strip_prefix('[') {
-        match inner.strip_suffix(']') {
-            Some(i) => ip = i.to_owned(),
-            None => return Err(format!("invalid IP address {ip}: missing ']' in address")),
-        }
-    }
-    if !ip.is_empty() && ip.parse::<IpAddr>().is_err() {
-        return Err(format!("invalid IP address: {ip}"));
-    }
-    if container.is_empty() {
-        return Err(format!("no port specified: {raw}<empty>"));
-    }
-    let (start, end) =
-        parse_range(&container).map_err(|_| format!("invalid containerPort: {container}"))?;
-    let (mut hstart, mut hend) = (0, 0);
-    if !host_port.is_empty() {
-        (hstart, hend) =
-            parse_range(&host_port).map_err(|_| format!("invalid hostPort: {host_port}"))?;
-    }
-    if !host_port.is_empty() && (end - start) != (hend - hstart) && end != start {
-        return Err(format!(
-            "invalid ranges specified for container and host Ports: {container} and {host_port}"
-        ));
-    }
-    let proto = proto.to_ascii_lowercase();
-    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-        return Err(format!("invalid proto: {proto}"));
-    }
+fn mappings(spec: &str) -> Result<Vec<PortMapping>, String> {
+    let p = parse_port_spec(spec).map_err(|e| e.to_string())?;
+    let (cs, ce) = p.container_ports;
     let mut out = Vec::new();
-    for i in 0..=(end - start) {
-        let mut hp = String::new();
-        if !host_port.is_empty() {
-            hp = (hstart + i).to_string();
-        }
-        if start == end && hstart != hend {
-            hp = format!("{hp}-{hend}");
-        }
+    for port in cs..=ce {
+        let published = p
+            .host_ports
+            .map(|(hs, he)| if cs == ce { (hs, he) } else { (hs + (port - cs), hs + (port - cs)) });
+        let host_text = match published {
+            None => String::new(),
+            Some((a, b)) if a == b => a.to_string(),
+            Some((a, b)) => format!("{a}-{b}"),
+        };
         out.push(PortMapping {
-            proto: proto.clone(),
-            port: u16::try_from(start + i).unwrap_or(u16::MAX),
-            host_ip: ip.clone(),
-            host_port: hp,
+            proto: p.protocol.clone(),
+            port,
+            host_ip: p.host_ip.clone(),
+            published,
+            host_text,
         });
     }
     Ok(out)
@@ -116,7 +45,7 @@ pub fn parse_port_spec(raw: &str) -> Result<Vec<PortMapping>, String> {
 /// A short-syntax port as long-syntax ports, with Docker's warnings for host IPs (which a
 /// swarm ignores). Ports come in Docker's order: container ports sorted as strings.
 pub fn to_port_configs(spec: &str, warnings: &mut Vec<String>) -> Result<Vec<PortConfig>, String> {
-    let mut mappings = parse_port_spec(spec)?;
+    let mut mappings = mappings(spec)?;
     mappings.sort_by_key(|m| format!("{}/{}", m.port, m.proto));
     let mut out = Vec::new();
     for m in mappings {
@@ -124,30 +53,21 @@ pub fn to_port_configs(spec: &str, warnings: &mut Vec<String>) -> Result<Vec<Por
             && !ip.is_unspecified()
         {
             let host = if m.host_ip.contains(':') {
-                format!("[{}]:{}", m.host_ip, m.host_port)
+                format!("[{}]:{}", m.host_ip, m.host_text)
             } else {
-                format!("{}:{}", m.host_ip, m.host_port)
+                format!("{}:{}", m.host_ip, m.host_text)
             };
             warnings.push(format!(
                 "ignoring IP-address ({host}:{}/{}) service will listen on '0.0.0.0'",
                 m.port, m.proto
             ));
         }
-        let (hs, he) = match parse_range(&m.host_port) {
-            Ok(r) => r,
-            Err(_) if m.host_port.is_empty() => (0, 0),
-            Err(_) => {
-                return Err(format!(
-                    "invalid hostport binding ({}) for port ({})",
-                    m.host_port, m.port
-                ));
-            }
-        };
+        let (hs, he) = m.published.unwrap_or((0, 0));
         for p in hs..=he {
             out.push(PortConfig {
                 mode: "ingress".into(),
                 target: u32::from(m.port),
-                published: u32::try_from(p).unwrap_or(0),
+                published: u32::from(p),
                 protocol: m.proto.clone(),
             });
         }
@@ -177,10 +97,16 @@ mod tests {
 
     #[test]
     fn bad_specs_are_refused() {
-        assert!(parse_port_spec("80:80:80:80").is_err());
-        assert!(parse_port_spec("70000").is_err());
-        assert!(parse_port_spec("80-81:90-92").is_err());
-        assert!(parse_port_spec("80/foo").is_err());
-        assert!(parse_port_spec("[::1]:80:80").is_ok());
+        let mut w = Vec::new();
+        assert!(to_port_configs("80:80:80:80", &mut w).is_err());
+        assert!(to_port_configs("70000", &mut w).is_err());
+        assert_eq!(
+            to_port_configs("80-81:90-92", &mut w).unwrap_err(),
+            "invalid ranges specified for container and host Ports: 90-92 and 80-81"
+        );
+        assert!(to_port_configs("80/foo", &mut w).is_err());
+        let p = to_port_configs("[::1]:8092:92", &mut w).unwrap();
+        assert_eq!((p[0].target, p[0].published), (92, 8092));
+        assert!(w.last().unwrap().starts_with("ignoring IP-address ([::1]:8092:92/tcp)"));
     }
 }

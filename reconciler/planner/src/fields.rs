@@ -20,26 +20,7 @@ pub type Fields = BTreeMap<String, String>;
 
 /// Go's `time.Duration.String()` (`1m30s`, `500ms`, `0s`).
 pub fn fmt_duration(d: Duration) -> String {
-    let ns = d.as_nanos();
-    if ns == 0 {
-        return "0s".into();
-    }
-    if ns < 1_000_000_000 {
-        return match ns {
-            n if n % 1_000_000 == 0 => format!("{}ms", n / 1_000_000),
-            n if n % 1_000 == 0 => format!("{}µs", n / 1_000),
-            n => format!("{n}ns"),
-        };
-    }
-    let (h, rem) = (ns / 3_600_000_000_000, ns % 3_600_000_000_000);
-    let (m, rem) = (rem / 60_000_000_000, rem % 60_000_000_000);
-    let secs = rem as f64 / 1e9;
-    let s = format!("{secs}s");
-    match (h, m) {
-        (0, 0) => s,
-        (0, m) => format!("{m}m{s}"),
-        (h, m) => format!("{h}h{m}m{s}"),
-    }
+    schema::gostr::format_duration(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// Nano CPUs as the decimal a stack file would write (`0.5`).
