@@ -40,6 +40,23 @@ fn node_completed(view: &ClusterView, service: &ServiceRecord, tasks: &[&Task]) 
     })
 }
 
+/// The live tasks of `service` on `node`, or `None` when the node is left alone: not
+/// eligible (its live tasks are shut down) or paused (no new tasks, old ones kept).
+fn live_on_node<'a>(
+    service: &ServiceRecord,
+    node: &Node,
+    on_node: &[&'a Task],
+    out: &mut Vec<StoreChange>,
+) -> Option<Vec<&'a Task>> {
+    let live: Vec<&Task> =
+        on_node.iter().copied().filter(|t| t.desired_state <= TaskState::Running).collect();
+    if !eligible(service, node) {
+        shut_down(&live, out);
+        return None;
+    }
+    (node.spec.availability != Availability::Pause).then_some(live)
+}
+
 /// Reconciles one global service over every node (service created or updated); answers
 /// the slots (nodes with a live task) for the updater.
 pub fn reconcile_slots(
@@ -59,15 +76,7 @@ pub fn reconcile_slots(
     let mut slots = Vec::new();
     for (id, node) in &view.nodes {
         let on_node = by_node.remove(id).unwrap_or_default();
-        let live: Vec<&Task> =
-            on_node.iter().copied().filter(|t| t.desired_state <= TaskState::Running).collect();
-        if !eligible(service, node) {
-            shut_down(&live, out);
-            continue;
-        }
-        if node.spec.availability == Availability::Pause {
-            continue;
-        }
+        let Some(live) = live_on_node(service, node, &on_node, out) else { continue };
         if live.is_empty() {
             if !node_completed(view, service, &on_node) {
                 out.push(StoreChange::CreateTask(Box::new(new_task(
@@ -103,15 +112,7 @@ pub fn reconcile_node(
             .service_tasks(&service.id)
             .filter(|t| t.node_id.as_ref() == Some(&node.id))
             .collect();
-        let live: Vec<&Task> =
-            on_node.iter().copied().filter(|t| t.desired_state <= TaskState::Running).collect();
-        if !eligible(service, node) {
-            shut_down(&live, out);
-            continue;
-        }
-        if node.spec.availability == Availability::Pause {
-            continue;
-        }
+        let Some(live) = live_on_node(service, node, &on_node, out) else { continue };
         let (clean, dirty): (Vec<&Task>, Vec<&Task>) =
             live.iter().partition(|t| updater::is_clean(view, t, service));
         shut_down(&dirty, out);
