@@ -210,7 +210,7 @@ pub fn on_big_stack<T: Send>(deep: bool, f: impl FnOnce() -> T + Send) -> Result
     std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("load".into())
-            .stack_size(1 << 30)
+            .stack_size(schema::load::LOADER_STACK_BYTES)
             .spawn_scoped(scope, f)
             .context("cannot start the loader thread")?
             .join()

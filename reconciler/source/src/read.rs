@@ -226,7 +226,8 @@ impl Repo {
 type Loaded = Result<StackSource, Vec<StackProblem>>;
 
 /// Loads every stack, on as many threads as there are cores (loading is CPU-bound; the
-/// repository is only locked while a blob is read). Results come back in `found`'s order.
+/// repository is only locked while a blob is read), each with the loader's large stack so
+/// that deeply nested YAML is an error, not a crash. Results come back in `found`'s order.
 fn load_all(files: &TreeFiles<'_>, found: &[Found], settings: &Settings) -> Vec<Loaded> {
     let load_one = |f: &Found| -> Loaded {
         if !valid_stack_name(&f.name) {
@@ -235,16 +236,13 @@ fn load_all(files: &TreeFiles<'_>, found: &[Found], settings: &Settings) -> Vec<
         load_stack(files, f, settings.policy(f.settings.as_ref()))
     };
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(found.len());
-    if workers <= 1 {
-        return found.iter().map(load_one).collect();
-    }
     let next = AtomicUsize::new(0);
     let mut slots: Vec<Option<Loaded>> = Vec::new();
     slots.resize_with(found.len(), || None);
     let done: Vec<Vec<(usize, Loaded)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
+            .filter_map(|_| {
+                let worker = || {
                     let mut out = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
@@ -252,7 +250,12 @@ fn load_all(files: &TreeFiles<'_>, found: &[Found], settings: &Settings) -> Vec<
                         out.push((i, load_one(f)));
                     }
                     out
-                })
+                };
+                std::thread::Builder::new()
+                    .name("load".into())
+                    .stack_size(schema::load::LOADER_STACK_BYTES)
+                    .spawn_scoped(scope, worker)
+                    .ok()
             })
             .collect();
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
@@ -264,7 +267,9 @@ fn load_all(files: &TreeFiles<'_>, found: &[Found], settings: &Settings) -> Vec<
         .into_iter()
         .zip(found)
         .map(|(r, f)| {
-            r.unwrap_or_else(|| Err(vec![problem(&f.name, &f.dir.join("/"), "loading panicked")]))
+            r.unwrap_or_else(|| {
+                Err(vec![problem(&f.name, &f.dir.join("/"), "loading stopped unexpectedly")])
+            })
         })
         .collect()
 }
