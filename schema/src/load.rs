@@ -18,6 +18,11 @@ use crate::value::{Map, Value};
 use crate::yaml::{line_of, parse};
 use std::collections::BTreeMap;
 
+/// Stack size for a thread that loads stack files: YAML may nest 10,000 levels deep, as
+/// Docker allows, and every stage walks the tree recursively. Only the pages a load uses are
+/// touched, so a large reservation costs nothing for shallow files.
+pub const LOADER_STACK_BYTES: usize = 1 << 30;
+
 /// The default when a file has no `version:` (or `"3"`).
 pub const DEFAULT_VERSION: &str = "3.13";
 
@@ -227,7 +232,8 @@ fn decode_sections(
     if let Some(Value::Map(services)) = doc.get("services") {
         for (name, s) in services {
             let Value::Map(sm) = s else { continue };
-            let mut svc = decode::decode_service(name, sm, warnings).map_err(err)?;
+            let mut svc = decode::decode_service(name, sm, warnings)
+                .map_err(|e| err(e).at(&format!("services.{name}"), p.lines))?;
             crate::environment::resolve(&mut svc, &input.working_dir, &input.env, input.reader)
                 .map_err(|m| {
                     LoadError::new(&p.name, m).at(&format!("services.{name}.env_file"), p.lines)
@@ -239,10 +245,14 @@ fn decode_sections(
         }
     }
     let ctx = ObjectContext { version, working_dir: &input.working_dir, home: &home };
-    cfg.networks = decode::decode_networks(doc.get("networks"), &ctx, warnings).map_err(err)?;
-    cfg.volumes = decode::decode_volumes(doc.get("volumes"), &ctx, warnings).map_err(err)?;
-    cfg.secrets = decode::decode_secrets(doc.get("secrets"), &ctx, warnings).map_err(err)?;
-    cfg.configs = decode::decode_configs(doc.get("configs"), &ctx, warnings).map_err(err)?;
+    cfg.networks = decode::decode_networks(doc.get("networks"), &ctx, warnings)
+        .map_err(|e| err(e).at("networks", p.lines))?;
+    cfg.volumes = decode::decode_volumes(doc.get("volumes"), &ctx, warnings)
+        .map_err(|e| err(e).at("volumes", p.lines))?;
+    cfg.secrets = decode::decode_secrets(doc.get("secrets"), &ctx, warnings)
+        .map_err(|e| err(e).at("secrets", p.lines))?;
+    cfg.configs = decode::decode_configs(doc.get("configs"), &ctx, warnings)
+        .map_err(|e| err(e).at("configs", p.lines))?;
     cfg.extras = decode::extras(doc);
     Ok(cfg)
 }

@@ -109,3 +109,19 @@ fn stack_config_refuses_a_folder_and_an_oversized_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("file is larger than flotilla's limit of 64 MiB"), "{err}");
 }
+
+#[test]
+fn stack_config_locates_decoding_errors() {
+    let dir = tempdir();
+    let text = "version: '3.8'\nservices:\n  web:\n    image: x\n    volumes: [':/data']\n";
+    std::fs::write(dir.join("v.yml"), text).expect("write");
+    let out = flotilla()
+        .current_dir(&dir)
+        .args(["stack", "config", "-c", "v.yml"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid spec: :/data: empty section between colons"), "{err}");
+    assert!(err.contains("in v.yml, line 3, at services.web"), "{err}");
+}
