@@ -154,11 +154,9 @@ fn quoted_text(s: &str, indent: usize, is_key: bool) -> String {
     if can_plain && a.plain_allowed && !(is_key && a.multiline) {
         return s.to_owned();
     }
-    if !a.multiline && a.single_allowed && (can_plain || !s.is_empty() && !needs_double(s)) {
-        if !can_plain {
-            // yaml.v3 asks for double quotes when the plain form would change the type.
-            return double_quoted(s);
-        }
+    // yaml.v3 asks for double quotes when the plain form would read back as another type;
+    // otherwise libyaml falls back from plain to single quotes when it can.
+    if can_plain && !a.multiline && a.single_allowed {
         return single_quoted(s);
     }
     double_quoted(s)
@@ -176,10 +174,6 @@ fn is_simple_plain(s: &str) -> bool {
             s,
             "true" | "True" | "TRUE" | "false" | "False" | "FALSE" | "null" | "Null" | "NULL"
         )
-}
-
-fn needs_double(_s: &str) -> bool {
-    true
 }
 
 fn is_old_bool(s: &str) -> bool {
