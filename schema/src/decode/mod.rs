@@ -101,17 +101,11 @@ pub(crate) fn mapping_or_list(
             }
             Ok(out)
         }
-        other => Err(DecodeError(format!(
-            "expected a map or a list, got {}: {}",
-            go_type(other),
-            sprint(other)
-        ))),
+        other => Err(DecodeError::field(
+            path,
+            format!("expected a map or a list, got {}: {}", go_type(other), sprint(other)),
+        )),
     }
-    .map_err(
-        |e: DecodeError| {
-            if e.0.starts_with("decoding") { e } else { DecodeError::field(path, e.0) }
-        },
-    )
 }
 
 /// Like [`mapping_or_list`] without nulls.
