@@ -29,11 +29,7 @@ fn short(tag: &str) -> String {
 
 /// Resolves a scalar. `tag` is None for a plain scalar without a tag.
 pub(crate) fn resolve(tag: Option<&str>, s: &str) -> Result<Scalar, String> {
-    let tag = match tag {
-        Some("!") => Some(STR),
-        Some(t) if t.starts_with("!!") => None.or(Some(t)),
-        t => t,
-    };
+    let tag = if tag == Some("!") { Some(STR) } else { tag };
     let expanded;
     let tag = match tag {
         Some(t) if t.starts_with("!!") => {
