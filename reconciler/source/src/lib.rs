@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  Repo::open(path | url) ─► resolve(rev) ─► commit tree ─► flotilla.yaml + discovery
-//!       └─ remote: <cache>/<hash>.git, fetch      │
+//!       └─ remote: <cache>/<hash>.git, `git fetch` │
 //!                                                 ▼
 //!                     per stack: schema::load over TreeFiles (refuses paths outside the repo)
 //!                                + config/secret file contents ─► Revision { stacks, problems }
@@ -13,6 +13,7 @@
 //! Entry points: [`Repo::open`], [`Repo::read`].
 
 pub mod convention;
+pub mod fetch;
 pub mod read;
 pub mod repo;
 pub mod tree;

@@ -1,9 +1,9 @@
 //! Opening a repository: a local folder (with or without a work tree), a bare repository, or
 //! a remote URL (https, ssh, file) cloned bare into a cache folder and fetched incrementally
-//! on every open.
+//! on every open (by the `git` program, see [`crate::fetch`]).
 
 use crate::SourceError;
-use git2::{FetchOptions, RemoteCallbacks, Repository};
+use git2::Repository;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -26,28 +26,6 @@ pub fn is_url(spec: &str) -> bool {
         (Some(at), Some(colon), slash) => at < colon && slash.is_none_or(|s| colon < s),
         _ => false,
     }
-}
-
-fn callbacks<'a>() -> RemoteCallbacks<'a> {
-    let mut cb = RemoteCallbacks::new();
-    let mut tried_agent = false;
-    let mut tried_helper = false;
-    cb.credentials(move |url, username, allowed| {
-        if allowed.contains(git2::CredentialType::SSH_KEY) && !tried_agent {
-            tried_agent = true;
-            return git2::Cred::ssh_key_from_agent(username.unwrap_or("git"));
-        }
-        if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) && !tried_helper {
-            tried_helper = true;
-            let cfg = git2::Config::open_default()?;
-            return git2::Cred::credential_helper(&cfg, url, username);
-        }
-        if allowed.contains(git2::CredentialType::DEFAULT) {
-            return git2::Cred::default();
-        }
-        Err(git2::Error::from_str("no usable credentials (ssh-agent or a git credential helper)"))
-    });
-    cb
 }
 
 /// The first 16 hex digits of `sha256(data)`.
@@ -77,43 +55,12 @@ impl Repo {
     }
 
     fn open_remote(url: &str, cache: &Path) -> Result<Repo, SourceError> {
-        let err = |e: git2::Error| SourceError::Fetch {
+        let path = cache_path(cache, url);
+        crate::fetch::fetch(url, &path)?;
+        let repo = Repository::open_bare(&path).map_err(|e| SourceError::Fetch {
             url: url.to_owned(),
             message: e.message().to_owned(),
-        };
-        let path = cache_path(cache, url);
-        let repo = match Repository::open_bare(&path) {
-            Ok(r) => r,
-            Err(_) => {
-                std::fs::create_dir_all(&path).map_err(|e| SourceError::Fetch {
-                    url: url.to_owned(),
-                    message: format!("cannot create the cache folder {}: {e}", path.display()),
-                })?;
-                let r = Repository::init_bare(&path).map_err(err)?;
-                r.remote("origin", url).map_err(err)?;
-                r
-            }
-        };
-        {
-            let mut remote = repo.find_remote("origin").map_err(err)?;
-            let mut opts = FetchOptions::new();
-            opts.remote_callbacks(callbacks());
-            opts.prune(git2::FetchPrune::On);
-            let refspecs = ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"];
-            remote.fetch(&refspecs, Some(&mut opts), None).map_err(err)?;
-            if let Ok(head) = remote.default_branch()
-                && let Some(branch) = head.as_str().ok().and_then(|h| h.strip_prefix("refs/heads/"))
-            {
-                let target = format!("refs/remotes/origin/{branch}");
-                repo.reference_symbolic(
-                    "refs/remotes/origin/HEAD",
-                    &target,
-                    true,
-                    "default branch",
-                )
-                .map_err(err)?;
-            }
-        }
+        })?;
         Ok(Repo { inner: Mutex::new(repo), display: url.to_owned(), remote: true })
     }
 

@@ -1,0 +1,91 @@
+//! Fetching a remote repository into the cache by running `git`, as Argo CD's repo server
+//! does: git brings every transport (https, ssh, file), the user's credential helpers,
+//! ssh-agent and `~/.ssh/config`, and flotilla links no TLS or SSH library of its own.
+//! Reading (trees, blobs, revisions) stays in-process with libgit2.
+//!
+//! The cache folder is a bare repository with `origin` set to the URL; branches are fetched
+//! to `refs/remotes/origin/*`, tags to `refs/tags/*`, with pruning, so a later fetch only
+//! brings what is new. git never prompts: a missing credential is an error, not a hang.
+
+use crate::SourceError;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Branches and tags, mirrored under `origin/`.
+const REFSPECS: [&str; 2] = ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"];
+
+/// Clones `url` bare into `path` when it is not there yet, then fetches it.
+///
+/// # Errors
+/// When `git` cannot be run, the cache folder cannot be made, or the fetch fails (git's own
+/// message, e.g. an unreachable host or refused credentials).
+pub fn fetch(url: &str, path: &Path) -> Result<(), SourceError> {
+    let fail = |message: String| SourceError::Fetch { url: url.to_owned(), message };
+    if !path.join("HEAD").is_file() {
+        std::fs::create_dir_all(path)
+            .map_err(|e| fail(format!("cannot create the cache folder {}: {e}", path.display())))?;
+        git(path, &["init", "--quiet", "--bare"]).map_err(fail)?;
+        git(path, &["remote", "add", "origin", url]).map_err(fail)?;
+    }
+    let mut args = vec!["fetch", "--quiet", "--prune", "--no-write-fetch-head", "origin"];
+    args.extend(REFSPECS);
+    git(path, &args).map_err(fail)?;
+    // The remote's default branch becomes `origin/HEAD`; a remote without one (empty, or a
+    // server that does not say) leaves `HEAD` to be named explicitly.
+    let _ = git(path, &["remote", "set-head", "origin", "--auto"]);
+    Ok(())
+}
+
+/// Runs `git -C dir ARGS` without a terminal prompt; on failure, git's last words.
+fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "http.lowSpeedLimit=1", "-c", "http.lowSpeedTime=60"])
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .envs(batch_ssh())
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run git (is it installed and on PATH?): {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let message = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>();
+    Err(if message.is_empty() {
+        format!("git {} failed: {}", args[0], out.status)
+    } else {
+        message.join("; ")
+    })
+}
+
+/// Unless the user chose an ssh command (`GIT_SSH_COMMAND`, `GIT_SSH`), ssh runs in batch
+/// mode, so a passphrase or host-key question is an error rather than a prompt nobody answers.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "git reads these itself; flotilla only defers to them"
+)]
+fn batch_ssh() -> Option<(&'static str, &'static str)> {
+    let chosen =
+        std::env::var_os("GIT_SSH_COMMAND").is_some() || std::env::var_os("GIT_SSH").is_some();
+    (!chosen).then_some(("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_remote_is_an_error_naming_the_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let err =
+            fetch("file:///nonexistent/flotilla-repo", &dir.path().join("c.git")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("file:///nonexistent/flotilla-repo"), "{text}");
+        assert!(
+            text.contains("does not appear to be a git repository") || text.contains("fatal"),
+            "{text}"
+        );
+    }
+}
