@@ -5,6 +5,7 @@ pub mod value;
 pub use value::{Map, Value};
 pub mod cluster;
 pub mod decode;
+pub mod depth;
 pub mod envfile;
 pub mod environment;
 pub mod gostr;

@@ -125,3 +125,30 @@ fn stack_config_locates_decoding_errors() {
     assert!(err.contains("invalid spec: :/data: empty section between colons"), "{err}");
     assert!(err.contains("in v.yml, line 3, at services.web"), "{err}");
 }
+
+/// Files shallow enough to load on the main thread (nesting bound at most 256) and deeper
+/// ones (loaded on a thread with a large stack) both load, whatever the stage that recurses.
+#[test]
+fn stack_config_loads_nesting_on_either_side_of_the_main_thread_limit() {
+    let dir = tempdir();
+    for depth in [240, 2_000] {
+        let nest =
+            |open: &str, close: &str| format!("{}1{}", open.repeat(depth), close.repeat(depth));
+        let cases = [
+            (format!("x-deep: {}\nservices:\n  web:\n    image: x\n", nest("[", "]")), true),
+            (format!("services:\n  web:\n    image: x\n    x-d: {}\n", nest("{a: ", "}")), true),
+            (format!("services:\n  web:\n    image: x\n    labels: {}\n", nest("[", "]")), false),
+            (
+                format!("services:\n  web:\n    image: x\n    deploy: {}\n", nest("{a: ", "}")),
+                false,
+            ),
+        ];
+        for (i, (text, ok)) in cases.into_iter().enumerate() {
+            let file = dir.join(format!("deep-{depth}-{i}.yml"));
+            std::fs::write(&file, format!("version: '3.8'\n{text}")).expect("write");
+            let out = flotilla().args(["stack", "config", "-c"]).arg(&file).output().expect("runs");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(if ok { 0 } else { 1 }), "{depth}/{i}: {err}");
+        }
+    }
+}

@@ -190,15 +190,11 @@ pub fn render_error(e: &LoadError) -> String {
     s
 }
 
-/// Whether the files could nest deeper than the main thread's stack comfortably allows.
-/// Every level of nesting needs one of `[ { - : ?`, so their count bounds the depth.
+/// Whether the files could nest deeper than the main thread's stack comfortably allows
+/// (see [`schema::depth`]); an ordinary stack file is loaded without starting a thread.
 pub fn might_nest_deeply(files: &[SourceFile]) -> bool {
-    const SAFE_ON_MAIN_THREAD: usize = 1_000;
-    let indicators: usize = files
-        .iter()
-        .map(|f| f.bytes.iter().filter(|b| matches!(b, b'[' | b'{' | b'-' | b':' | b'?')).count())
-        .sum();
-    indicators > SAFE_ON_MAIN_THREAD
+    const SAFE_ON_MAIN_THREAD: usize = 256;
+    files.iter().any(|f| schema::depth::nesting_bound(&f.bytes) > SAFE_ON_MAIN_THREAD)
 }
 
 /// Runs `f`, on a thread with a large stack when `deep`: YAML may nest up to 10,000 levels,
