@@ -31,32 +31,39 @@ def spawn(argv, env, devnull):
     return time.perf_counter() - start, status
 
 
-def measure(argv, cwd, env, runs):
-    """Runs the command RUNS times for its wall time, then RUNS times under GNU time for its
-    peak RSS; returns the medians and the output.
+def peak_mib(argv, env):
+    """Peak RSS of one run, as GNU time reports it.
 
-    The peak is GNU time's: a process's peak RSS includes the memory of whatever ran in it
-    before exec, and a child spawned straight from this interpreter would start at the
-    interpreter's ~14 MiB. GNU time forks a small process of its own, so the floor under
-    every figure (flotilla's and docker's alike) is about 1.5 MiB."""
-    walls, peaks = [], []
+    A process's peak RSS includes the memory of whatever ran in it before exec, so a child
+    spawned straight from this interpreter would start at the interpreter's ~14 MiB. GNU
+    time forks a small process of its own: the floor under every figure (flotilla's and
+    docker's alike) is about 1.5 MiB."""
+    report = subprocess.run([TIME, "-f", "%M", *argv], env=env, capture_output=True)
+    return int(report.stderr.decode().strip().splitlines()[-1]) / 1024.0
+
+
+def measure(commands, cwd, env, runs):
+    """Runs each command RUNS times, taking turns so that a busy machine slows all alike;
+    returns, per command, the median wall time, the median peak RSS and its output."""
+    walls = [[] for _ in commands]
+    peaks = [[] for _ in commands]
     devnull = os.open(os.devnull, os.O_WRONLY)
     old = os.getcwd()
     os.chdir(cwd)
     try:
         for _ in range(runs):
-            wall, status = spawn(argv, env, devnull)
-            walls.append(wall)
-            if status != 0:
-                sys.exit(f"{argv} failed with status {status}")
-        for _ in range(runs):
-            report = subprocess.run([TIME, "-f", "%M", *argv], env=env, capture_output=True)
-            peaks.append(int(report.stderr.decode().strip().splitlines()[-1]) / 1024.0)
+            for i, argv in enumerate(commands):
+                wall, status = spawn(argv, env, devnull)
+                if status != 0:
+                    sys.exit(f"{argv} failed with status {status}")
+                walls[i].append(wall)
+                peaks[i].append(peak_mib(argv, env))
     finally:
         os.chdir(old)
         os.close(devnull)
-    output = subprocess.run(argv, cwd=cwd, env=env, capture_output=True).stdout
-    return statistics.median(walls), statistics.median(peaks), output
+    return [(statistics.median(w), statistics.median(p),
+             subprocess.run(argv, cwd=cwd, env=env, capture_output=True).stdout)
+            for w, p, argv in zip(walls, peaks, commands)]
 
 
 def main() -> None:
@@ -67,12 +74,12 @@ def main() -> None:
     for spec in sys.argv[3:]:
         label, path = spec.split("=", 1)
         path = os.path.abspath(path)
-        cwd = os.path.dirname(path)
-        f_wall, f_mem, f_out = measure([flotilla, "stack", "config", "-c", path], cwd, env, runs)
-        d_wall, d_mem, d_out = measure([docker, "stack", "config", "-c", path], cwd, env, runs)
+        commands = [[flotilla, "stack", "config", "-c", path], [docker, "stack", "config", "-c", path]]
+        (f_wall, f_mem, f_out), (d_wall, d_mem, d_out) = measure(commands, os.path.dirname(path), env, runs)
         print(f"{label:<16} {f_wall*1000:>12.1f} {d_wall*1000:>10.1f} {d_wall/f_wall:>8.1f}x "
               f"{f_mem:>13.1f} {d_mem:>11.1f} {f_mem/d_mem:>10.2f} {'yes' if f_out == d_out else 'NO'}")
-    print(f"(median of {runs} runs each; wall time and peak RSS of the spawned process, from wait4)")
+    print(f"(median of {runs} runs each, flotilla and docker taking turns; wall time of the "
+          f"spawned process, peak RSS from GNU time)")
 
 
 if __name__ == "__main__":

@@ -18,25 +18,24 @@
 
 /// An upper bound on the nesting depth of the value `source` parses into.
 pub fn nesting_bound(source: &[u8]) -> usize {
-    let mut widest_prefix = 0;
-    let mut flow = 0usize;
-    let mut deepest_flow = 0usize;
-    let mut anchors = 0usize;
-    let mut aliases = false;
-    for line in source.split(|&b| b == b'\n') {
-        let prefix = line.iter().take_while(|b| matches!(b, b' ' | b'\t' | b'-' | b'?' | b':'));
-        widest_prefix = widest_prefix.max(prefix.count());
-        for &b in line {
-            match b {
-                b'[' | b'{' => {
-                    flow += 1;
-                    deepest_flow = deepest_flow.max(flow);
-                }
-                b']' | b'}' => flow = flow.saturating_sub(1),
-                b'&' => anchors += 1,
-                b'*' => aliases = true,
-                _ => {}
+    let (mut prefix, mut widest_prefix, mut in_prefix) = (0usize, 0usize, true);
+    let (mut flow, mut deepest_flow) = (0usize, 0usize);
+    let (mut anchors, mut aliases) = (0usize, false);
+    for &b in source {
+        match b {
+            b'\n' => (prefix, in_prefix) = (0, true),
+            b' ' | b'\t' | b'-' | b'?' | b':' if in_prefix => {
+                prefix += 1;
+                widest_prefix = widest_prefix.max(prefix);
             }
+            b'[' | b'{' => {
+                (flow, in_prefix) = (flow + 1, false);
+                deepest_flow = deepest_flow.max(flow);
+            }
+            b']' | b'}' => (flow, in_prefix) = (flow.saturating_sub(1), false),
+            b'&' => (anchors, in_prefix) = (anchors + 1, false),
+            b'*' => (aliases, in_prefix) = (true, false),
+            _ => in_prefix = false,
         }
     }
     let text = 2 * (widest_prefix + 1) + deepest_flow + 1;
