@@ -2,13 +2,14 @@
 //! fast yes/no walk that validates the common, valid document without allocating.
 
 use super::duration::parse_go_duration;
+use super::keywords::{Additional, Format, JsonType};
 use super::ports::{float_numerator, parse_port_spec};
-use super::schema::{Additional, Format, JsonType, Node, Schema};
+use super::schema::{Node, Schema};
 use crate::Value;
 
 /// `Err(given type)` when the node's `type` keyword rejects the value.
 pub(crate) fn check_type(node: &Node, value: &Value) -> Result<(), &'static str> {
-    if node.types.is_empty() {
+    if !node.has_types() {
         return Ok(());
     }
     let (given, accepted) = match value {
@@ -45,7 +46,7 @@ pub(crate) fn format_ok(format: Format, value: &Value) -> bool {
 
 /// Whether the value is one of the node's `enum` strings (or there is no `enum`).
 pub(crate) fn enum_ok(node: &Node, value: &Value) -> bool {
-    node.enumeration.is_empty() || matches!(value, Value::Str(s) if node.enumeration.contains(s))
+    !node.has_enumeration() || matches!(value, Value::Str(s) if node.enumeration().any(|e| e == s))
 }
 
 /// Whether a number is at least the node's `minimum` (or there is none).
@@ -103,8 +104,8 @@ fn json_equal(a: &Value, b: &Value) -> bool {
 /// (no errors) but without recording anything. It also fails a value that `json.Marshal`
 /// cannot encode (see [`encodable`]), so that a valid document needs one pass only.
 pub(crate) fn is_valid(schema: &Schema, index: usize, value: &Value) -> bool {
-    let node = &schema.nodes[index];
-    if let Some(target) = node.reference {
+    let node = schema.node(index);
+    if let Some(target) = node.reference() {
         return is_valid(schema, target, value);
     }
     match value {
@@ -115,11 +116,11 @@ pub(crate) fn is_valid(schema: &Schema, index: usize, value: &Value) -> bool {
     if check_type(node, value).is_err() {
         return false;
     }
-    if !node.any_of.is_empty() && !node.any_of.iter().any(|&b| is_valid(schema, b, value)) {
+    if node.has_any_of() && !node.any_of().any(|b| is_valid(schema, b, value)) {
         return false;
     }
-    if !node.one_of.is_empty() {
-        let passing = node.one_of.iter().filter(|&&b| is_valid(schema, b, value)).take(2);
+    if node.has_one_of() {
+        let passing = node.one_of().filter(|&b| is_valid(schema, b, value)).take(2);
         if passing.count() != 1 {
             return false;
         }
@@ -132,14 +133,14 @@ pub(crate) fn is_valid(schema: &Schema, index: usize, value: &Value) -> bool {
             minimum_ok(node, value) && node.format.is_none_or(|f| format_ok(f, value))
         }
         Value::Seq(items) => {
-            let items_ok = match node.items {
+            let items_ok = match node.items() {
                 Some(s) => items.iter().all(|item| is_valid(schema, s, item)),
                 None => items.iter().all(encodable),
             };
             items_ok && !(node.unique_items && has_duplicate(items))
         }
         Value::Map(map) => {
-            node.required.iter().all(|name| map.contains_key(name))
+            node.required().all(|name| map.contains_key(name))
                 && map.iter().all(|(key, child)| entry_is_valid(schema, node, key, child))
         }
         Value::Null | Value::Bool(_) | Value::AnyMap(_) => true,
@@ -162,7 +163,7 @@ fn entry_is_valid(schema: &Schema, node: &Node, key: &str, child: &Value) -> boo
     let property = node.property(key);
     let mut matched = false;
     if node.additional != Additional::Allowed {
-        for &(pattern, sub) in &node.pattern_properties {
+        for (pattern, sub) in node.pattern_properties() {
             if pattern.matches(key) {
                 matched = true;
                 if !is_valid(schema, sub, child) {

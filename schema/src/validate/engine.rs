@@ -5,7 +5,8 @@
 //! where it does, this walk uses document order.
 
 use super::check::{check_type, duplicates, enum_ok, format_ok, is_valid, minimum_ok};
-use super::schema::{Additional, Node, Schema};
+use super::keywords::Additional;
+use super::schema::{Node, Schema};
 use crate::Value;
 
 /// One step of a field path.
@@ -120,7 +121,7 @@ impl Outcome {
 /// Validates `value` against the root of `schema`.
 pub(crate) fn run(schema: &Schema, value: &Value) -> Outcome {
     let mut outcome = Outcome::default();
-    Walker { schema }.walk(0, value, &Path::ROOT, &mut outcome);
+    Walker { schema }.walk(schema.root, value, &Path::ROOT, &mut outcome);
     outcome
 }
 
@@ -130,12 +131,12 @@ struct Walker<'s> {
 
 impl Walker<'_> {
     fn walk(&self, index: usize, value: &Value, path: &Path<'_>, out: &mut Outcome) {
-        let node = &self.schema.nodes[index];
-        if let Some(target) = node.reference {
+        let node = self.schema.node(index);
+        if let Some(target) = node.reference() {
             return self.walk(target, value, path, out);
         }
         if let Err(given) = check_type(node, value) {
-            let expected = node.types_text.clone();
+            let expected = node.types_text().to_string();
             out.add(path, Kind::InvalidType { expected, given });
             return;
         }
@@ -163,17 +164,16 @@ impl Walker<'_> {
 
     /// `anyOf` and `oneOf` (gojsonschema's validateSchema).
     fn combinators(&self, node: &Node, value: &Value, path: &Path<'_>, out: &mut Outcome) {
-        if !node.any_of.is_empty() && !node.any_of.iter().any(|&b| is_valid(self.schema, b, value))
-        {
+        if node.has_any_of() && !node.any_of().any(|b| is_valid(self.schema, b, value)) {
             out.add(path, Kind::AnyOf);
-            out.merge(self.closest(&node.any_of, value, path));
+            out.merge(self.closest(node.any_of(), value, path));
         }
-        if !node.one_of.is_empty() {
-            let passed = node.one_of.iter().filter(|&&b| is_valid(self.schema, b, value)).count();
+        if node.has_one_of() {
+            let passed = node.one_of().filter(|&b| is_valid(self.schema, b, value)).count();
             if passed != 1 {
                 out.add(path, Kind::OneOf);
                 if passed == 0 {
-                    out.merge(self.closest(&node.one_of, value, path));
+                    out.merge(self.closest(node.one_of(), value, path));
                 }
             }
         }
@@ -181,9 +181,14 @@ impl Walker<'_> {
     }
 
     /// The result of the failing branch with the best score (the first of equals).
-    fn closest(&self, branches: &[usize], value: &Value, path: &Path<'_>) -> Outcome {
+    fn closest(
+        &self,
+        branches: impl Iterator<Item = usize>,
+        value: &Value,
+        path: &Path<'_>,
+    ) -> Outcome {
         let mut best: Option<Outcome> = None;
-        for &branch in branches {
+        for branch in branches {
             let mut attempt = Outcome::default();
             self.walk(branch, value, path, &mut attempt);
             if best.as_ref().is_none_or(|b| attempt.score > b.score) {
@@ -213,18 +218,15 @@ impl Walker<'_> {
 
     fn enumeration(node: &Node, value: &Value, path: &Path<'_>, out: &mut Outcome) {
         if !enum_ok(node, value) {
-            let quoted: Vec<String> = node
-                .enumeration
-                .iter()
-                .map(|e| serde_json::Value::from(e.as_str()).to_string())
-                .collect();
+            let quoted: Vec<String> =
+                node.enumeration().map(|e| serde_json::Value::from(e).to_string()).collect();
             out.add(path, Kind::Enum(quoted.join(", ")));
         }
         out.score += 1;
     }
 
     fn array(&self, node: &Node, items: &[Value], path: &Path<'_>, out: &mut Outcome) {
-        if let Some(item_schema) = node.items {
+        if let Some(item_schema) = node.items() {
             for (i, item) in items.iter().enumerate() {
                 self.walk(item_schema, item, &path.child(Step::Index(i)), out);
             }
@@ -238,11 +240,11 @@ impl Walker<'_> {
     }
 
     fn object(&self, node: &Node, map: &crate::Map, path: &Path<'_>, out: &mut Outcome) {
-        for name in &node.required {
+        for name in node.required() {
             if map.contains_key(name) {
                 out.score += 1;
             } else {
-                out.add(path, Kind::Required(name.clone()));
+                out.add(path, Kind::Required(name.to_string()));
             }
         }
         if node.additional != Additional::Allowed {
@@ -267,7 +269,7 @@ impl Walker<'_> {
         out: &mut Outcome,
     ) -> bool {
         let mut matched = false;
-        for &(pattern, schema) in &node.pattern_properties {
+        for (pattern, schema) in node.pattern_properties() {
             if pattern.matches(key) {
                 matched = true;
                 self.walk(schema, child, &path.child(Step::Key(key)), out);

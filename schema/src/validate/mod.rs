@@ -8,12 +8,13 @@
 //! violation found. Our schemas live in `schema/json/` (see `PROVENANCE.md` there).
 
 mod check;
+#[cfg(test)]
+mod compile;
 mod duration;
 mod engine;
+mod keywords;
 mod ports;
 mod schema;
-
-use std::sync::OnceLock;
 
 pub use duration::{DurationError, parse_go_duration};
 pub use ports::{PortSpec, PortSpecError, float_numerator, parse_port_spec};
@@ -36,6 +37,7 @@ const VERSIONS: [&str; 14] = [
     "3.13",
 ];
 
+#[cfg(test)]
 const SOURCES: [&str; 14] = [
     include_str!("../../json/config_schema_v3.0.json"),
     include_str!("../../json/config_schema_v3.1.json"),
@@ -71,30 +73,23 @@ pub fn validate(doc: &Value, version: &str) -> Result<(), Vec<Violation>> {
         }]);
     };
     // Most documents are valid: check that first, in one pass that records nothing.
-    if check::is_valid(schema, 0, doc) {
+    if check::is_valid(&schema, schema.root, doc) {
         return Ok(());
     }
     if let Some(message) = unencodable(doc) {
         return Err(vec![Violation { path: "(root)".into(), message }]);
     }
-    let errors = engine::run(schema, doc).errors;
+    let errors = engine::run(&schema, doc).errors;
     if errors.is_empty() {
         return Ok(());
     }
     Err(report(&errors))
 }
 
-/// The compiled schema of a supported version (compiled once, on first use).
-fn compiled(version: &str) -> Option<&'static Schema> {
-    static CACHE: [OnceLock<Schema>; 14] = [const { OnceLock::new() }; 14];
+/// The compiled schema of a supported version.
+fn compiled(version: &str) -> Option<Schema> {
     let index = VERSIONS.iter().position(|v| *v == version)?;
-    let schema = CACHE[index].get_or_init(|| match Schema::compile(SOURCES[index]) {
-        Ok(schema) => schema,
-        // The unit tests compile every schema, so this cannot happen in a build that passed
-        // them; the version is then reported as unsupported rather than panicking.
-        Err(_) => Schema { nodes: vec![] },
-    });
-    (!schema.nodes.is_empty()).then_some(schema)
+    Schema::of_version(index)
 }
 
 /// Docker hands the document to gojsonschema through `json.Marshal`, which fails on a

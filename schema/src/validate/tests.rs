@@ -33,11 +33,77 @@ fn first(doc: &Value, version: &str) -> String {
 #[test]
 fn every_schema_compiles() {
     for (version, source) in VERSIONS.iter().zip(SOURCES) {
-        let schema = Schema::compile(source);
-        assert!(schema.is_ok(), "{version}: {:?}", schema.err());
+        let nodes = compile::compile(source);
+        assert!(nodes.is_ok(), "{version}: {:?}", nodes.err());
         assert!(compiled(version).is_some());
     }
     assert!(compiled("3.14").is_none());
+}
+
+/// The tables built at build time hold exactly what the JSON Schemas say.
+#[test]
+fn static_tables_match_the_json_schemas() {
+    for (version, source) in VERSIONS.iter().zip(SOURCES) {
+        let nodes = compile::compile(source).unwrap();
+        let schema = compiled(version).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        same_node(&nodes, 0, &schema, schema.root, &mut seen);
+    }
+}
+
+fn same_node(
+    nodes: &[compile::Node],
+    a: usize,
+    schema: &schema::Schema,
+    b: usize,
+    seen: &mut std::collections::HashSet<(usize, usize)>,
+) {
+    use keywords::JsonType::*;
+    if !seen.insert((a, b)) {
+        return;
+    }
+    let (x, y) = (&nodes[a], schema.node(b));
+    for t in [Null, Boolean, Integer, Number, String, Array, Object] {
+        assert_eq!(x.types.contains(&t), y.has_type(t));
+    }
+    assert_eq!(x.types.is_empty(), !y.has_types());
+    assert_eq!(x.types_text, y.types_text());
+    assert_eq!(x.additional, y.additional);
+    assert_eq!(x.required, y.required().collect::<Vec<_>>());
+    assert_eq!(x.enumeration, y.enumeration().collect::<Vec<_>>());
+    assert_eq!(x.enumeration.is_empty(), !y.has_enumeration());
+    assert_eq!(x.format, y.format);
+    assert_eq!(x.unique_items, y.unique_items);
+    assert_eq!(x.minimum, y.minimum);
+    let pairs = |p: Option<usize>, q: Option<usize>| {
+        assert_eq!(p.is_some(), q.is_some());
+        p.zip(q)
+    };
+    let mut children = Vec::new();
+    children.extend(pairs(x.reference, y.reference()));
+    children.extend(pairs(x.items, y.items()));
+    let properties: Vec<_> = y.properties().collect();
+    assert_eq!(x.properties.len(), properties.len());
+    for ((name, p), (other, q)) in x.properties.iter().zip(properties) {
+        assert_eq!(name, other);
+        assert_eq!(y.property(name), Some(q));
+        children.push((*p, q));
+    }
+    let patterns: Vec<_> = y.pattern_properties().collect();
+    assert_eq!(x.pattern_properties.len(), patterns.len());
+    for ((pattern, p), (other, q)) in x.pattern_properties.iter().zip(patterns) {
+        assert_eq!(*pattern, other);
+        children.push((*p, q));
+    }
+    let one_of: Vec<_> = y.one_of().collect();
+    let any_of: Vec<_> = y.any_of().collect();
+    assert_eq!((x.one_of.len(), x.any_of.len()), (one_of.len(), any_of.len()));
+    assert_eq!((x.one_of.is_empty(), x.any_of.is_empty()), (!y.has_one_of(), !y.has_any_of()));
+    children.extend(x.one_of.iter().copied().zip(one_of));
+    children.extend(x.any_of.iter().copied().zip(any_of));
+    for (p, q) in children {
+        same_node(nodes, p, schema, q, seen);
+    }
 }
 
 #[test]
@@ -297,7 +363,7 @@ proptest::proptest! {
     #[test]
     fn fast_and_full_walks_agree(doc in arbitrary_value(), minor in 0usize..14) {
         let schema = compiled(VERSIONS[minor]).unwrap();
-        let full = engine::run(schema, &doc).errors.is_empty();
-        proptest::prop_assert_eq!(check::is_valid(schema, 0, &doc), full);
+        let full = engine::run(&schema, &doc).errors.is_empty();
+        proptest::prop_assert_eq!(check::is_valid(&schema, schema.root, &doc), full);
     }
 }
