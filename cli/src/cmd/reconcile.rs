@@ -16,8 +16,8 @@ use clap::Args;
 use reconciler_planner::render::{Format, render};
 use reconciler_planner::snapshot::stacks_from_snapshot;
 use reconciler_planner::{StackInput, convert_stack, diff};
-use reconciler_source::{Repo, Revision, StackProblem};
-use reconciler_types::{StackName, StackSet};
+use reconciler_source::{Repo, Revision, StackProblem, StackSource};
+use reconciler_types::{StackName, StackSet, StackSpec};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -80,23 +80,38 @@ fn show_problem(p: &StackProblem) -> String {
     }
 }
 
-/// Converts every loaded stack of a revision; conversion problems join the load problems.
-fn convert_revision(rev: &Revision) -> (StackSet, Vec<StackProblem>) {
-    let mut problems = rev.problems.clone();
-    let mut set = StackSet { source: short(&rev.commit).to_owned(), stacks: Default::default() };
-    for (name, s) in &rev.stacks {
-        let input = StackInput { name, config: &s.config, files: &s.files, policy: s.policy };
-        match convert_stack(&input) {
-            Ok(spec) => {
-                set.stacks.insert(name.clone(), spec);
-            }
-            Err(errors) => problems.extend(errors.into_iter().map(|e| StackProblem {
-                stack: name.to_string(),
-                file: format!("{}/{}", s.dir, s.config.filename.rsplit('/').next().unwrap_or("")),
+/// A stack's specs, or why it could not be converted.
+type Converted = Result<StackSpec, Vec<StackProblem>>;
+
+/// Converts one loaded stack (on the thread that loaded it, so that its loaded form is freed
+/// at once); conversion problems name the stack's first file.
+fn convert_source(s: &StackSource) -> Converted {
+    let input = StackInput { name: &s.name, config: &s.config, files: &s.files, policy: s.policy };
+    convert_stack(&input).map_err(|errors| {
+        let file = format!("{}/{}", s.dir, s.config.filename.rsplit('/').next().unwrap_or(""));
+        errors
+            .into_iter()
+            .map(|e| StackProblem {
+                stack: s.name.to_string(),
+                file: file.clone(),
                 path: Some(e.path),
                 line: None,
                 message: e.message,
-            })),
+            })
+            .collect()
+    })
+}
+
+/// The specs of a revision's stacks; conversion problems follow the load problems.
+fn stack_set(rev: Revision<Converted>) -> (StackSet, Vec<StackProblem>) {
+    let mut problems = rev.problems;
+    let mut set = StackSet { source: short(&rev.commit).to_owned(), stacks: Default::default() };
+    for (name, converted) in rev.stacks {
+        match converted {
+            Ok(spec) => {
+                set.stacks.insert(name, spec);
+            }
+            Err(errors) => problems.extend(errors),
         }
     }
     (set, problems)
@@ -109,25 +124,22 @@ fn filter(mut set: StackSet, only: Option<&str>) -> StackSet {
     set
 }
 
-fn actual(
-    args: &ReconcileArgs,
-    repo: &Repo,
-    head: &Revision,
-    global: &GlobalArgs,
-) -> Result<StackSet> {
-    if let Some(base) = &args.base {
-        // Stacks whose folder did not change are taken from the head instead of loaded.
-        let rev = repo.read_reusing(base, &args.path, args.stack.as_deref(), Some(head))?;
-        let (set, problems) = convert_revision(&rev);
-        for p in &problems {
-            eprintln!(
-                "warning: base {}: {} (the stack is left out of the base)",
-                short(&rev.commit),
-                show_problem(p)
-            );
-        }
-        return Ok(set);
+/// The base revision's specs; its broken stacks are left out, with a warning.
+fn base_set(rev: Revision<Converted>) -> StackSet {
+    let commit = rev.commit.clone();
+    let (set, problems) = stack_set(rev);
+    for p in &problems {
+        eprintln!(
+            "warning: base {}: {} (the stack is left out of the base)",
+            short(&commit),
+            show_problem(p)
+        );
     }
+    set
+}
+
+/// What runs: a state snapshot, or the live cluster.
+fn actual(args: &ReconcileArgs, global: &GlobalArgs) -> Result<StackSet> {
     if let Some(file) = &args.state {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read the state snapshot {}", file.display()))?;
@@ -165,11 +177,20 @@ pub fn run(args: ReconcileArgs, global: &GlobalArgs) -> Result<ExitCode> {
         bail!("applying from the command line is not available yet; use --dry-run to see the plan");
     }
     let repo = Repo::open(&args.repo, &cache_dir(args.cache_dir.clone()))?;
-    let head = repo.read(&args.rev, &args.path, args.stack.as_deref())?;
+    let only = args.stack.as_deref();
+    // With --base, both revisions load at once, and a stack whose folder did not change is
+    // loaded only once.
+    let (head, base) = match &args.base {
+        Some(base) => {
+            let (head, base) = repo.read_pair(&args.rev, base, &args.path, only, convert_source)?;
+            (head, Some(base))
+        }
+        None => (repo.read_with(&args.rev, &args.path, only, convert_source)?, None),
+    };
     if !head.path_found {
         bail!("{} has no folder {:?} at {}", repo.display, args.path, args.rev);
     }
-    if let Some(only) = &args.stack
+    if let Some(only) = only
         && head.stacks.is_empty()
         && head.problems.is_empty()
         && args.base.is_none()
@@ -177,7 +198,9 @@ pub fn run(args: ReconcileArgs, global: &GlobalArgs) -> Result<ExitCode> {
     {
         eprintln!("warning: stack {only} is not in {} at {}", repo.display, args.rev);
     }
-    let (desired, problems) = convert_revision(&head);
+    let default_policy = head.default_policy;
+    let head_commit = head.commit.clone();
+    let (desired, problems) = stack_set(head);
     if !problems.is_empty() {
         for p in &problems {
             eprintln!("error: {}", show_problem(p));
@@ -188,11 +211,14 @@ pub fn run(args: ReconcileArgs, global: &GlobalArgs) -> Result<ExitCode> {
             "{} invalid stack{} at {}",
             stacks.len(),
             if stacks.len() == 1 { "" } else { "s" },
-            short(&head.commit)
+            short(&head_commit)
         );
     }
-    let actual = actual(&args, &repo, &head, global)?;
-    let plan = diff(&desired, &actual, head.default_policy);
+    let actual = match base {
+        Some(base) => base_set(base?),
+        None => actual(&args, global)?,
+    };
+    let plan = diff(&desired, &actual, default_policy);
     print!("{}", render(&plan, format_of(global), use_color()));
     Ok(if plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }

@@ -10,7 +10,8 @@
 //!                                + config/secret file contents ─► Revision { stacks, problems }
 //! ```
 //!
-//! Entry points: [`Repo::open`], [`Repo::read`].
+//! Entry points: [`Repo::open`], [`Repo::read`], and [`Repo::read_pair`] for two revisions
+//! at once (one pool of loading threads, each stack converted where it loaded).
 
 pub mod convention;
 pub mod fetch;

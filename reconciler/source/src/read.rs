@@ -49,20 +49,57 @@ pub struct StackProblem {
     pub message: String,
 }
 
-/// Every stack of one revision.
+/// Every stack of one revision: [`StackSource`]s from [`Repo::read`], or whatever
+/// [`Repo::read_pair`]'s `then` made of each.
 #[derive(Debug, Clone)]
-pub struct Revision {
+pub struct Revision<S = StackSource> {
     /// The commit id.
     pub commit: String,
     /// Whether the stacks path exists at this revision.
     pub path_found: bool,
     /// Stacks that loaded.
-    pub stacks: BTreeMap<StackName, StackSource>,
+    pub stacks: BTreeMap<StackName, S>,
     /// Stacks that did not, with every problem found.
     pub problems: Vec<StackProblem>,
     /// The policy of stacks the revision does not have.
     pub default_policy: StackPolicy,
 }
+
+/// One revision before its stacks are loaded: what to load, from which tree.
+struct Planned {
+    commit: String,
+    path_found: bool,
+    tree: Oid,
+    settings: Settings,
+    found: Vec<Found>,
+}
+
+impl Planned {
+    fn revision<S>(&self) -> Revision<S> {
+        Revision {
+            commit: self.commit.clone(),
+            path_found: self.path_found,
+            stacks: BTreeMap::new(),
+            problems: Vec::new(),
+            default_policy: self.settings.default_policy(),
+        }
+    }
+}
+
+/// One unit of work of [`Repo::read_pair`]'s pool, by index into the revisions' stacks.
+#[derive(Clone, Copy)]
+enum Job {
+    /// A stack of the head.
+    Head(usize),
+    /// A stack of the base.
+    Base(usize),
+    /// The same stack at both revisions, with equal fingerprints: loaded at the head, and
+    /// at the base only when the head's load turns out not to be reusable.
+    Both(usize, usize),
+}
+
+/// A stack loaded and turned into a `T`, or why it could not be.
+type Made<T> = Result<T, Vec<StackProblem>>;
 
 struct Found {
     name: String,
@@ -110,6 +147,164 @@ impl Repo {
         only: Option<&str>,
         earlier: Option<&Revision>,
     ) -> Result<Revision, SourceError> {
+        let planned = self.plan(rev, stacks_path, only)?;
+        let mut rev_out = planned.revision();
+        let (reused, found): (Vec<&Found>, Vec<&Found>) = planned.found.iter().partition(|f| {
+            earlier
+                .and_then(|e| e.stacks.get(&StackName::new(f.name.clone())))
+                .is_some_and(|s| s.fingerprint.as_deref() == Some(f.fingerprint.as_str()))
+        });
+        for f in reused {
+            if let Some(s) = earlier.and_then(|e| e.stacks.get(&StackName::new(f.name.clone()))) {
+                rev_out.stacks.insert(s.name.clone(), s.clone());
+            }
+        }
+        let files = TreeFiles::new(&self.inner, planned.tree);
+        let results = in_pool(&found, &|f: &&Found| load_found(&files, f, &planned.settings));
+        for (result, f) in results.into_iter().zip(&found) {
+            match result.unwrap_or_else(|| Err(stopped(f))) {
+                Ok(s) => {
+                    rev_out.stacks.insert(s.name.clone(), s);
+                }
+                Err(mut p) => rev_out.problems.append(&mut p),
+            }
+        }
+        Ok(rev_out)
+    }
+
+    /// Reads the stacks of two revisions at once, as `reconcile --base` compares them: every
+    /// load of both revisions in one pool of threads from the start, each stack turned into
+    /// a `T` by `then` on the thread that loaded it (so that the loaded stack file is freed
+    /// at once), and a stack whose inputs are equal at both revisions loaded only once.
+    ///
+    /// The base's own failures (a revision that does not resolve, a broken `flotilla.yaml`)
+    /// come back as its `Err`, so that the caller can report the head's problems first.
+    ///
+    /// # Errors
+    /// When the head's revision does not resolve or its `flotilla.yaml` is broken.
+    #[allow(clippy::type_complexity)] // the two revisions, the second fallible on its own
+    pub fn read_pair<T, F>(
+        &self,
+        head: &str,
+        base: &str,
+        stacks_path: &str,
+        only: Option<&str>,
+        then: F,
+    ) -> Result<(Revision<T>, Result<Revision<T>, SourceError>), SourceError>
+    where
+        T: Clone + Send,
+        F: Fn(&StackSource) -> T + Sync,
+    {
+        let head_plan = self.plan(head, stacks_path, only)?;
+        let base_plan = self.plan(base, stacks_path, only);
+        let (head_out, base_out) = self.load_planned(&head_plan, base_plan.as_ref().ok(), &then);
+        let base_out = base_plan.map(|bp| base_out.unwrap_or_else(|| bp.revision()));
+        Ok((head_out, base_out))
+    }
+
+    /// [`Repo::read`], each stack turned into a `T` by `then` on the thread that loaded it.
+    ///
+    /// # Errors
+    /// As [`Repo::read`].
+    pub fn read_with<T, F>(
+        &self,
+        rev: &str,
+        stacks_path: &str,
+        only: Option<&str>,
+        then: F,
+    ) -> Result<Revision<T>, SourceError>
+    where
+        T: Clone + Send,
+        F: Fn(&StackSource) -> T + Sync,
+    {
+        let planned = self.plan(rev, stacks_path, only)?;
+        Ok(self.load_planned(&planned, None, &then).0)
+    }
+
+    /// Loads the stacks of `head_plan` and `base_plan` in one pool (see [`Repo::read_pair`]).
+    fn load_planned<T, F>(
+        &self,
+        head_plan: &Planned,
+        base_plan: Option<&Planned>,
+        then: &F,
+    ) -> (Revision<T>, Option<Revision<T>>)
+    where
+        T: Clone + Send,
+        F: Fn(&StackSource) -> T + Sync,
+    {
+        let no_stacks = Vec::new();
+        let base_found = base_plan.map_or(&no_stacks, |bp| &bp.found);
+        let mut jobs = Vec::with_capacity(head_plan.found.len() + base_found.len());
+        let mut paired = vec![false; base_found.len()];
+        let base_index: BTreeMap<&str, usize> =
+            base_found.iter().enumerate().map(|(i, f)| (f.name.as_str(), i)).collect();
+        for (i, h) in head_plan.found.iter().enumerate() {
+            match base_index.get(h.name.as_str()) {
+                Some(&j) if base_found[j].fingerprint == h.fingerprint && !paired[j] => {
+                    paired[j] = true;
+                    jobs.push(Job::Both(i, j));
+                }
+                _ => jobs.push(Job::Head(i)),
+            }
+        }
+        jobs.extend((0..base_found.len()).filter(|j| !paired[*j]).map(Job::Base));
+
+        let head_files = TreeFiles::new(&self.inner, head_plan.tree);
+        let base_files = base_plan.map(|bp| TreeFiles::new(&self.inner, bp.tree));
+        let at_head = |i: usize| -> (Made<T>, bool) {
+            let loaded = load_found(&head_files, &head_plan.found[i], &head_plan.settings);
+            let reusable = loaded.as_ref().is_ok_and(|s| s.fingerprint.is_some());
+            (loaded.map(|s| then(&s)), reusable)
+        };
+        let at_base = |j: usize| -> Made<T> {
+            match (base_plan, &base_files) {
+                (Some(bp), Some(files)) => {
+                    load_found(files, &bp.found[j], &bp.settings).map(|s| then(&s))
+                }
+                _ => Err(stopped(&base_found[j])),
+            }
+        };
+        let work = |job: &Job| -> (Option<Made<T>>, Option<Made<T>>) {
+            match *job {
+                Job::Head(i) => (Some(at_head(i).0), None),
+                Job::Base(j) => (None, Some(at_base(j))),
+                Job::Both(i, j) => {
+                    let (h, reusable) = at_head(i);
+                    let b = match &h {
+                        Ok(t) if reusable => Ok(t.clone()),
+                        _ => at_base(j),
+                    };
+                    (Some(h), Some(b))
+                }
+            }
+        };
+        let results = in_pool(&jobs, &work);
+
+        let mut head_slots: Vec<Option<Made<T>>> = Vec::new();
+        head_slots.resize_with(head_plan.found.len(), || None);
+        let mut base_slots: Vec<Option<Made<T>>> = Vec::new();
+        base_slots.resize_with(base_found.len(), || None);
+        for (done, job) in results.into_iter().zip(&jobs) {
+            let (h, b) = done.unwrap_or((None, None));
+            match *job {
+                Job::Head(i) => head_slots[i] = h,
+                Job::Base(j) => base_slots[j] = b,
+                Job::Both(i, j) => {
+                    head_slots[i] = h;
+                    base_slots[j] = b;
+                }
+            }
+        }
+        (collect(head_plan, head_slots), base_plan.map(|bp| collect(bp, base_slots)))
+    }
+
+    /// Resolves `rev` and lists its stacks, with their fingerprints.
+    fn plan(
+        &self,
+        rev: &str,
+        stacks_path: &str,
+        only: Option<&str>,
+    ) -> Result<Planned, SourceError> {
         let commit = self.resolve(rev)?;
         let tree = self.tree_of(&commit)?;
         let files = TreeFiles::new(&self.inner, tree);
@@ -126,13 +321,6 @@ impl Repo {
             ),
             Err(_) => (Settings::default(), Vec::new()),
         };
-        let mut rev_out = Revision {
-            commit,
-            path_found,
-            stacks: BTreeMap::new(),
-            problems: Vec::new(),
-            default_policy: settings.default_policy(),
-        };
         let found = match &settings.stacks {
             Some(list) => listed(list, &base),
             None => self.discover(tree, &base)?,
@@ -144,26 +332,7 @@ impl Repo {
             let dir = self.subtree(tree, &f.dir.join("/"))?;
             f.fingerprint = format!("{dir}:{settings_digest}");
         }
-        let (reused, found): (Vec<Found>, Vec<Found>) = found.into_iter().partition(|f| {
-            earlier
-                .and_then(|e| e.stacks.get(&StackName::new(f.name.clone())))
-                .is_some_and(|s| s.fingerprint.as_deref() == Some(f.fingerprint.as_str()))
-        });
-        for f in reused {
-            if let Some(s) = earlier.and_then(|e| e.stacks.get(&StackName::new(f.name))) {
-                rev_out.stacks.insert(s.name.clone(), s.clone());
-            }
-        }
-        let results = load_all(&files, &found, &settings);
-        for result in results {
-            match result {
-                Ok(s) => {
-                    rev_out.stacks.insert(s.name.clone(), s);
-                }
-                Err(mut p) => rev_out.problems.append(&mut p),
-            }
-        }
-        Ok(rev_out)
+        Ok(Planned { commit, path_found, tree, settings, found })
     }
 
     fn tree_of(&self, commit: &str) -> Result<Oid, SourceError> {
@@ -225,29 +394,52 @@ impl Repo {
 
 type Loaded = Result<StackSource, Vec<StackProblem>>;
 
-/// Loads every stack, on as many threads as there are cores (loading is CPU-bound; the
-/// repository is only locked while a blob is read), each with the loader's large stack so
-/// that deeply nested YAML is an error, not a crash. Results come back in `found`'s order.
-fn load_all(files: &TreeFiles<'_>, found: &[Found], settings: &Settings) -> Vec<Loaded> {
-    let load_one = |f: &Found| -> Loaded {
-        if !valid_stack_name(&f.name) {
-            return Err(vec![problem(&f.name, &f.dir.join("/"), "invalid stack name")]);
+/// Loads one stack of a revision.
+fn load_found(files: &TreeFiles<'_>, f: &Found, settings: &Settings) -> Loaded {
+    if !valid_stack_name(&f.name) {
+        return Err(vec![problem(&f.name, &f.dir.join("/"), "invalid stack name")]);
+    }
+    load_stack(files, f, settings.policy(f.settings.as_ref()))
+}
+
+/// The problem of a stack whose loading thread went away.
+fn stopped(f: &Found) -> Vec<StackProblem> {
+    vec![problem(&f.name, &f.dir.join("/"), "loading stopped unexpectedly")]
+}
+
+/// A revision from its stacks' results, in the order they were found: the problems come
+/// out in that order.
+fn collect<T>(planned: &Planned, slots: Vec<Option<Made<T>>>) -> Revision<T> {
+    let mut out = planned.revision();
+    for (slot, f) in slots.into_iter().zip(&planned.found) {
+        match slot.unwrap_or_else(|| Err(stopped(f))) {
+            Ok(t) => {
+                out.stacks.insert(StackName::new(f.name.clone()), t);
+            }
+            Err(mut p) => out.problems.append(&mut p),
         }
-        load_stack(files, f, settings.policy(f.settings.as_ref()))
-    };
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(found.len());
+    }
+    out
+}
+
+/// Runs `work` on every job, on as many threads as there are cores (loading is CPU-bound;
+/// the repository is only locked while a blob is read), each with the loader's large stack
+/// so that deeply nested YAML is an error, not a crash. Threads take the next job as they
+/// finish one. Results come back in `jobs`' order; `None` where no thread ran the job.
+fn in_pool<J: Sync, R: Send>(jobs: &[J], work: &(dyn Fn(&J) -> R + Sync)) -> Vec<Option<R>> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len());
     let next = AtomicUsize::new(0);
-    let mut slots: Vec<Option<Loaded>> = Vec::new();
-    slots.resize_with(found.len(), || None);
-    let done: Vec<Vec<(usize, Loaded)>> = std::thread::scope(|scope| {
+    let mut slots: Vec<Option<R>> = Vec::new();
+    slots.resize_with(jobs.len(), || None);
+    let done: Vec<Vec<(usize, R)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .filter_map(|_| {
                 let worker = || {
                     let mut out = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(f) = found.get(i) else { break };
-                        out.push((i, load_one(f)));
+                        let Some(job) = jobs.get(i) else { break };
+                        out.push((i, work(job)));
                     }
                     out
                 };
@@ -264,14 +456,6 @@ fn load_all(files: &TreeFiles<'_>, found: &[Found], settings: &Settings) -> Vec<
         slots[i] = Some(r);
     }
     slots
-        .into_iter()
-        .zip(found)
-        .map(|(r, f)| {
-            r.unwrap_or_else(|| {
-                Err(vec![problem(&f.name, &f.dir.join("/"), "loading stopped unexpectedly")])
-            })
-        })
-        .collect()
 }
 
 fn listed(list: &BTreeMap<String, StackSettings>, base: &[String]) -> Vec<Found> {

@@ -174,3 +174,43 @@ fn read_reusing_takes_unchanged_stacks_and_reloads_changed_ones() {
     let same = repo.read_reusing("HEAD", "stacks", None, Some(&head)).unwrap();
     assert_eq!(same.stacks[&"web".into()].fingerprint, web.fingerprint);
 }
+
+#[test]
+fn read_pair_loads_both_revisions_as_read_does_and_reports_a_missing_base_apart() {
+    let (dir, repo) = sample();
+    write(
+        dir.path(),
+        "stacks/other/stack.yml",
+        "services:\n  a:\n    image: busybox\n    env_file: ../web/web.env\n",
+    );
+    write(dir.path(), "stacks/same/stack.yml", "services:\n  s:\n    image: busybox:1\n");
+    write(dir.path(), "stacks/gone/stack.yml", "services:\n  g:\n    image: busybox\n");
+    write(dir.path(), "stacks/broken/stack.yml", "services:\n  b:\n    image: [1\n");
+    let first = commit(&repo, "five stacks", 1_700_000_100);
+    write(dir.path(), "stacks/web/web.env", "A=2\n");
+    std::fs::remove_dir_all(dir.path().join("stacks/gone")).unwrap();
+    write(dir.path(), "stacks/new/stack.yml", "services:\n  n:\n    image: busybox\n");
+    commit(&repo, "change web's env file, drop one stack, add one", 1_700_000_200);
+    let repo = Repo::open(dir.path().to_str().unwrap(), cache().path()).unwrap();
+    let env = |s: &reconciler_source::StackSource| {
+        (s.config.services[0].image.clone(), s.config.services[0].environment.get("A").cloned())
+    };
+    let (head, base) = repo.read_pair("HEAD", &first, "stacks", None, env).unwrap();
+    let base = base.unwrap();
+    let want_head = repo.read("HEAD", "stacks", None).unwrap();
+    let want_base = repo.read(&first, "stacks", None).unwrap();
+    for (got, want) in [(&head, &want_head), (&base, &want_base)] {
+        assert_eq!(got.commit, want.commit);
+        assert_eq!(got.problems, want.problems);
+        let want: Vec<_> = want.stacks.iter().map(|(k, s)| (k.clone(), env(s))).collect();
+        let got: Vec<_> = got.stacks.iter().map(|(k, s)| (k.clone(), s.clone())).collect();
+        assert_eq!(got, want);
+    }
+    assert_eq!(base.stacks[&"other".into()].1, Some(Some("1".to_owned())), "never reused");
+    assert_eq!(head.problems.len(), 1, "{:?}", head.problems);
+
+    let (head, base) = repo.read_pair("HEAD", "nope", "stacks", None, env).unwrap();
+    assert_eq!(head.stacks.len(), want_head.stacks.len());
+    assert!(base.unwrap_err().to_string().contains("nope"));
+    assert!(repo.read_pair("nope", "HEAD", "stacks", None, env).is_err());
+}
