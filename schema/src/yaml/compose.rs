@@ -11,6 +11,61 @@ use std::collections::HashMap;
 /// Deepest nesting accepted, as in yaml.v3.
 const MAX_DEPTH: usize = 10_000;
 
+/// How much of the text the scanner is handed at a time. libyaml decodes what it is handed
+/// into a queue of `char`s (4 bytes each) at once: handing it the whole text would hold a
+/// copy four times its size.
+const CHUNK: usize = 8 * 1024;
+
+/// The text, handed to the scanner in chunks of about [`CHUNK`] bytes that end on
+/// character boundaries.
+struct Chunked<'a> {
+    rest: &'a [u8],
+}
+
+impl Chunked<'_> {
+    /// The length of the next chunk: at most [`CHUNK`] bytes unless one character is longer,
+    /// and never a partial UTF-8 character.
+    fn next_len(&self) -> usize {
+        if self.rest.len() <= CHUNK {
+            return self.rest.len();
+        }
+        let mut end = CHUNK;
+        // Back up over continuation bytes (at most three) to the start of a character.
+        while end > CHUNK - 4 && self.rest.get(end).is_some_and(|b| b & 0xC0 == 0x80) {
+            end -= 1;
+        }
+        end
+    }
+}
+
+impl std::io::Read for Chunked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.rest.len());
+        let (head, tail) = self.rest.split_at(n);
+        buf[..n].copy_from_slice(head);
+        self.rest = tail;
+        Ok(n)
+    }
+}
+
+impl std::io::BufRead for Chunked<'_> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        let n = self.next_len();
+        Ok(&self.rest[..n])
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.rest = &self.rest[amount.min(self.rest.len())..];
+    }
+}
+
+/// A parser reading `source`.
+fn parser(source: &[u8]) -> Parser<Chunked<'_>> {
+    let mut parser = Parser::new();
+    parser.set_input(Chunked { rest: source });
+    parser
+}
+
 /// Why a YAML text could not be read. The message is yaml.v3's, without its `yaml: ` prefix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("yaml: {message}")]
@@ -34,13 +89,12 @@ pub fn parse(source: &[u8]) -> Result<Value, ParseError> {
     let source = transcoded.as_deref().unwrap_or(source);
     check_utf8(source)?;
     let mut b = Builder {
-        parser: Parser::new(),
+        parser: parser(source),
         anchors: HashMap::new(),
         depth: 0,
         decode_count: 0,
         alias_count: 0,
     };
-    b.parser.set_input(source);
     loop {
         let ev = b.next()?;
         match ev.data {
@@ -128,7 +182,7 @@ struct Anchored {
 }
 
 struct Builder<'a> {
-    parser: Parser<&'a [u8]>,
+    parser: Parser<Chunked<'a>>,
     anchors: HashMap<String, Anchored>,
     depth: usize,
     decode_count: u64,
@@ -395,8 +449,7 @@ fn is_plain_word(s: &str) -> bool {
 /// written, found by reading the document again. Paths through aliases are not followed.
 pub fn line_of(source: &[u8], path: &str) -> Option<usize> {
     let target: Vec<&str> = path.split('.').collect();
-    let mut parser = Parser::new();
-    parser.set_input(source);
+    let mut parser = parser(source);
     loop {
         let ev = parser.parse().ok()?;
         match ev.data {
@@ -409,7 +462,7 @@ pub fn line_of(source: &[u8], path: &str) -> Option<usize> {
 
 /// Walks one node; `Err` on a parse error, `Ok(Some(line))` once the target is found.
 fn find(
-    parser: &mut Parser<&[u8]>,
+    parser: &mut Parser<Chunked<'_>>,
     ev: Event,
     path: &mut Vec<String>,
     target: &[&str],
@@ -535,6 +588,21 @@ mod tests {
         assert!(matches!(parse(&le).unwrap(), Value::Map(_)));
         assert!(parse(&[0xFF, 0xFE, 0x61]).is_err());
         assert!(parse(&[0xFF, 0xFE, 0x00, 0xD8, 0x61, 0x00]).is_err());
+    }
+
+    #[test]
+    fn multibyte_characters_across_chunks_are_read_whole() {
+        let mut src = String::new();
+        let mut expected = Vec::new();
+        for i in 0..4 * CHUNK / 10 {
+            let value = format!("{}é😀{}", "x".repeat(i % 7), "ü".repeat(i % 3));
+            src.push_str(&format!("k{i}: {value}\n"));
+            expected.push((format!("k{i}"), Value::Str(value)));
+        }
+        let Value::Map(map) = p(&src) else { panic!("not a mapping") };
+        assert_eq!(map.into_iter().collect::<Vec<_>>(), expected);
+        let last = expected.len() - 1;
+        assert_eq!(line_of(src.as_bytes(), &format!("k{last}")), Some(last + 1));
     }
 
     #[test]
