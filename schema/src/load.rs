@@ -182,7 +182,7 @@ fn load_one(
     if let Some(Value::Map(services)) = p.doc.get("services") {
         let bad = services.iter().find_map(|(name, s)| {
             let m = s.as_map()?;
-            FORBIDDEN.iter().find(|k| m.contains_key(**k)).map(|k| format!("services.{name}.{k}"))
+            FORBIDDEN.iter().find(|k| m.contains_key(k)).map(|k| format!("services.{name}.{k}"))
         });
         if let Some(path) = bad {
             return Err(LoadError::new(&p.name, "Configuration contains forbidden properties")

@@ -4,7 +4,7 @@
 //! kept; [`line_of`] finds the line of a field path on demand, for error messages.
 
 use super::resolve::{Scalar, resolve};
-use crate::value::{Map, Value};
+use crate::value::{Map, Stacks, Value};
 use libyaml_safer::{Event, EventData, Parser, ScalarStyle};
 use std::collections::HashMap;
 
@@ -91,6 +91,8 @@ pub fn parse(source: &[u8]) -> Result<Value, ParseError> {
     let mut b = Builder {
         parser: parser(source),
         anchors: HashMap::new(),
+        stacks: Stacks::default(),
+        keys: Vec::new(),
         depth: 0,
         decode_count: 0,
         alias_count: 0,
@@ -167,12 +169,28 @@ fn check_utf8(source: &[u8]) -> Result<(), ParseError> {
 }
 
 /// A decoded node: its value, how many nodes it stands for (for the alias guard), and,
-/// for scalars, the text as written (for duplicate-key checks and merge keys).
+/// for scalars read as keys, the text as written (for duplicate-key checks and merge keys).
 struct Built {
     value: Value,
     size: u64,
-    raw: Option<(String, bool)>,
+    raw: Option<Raw>,
     is_map: bool,
+}
+
+/// The text of a scalar key as written.
+enum Raw {
+    /// The text is the key's string value itself (the common case: no copy is kept).
+    Same { plain: bool },
+    /// The text differs from the value, or the value is no string.
+    Text { text: String, plain: bool },
+}
+
+/// A key of the mapping being decoded, for duplicate-key checks: its line and whether it
+/// was written as exactly its string value.
+#[derive(Clone, Copy)]
+struct KeySeen {
+    line: usize,
+    same: bool,
 }
 
 struct Anchored {
@@ -184,6 +202,10 @@ struct Anchored {
 struct Builder<'a> {
     parser: Parser<Chunked<'a>>,
     anchors: HashMap<String, Anchored>,
+    /// Where mappings and sequences gather their items.
+    stacks: Stacks,
+    /// The keys of the mappings being decoded, one per entry, in order.
+    keys: Vec<KeySeen>,
     depth: usize,
     decode_count: u64,
     alias_count: u64,
@@ -243,7 +265,13 @@ impl Builder<'_> {
             EventData::Scalar { anchor, tag, value, style, .. } => {
                 self.count(1, false)?;
                 let plain = matches!(style, ScalarStyle::Plain | ScalarStyle::Any);
-                let raw = key.then(|| (value.clone(), plain));
+                let raw = key.then(|| {
+                    if stays_string(&value, tag.as_deref(), plain) {
+                        Raw::Same { plain }
+                    } else {
+                        Raw::Text { text: value.clone(), plain }
+                    }
+                });
                 let v = scalar(value, tag.as_deref(), plain)?;
                 let b = Built { value: v, size: 1, raw, is_map: false };
                 self.remember(anchor, &b);
@@ -262,7 +290,7 @@ impl Builder<'_> {
             EventData::SequenceStart { anchor, .. } => {
                 self.enter(line)?;
                 self.count(1, false)?;
-                let mut items = Vec::new();
+                let start = self.stacks.seq_start();
                 let mut size = 1;
                 loop {
                     let ev = self.next()?;
@@ -271,8 +299,9 @@ impl Builder<'_> {
                     }
                     let item = self.node(ev, false)?;
                     size += item.size;
-                    items.push(item.value);
+                    self.stacks.push_item(item.value);
                 }
+                let items = self.stacks.finish_seq(start);
                 self.depth -= 1;
                 let b = Built { value: Value::Seq(items), size, raw: None, is_map: false };
                 self.remember(anchor, &b);
@@ -292,7 +321,9 @@ impl Builder<'_> {
 
     fn mapping(&mut self) -> Result<Built, ParseError> {
         let mut entries = Entries::Strings(Map::default());
-        let mut seen: HashMap<String, usize> = HashMap::new();
+        // The keys written differently from their string value (and merge keys), with lines.
+        let mut odd: Vec<(String, usize)> = Vec::new();
+        let keys_start = self.keys.len();
         let mut dups = Vec::new();
         let mut merge: Option<Built> = None;
         let mut size = 1;
@@ -306,17 +337,24 @@ impl Builder<'_> {
             let ev = self.next()?;
             let value = self.node(ev, false)?;
             size += key.size + value.size;
-            if let Some((raw, plain)) = &key.raw {
-                match seen.get(raw) {
-                    Some(first) => dups.push(format!(
+            let mut same = false;
+            if let Some(raw) = &key.raw {
+                let (text, plain) = match raw {
+                    Raw::Same { plain } => (key.value.as_str().unwrap_or_default(), *plain),
+                    Raw::Text { text, plain } => (text.as_str(), *plain),
+                };
+                if let Some(first) = self.first_line_of(&entries, keys_start, &odd, text) {
+                    dups.push(format!(
                         "  line {line}: mapping key {} already defined at line {first}",
-                        crate::gostr::quote(raw)
-                    )),
-                    None => {
-                        seen.insert(raw.clone(), line);
-                    }
+                        crate::gostr::quote(text)
+                    ));
                 }
-                if *plain && raw == "<<" {
+                let is_merge = plain && text == "<<";
+                match raw {
+                    Raw::Same { .. } if !is_merge => same = true,
+                    _ => odd.push((text.to_owned(), line)),
+                }
+                if is_merge {
                     merge = Some(value);
                     continue;
                 }
@@ -324,8 +362,13 @@ impl Builder<'_> {
             if matches!(key.value, Value::Seq(_) | Value::Map(_) | Value::AnyMap(_)) {
                 return Err(ParseError::new("invalid map key"));
             }
+            let before = entries.len();
             entries.set(key.value, value.value, true);
+            if entries.len() > before {
+                self.keys.push(KeySeen { line, same });
+            }
         }
+        self.keys.truncate(keys_start);
         if !dups.is_empty() {
             return Err(ParseError {
                 message: format!("unmarshal errors:\n{}", dups.join("\n")),
@@ -336,6 +379,26 @@ impl Builder<'_> {
             merge_into(&mut entries, m)?;
         }
         Ok(Built { value: entries.into_value(), size, raw: None, is_map: true })
+    }
+
+    /// The line of the first key of the mapping being decoded that was written as `text`.
+    fn first_line_of(
+        &self,
+        entries: &Entries,
+        keys_start: usize,
+        odd: &[(String, usize)],
+        text: &str,
+    ) -> Option<usize> {
+        let by_value = entries
+            .position_of_str(text)
+            .and_then(|i| self.keys.get(keys_start + i))
+            .filter(|k| k.same)
+            .map(|k| k.line);
+        let by_text = odd.iter().find(|(t, _)| t == text).map(|(_, line)| *line);
+        match (by_value, by_text) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn enter(&mut self, line: usize) -> Result<(), ParseError> {
@@ -401,9 +464,29 @@ impl Entries {
         }
     }
 
+    fn len(&self) -> usize {
+        match self {
+            Entries::Strings(m) => m.len(),
+            Entries::Any(pairs) => pairs.len(),
+        }
+    }
+
+    /// The position of the string key `key`.
+    fn position_of_str(&self, key: &str) -> Option<usize> {
+        match self {
+            Entries::Strings(m) => m.get_index_of(key),
+            Entries::Any(pairs) => {
+                pairs.iter().position(|(k, _)| matches!(k, Value::Str(s) if s == key))
+            }
+        }
+    }
+
     fn into_value(self) -> Value {
         match self {
-            Entries::Strings(m) => Value::Map(m),
+            Entries::Strings(mut m) => {
+                m.shrink_to_fit();
+                Value::Map(m)
+            }
             Entries::Any(pairs) => Value::AnyMap(pairs),
         }
     }
@@ -417,8 +500,13 @@ fn map_entries(v: Value) -> Vec<(Value, Value)> {
     }
 }
 
+/// Whether [`scalar`] gives the text back unchanged as a string.
+fn stays_string(value: &str, tag: Option<&str>, plain: bool) -> bool {
+    tag.is_none() && (!plain || is_plain_word(value))
+}
+
 fn scalar(value: String, tag: Option<&str>, plain: bool) -> Result<Value, ParseError> {
-    if tag.is_none() && (!plain || is_plain_word(&value)) {
+    if stays_string(&value, tag, plain) {
         return Ok(Value::Str(value));
     }
     let tag = match tag {
@@ -547,6 +635,32 @@ mod tests {
         assert_eq!(
             e.message,
             "unmarshal errors:\n  line 3: mapping key \"a\" already defined at line 1"
+        );
+    }
+
+    #[test]
+    fn duplicates_are_keys_written_alike() {
+        let dup = |src: &str| parse(src.as_bytes()).unwrap_err().message;
+        assert_eq!(
+            dup("a: 1\n'a': 2\n"),
+            "unmarshal errors:\n  line 2: mapping key \"a\" already defined at line 1"
+        );
+        assert_eq!(
+            dup("1: a\nb: 2\n\"1\": b\n"),
+            "unmarshal errors:\n  line 3: mapping key \"1\" already defined at line 1"
+        );
+        assert_eq!(
+            dup("<<: {a: 1}\n<<: {b: 2}\n"),
+            "unmarshal errors:\n  line 2: mapping key \"<<\" already defined at line 1"
+        );
+        // Written differently, the same string: no duplicate, the later value wins.
+        let v = p("2001-12-14: a\n\"2001-12-14 00:00:00 +0000 UTC\": b\n");
+        let m = v.as_map().unwrap();
+        assert_eq!((m.len(), &m["2001-12-14 00:00:00 +0000 UTC"]), (1, &Value::Str("b".into())));
+        let many: String = (0..40).map(|i| format!("k{i}: {i}\n")).collect();
+        assert_eq!(
+            dup(&format!("{many}k39: x\n")),
+            "unmarshal errors:\n  line 41: mapping key \"k39\" already defined at line 40"
         );
     }
 
