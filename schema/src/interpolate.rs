@@ -197,9 +197,9 @@ const CASTS: &[(&str, Cast)] = &[
 
 fn cast_for(path: &[&str]) -> Option<Cast> {
     CASTS.iter().find_map(|(pattern, cast)| {
-        let parts: Vec<&str> = pattern.split('.').collect();
-        let matches =
-            parts.len() == path.len() && parts.iter().zip(path).all(|(p, q)| *p == "*" || p == q);
+        let mut parts = pattern.split('.');
+        let matches = path.iter().all(|q| parts.next().is_some_and(|p| p == "*" || p == *q))
+            && parts.next().is_none();
         matches.then_some(*cast)
     })
 }

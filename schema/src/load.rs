@@ -182,7 +182,7 @@ fn load_one(
     if let Some(Value::Map(services)) = p.doc.get("services") {
         let bad = services.iter().find_map(|(name, s)| {
             let m = s.as_map()?;
-            FORBIDDEN.iter().find(|k| m.contains_key(**k)).map(|k| format!("services.{name}.{k}"))
+            FORBIDDEN.iter().find(|k| m.contains_key(k)).map(|k| format!("services.{name}.{k}"))
         });
         if let Some(path) = bad {
             return Err(LoadError::new(&p.name, "Configuration contains forbidden properties")
@@ -197,7 +197,7 @@ fn load_one(
     let doc = Value::Map(doc);
     validate(&doc, version, &p)?;
     let Value::Map(doc) = doc else { return Ok(Config::default()) };
-    decode_sections(&doc, version, &p, input, warnings)
+    decode_sections(doc, version, &p, input, warnings)
 }
 
 fn validate(value: &Value, version: &str, p: &Parsed<'_>) -> Result<(), LoadError> {
@@ -218,8 +218,10 @@ fn validate(value: &Value, version: &str, p: &Parsed<'_>) -> Result<(), LoadErro
     })
 }
 
+/// Decodes the document, dropping each service's tree once it is decoded (the tree and the
+/// model of a large stack are never both whole).
 fn decode_sections(
-    doc: &Map,
+    mut doc: Map,
     version: &str,
     p: &Parsed<'_>,
     input: &LoadInput<'_>,
@@ -229,10 +231,13 @@ fn decode_sections(
     let home = input.env.get("HOME").cloned().unwrap_or_default();
     let mut cfg =
         Config { filename: p.name.clone(), version: version.to_owned(), ..Default::default() };
-    if let Some(Value::Map(services)) = doc.get("services") {
+    if let Some(Value::Map(services)) =
+        doc.get_mut("services").map(|s| std::mem::replace(s, Value::Null))
+    {
+        cfg.services.reserve_exact(services.len());
         for (name, s) in services {
             let Value::Map(sm) = s else { continue };
-            let mut svc = decode::decode_service(name, sm, warnings)
+            let mut svc = decode::decode_service(&name, &sm, warnings)
                 .map_err(|e| err(e).at(&format!("services.{name}"), p.lines))?;
             crate::environment::resolve(&mut svc, &input.working_dir, &input.env, input.reader)
                 .map_err(|m| {
@@ -253,7 +258,7 @@ fn decode_sections(
         .map_err(|e| err(e).at("secrets", p.lines))?;
     cfg.configs = decode::decode_configs(doc.get("configs"), &ctx, warnings)
         .map_err(|e| err(e).at("configs", p.lines))?;
-    cfg.extras = decode::extras(doc);
+    cfg.extras = decode::extras(&doc);
     Ok(cfg)
 }
 

@@ -4,7 +4,7 @@
 use super::*;
 use crate::gostr::format_duration;
 use crate::value::Value;
-use crate::yaml::{Out, sort_keys};
+use crate::yaml::{Deferred, Out, ToOut, sort_keys};
 use std::borrow::Cow;
 
 /// Builds a mapping, leaving out fields that are `None`.
@@ -126,8 +126,12 @@ impl Config {
     pub fn to_out(&self) -> Out<'_> {
         let mut services: Vec<&ServiceConfig> = self.services.iter().collect();
         services.sort_by(|a, b| sort_keys(&a.name, &b.name));
+        // Each service is built only while it is written: a large stack is never one tree.
         let services = Out::Map(
-            services.into_iter().map(|s| (Cow::Borrowed(s.name.as_str()), s.to_out())).collect(),
+            services
+                .into_iter()
+                .map(|s| (Cow::Borrowed(s.name.as_str()), Out::Deferred(Deferred(s))))
+                .collect(),
         );
 
         Fields::new()
@@ -212,8 +216,14 @@ impl FileObjectConfig {
     }
 }
 
-impl ServiceConfig {
+impl ToOut for ServiceConfig {
     fn to_out(&self) -> Out<'_> {
+        self.out()
+    }
+}
+
+impl ServiceConfig {
+    fn out(&self) -> Out<'_> {
         let mut f = Fields::new();
         f.put("build", self.build.to_out())
             .put("cap_add", list(&self.cap_add))

@@ -4,12 +4,67 @@
 //! kept; [`line_of`] finds the line of a field path on demand, for error messages.
 
 use super::resolve::{Scalar, resolve};
-use crate::value::{Map, Value};
+use crate::value::{Map, Stacks, Value};
 use libyaml_safer::{Event, EventData, Parser, ScalarStyle};
 use std::collections::HashMap;
 
 /// Deepest nesting accepted, as in yaml.v3.
 const MAX_DEPTH: usize = 10_000;
+
+/// How much of the text the scanner is handed at a time. libyaml decodes what it is handed
+/// into a queue of `char`s (4 bytes each) at once: handing it the whole text would hold a
+/// copy four times its size.
+const CHUNK: usize = 8 * 1024;
+
+/// The text, handed to the scanner in chunks of about [`CHUNK`] bytes that end on
+/// character boundaries.
+struct Chunked<'a> {
+    rest: &'a [u8],
+}
+
+impl Chunked<'_> {
+    /// The length of the next chunk: at most [`CHUNK`] bytes unless one character is longer,
+    /// and never a partial UTF-8 character.
+    fn next_len(&self) -> usize {
+        if self.rest.len() <= CHUNK {
+            return self.rest.len();
+        }
+        let mut end = CHUNK;
+        // Back up over continuation bytes (at most three) to the start of a character.
+        while end > CHUNK - 4 && self.rest.get(end).is_some_and(|b| b & 0xC0 == 0x80) {
+            end -= 1;
+        }
+        end
+    }
+}
+
+impl std::io::Read for Chunked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.rest.len());
+        let (head, tail) = self.rest.split_at(n);
+        buf[..n].copy_from_slice(head);
+        self.rest = tail;
+        Ok(n)
+    }
+}
+
+impl std::io::BufRead for Chunked<'_> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        let n = self.next_len();
+        Ok(&self.rest[..n])
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.rest = &self.rest[amount.min(self.rest.len())..];
+    }
+}
+
+/// A parser reading `source`.
+fn parser(source: &[u8]) -> Parser<Chunked<'_>> {
+    let mut parser = Parser::new();
+    parser.set_input(Chunked { rest: source });
+    parser
+}
 
 /// Why a YAML text could not be read. The message is yaml.v3's, without its `yaml: ` prefix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,13 +89,14 @@ pub fn parse(source: &[u8]) -> Result<Value, ParseError> {
     let source = transcoded.as_deref().unwrap_or(source);
     check_utf8(source)?;
     let mut b = Builder {
-        parser: Parser::new(),
+        parser: parser(source),
         anchors: HashMap::new(),
+        stacks: Stacks::default(),
+        keys: Vec::new(),
         depth: 0,
         decode_count: 0,
         alias_count: 0,
     };
-    b.parser.set_input(source);
     loop {
         let ev = b.next()?;
         match ev.data {
@@ -113,12 +169,28 @@ fn check_utf8(source: &[u8]) -> Result<(), ParseError> {
 }
 
 /// A decoded node: its value, how many nodes it stands for (for the alias guard), and,
-/// for scalars, the text as written (for duplicate-key checks and merge keys).
+/// for scalars read as keys, the text as written (for duplicate-key checks and merge keys).
 struct Built {
     value: Value,
     size: u64,
-    raw: Option<(String, bool)>,
+    raw: Option<Raw>,
     is_map: bool,
+}
+
+/// The text of a scalar key as written.
+enum Raw {
+    /// The text is the key's string value itself (the common case: no copy is kept).
+    Same { plain: bool },
+    /// The text differs from the value, or the value is no string.
+    Text { text: String, plain: bool },
+}
+
+/// A key of the mapping being decoded, for duplicate-key checks: its line and whether it
+/// was written as exactly its string value.
+#[derive(Clone, Copy)]
+struct KeySeen {
+    line: usize,
+    same: bool,
 }
 
 struct Anchored {
@@ -128,8 +200,12 @@ struct Anchored {
 }
 
 struct Builder<'a> {
-    parser: Parser<&'a [u8]>,
+    parser: Parser<Chunked<'a>>,
     anchors: HashMap<String, Anchored>,
+    /// Where mappings and sequences gather their items.
+    stacks: Stacks,
+    /// The keys of the mappings being decoded, one per entry, in order.
+    keys: Vec<KeySeen>,
     depth: usize,
     decode_count: u64,
     alias_count: u64,
@@ -189,7 +265,13 @@ impl Builder<'_> {
             EventData::Scalar { anchor, tag, value, style, .. } => {
                 self.count(1, false)?;
                 let plain = matches!(style, ScalarStyle::Plain | ScalarStyle::Any);
-                let raw = key.then(|| (value.clone(), plain));
+                let raw = key.then(|| {
+                    if stays_string(&value, tag.as_deref(), plain) {
+                        Raw::Same { plain }
+                    } else {
+                        Raw::Text { text: value.clone(), plain }
+                    }
+                });
                 let v = scalar(value, tag.as_deref(), plain)?;
                 let b = Built { value: v, size: 1, raw, is_map: false };
                 self.remember(anchor, &b);
@@ -208,7 +290,7 @@ impl Builder<'_> {
             EventData::SequenceStart { anchor, .. } => {
                 self.enter(line)?;
                 self.count(1, false)?;
-                let mut items = Vec::new();
+                let start = self.stacks.seq_start();
                 let mut size = 1;
                 loop {
                     let ev = self.next()?;
@@ -217,8 +299,9 @@ impl Builder<'_> {
                     }
                     let item = self.node(ev, false)?;
                     size += item.size;
-                    items.push(item.value);
+                    self.stacks.push_item(item.value);
                 }
+                let items = self.stacks.finish_seq(start);
                 self.depth -= 1;
                 let b = Built { value: Value::Seq(items), size, raw: None, is_map: false };
                 self.remember(anchor, &b);
@@ -238,7 +321,9 @@ impl Builder<'_> {
 
     fn mapping(&mut self) -> Result<Built, ParseError> {
         let mut entries = Entries::Strings(Map::default());
-        let mut seen: HashMap<String, usize> = HashMap::new();
+        // The keys written differently from their string value (and merge keys), with lines.
+        let mut odd: Vec<(String, usize)> = Vec::new();
+        let keys_start = self.keys.len();
         let mut dups = Vec::new();
         let mut merge: Option<Built> = None;
         let mut size = 1;
@@ -252,17 +337,24 @@ impl Builder<'_> {
             let ev = self.next()?;
             let value = self.node(ev, false)?;
             size += key.size + value.size;
-            if let Some((raw, plain)) = &key.raw {
-                match seen.get(raw) {
-                    Some(first) => dups.push(format!(
+            let mut same = false;
+            if let Some(raw) = &key.raw {
+                let (text, plain) = match raw {
+                    Raw::Same { plain } => (key.value.as_str().unwrap_or_default(), *plain),
+                    Raw::Text { text, plain } => (text.as_str(), *plain),
+                };
+                if let Some(first) = self.first_line_of(&entries, keys_start, &odd, text) {
+                    dups.push(format!(
                         "  line {line}: mapping key {} already defined at line {first}",
-                        crate::gostr::quote(raw)
-                    )),
-                    None => {
-                        seen.insert(raw.clone(), line);
-                    }
+                        crate::gostr::quote(text)
+                    ));
                 }
-                if *plain && raw == "<<" {
+                let is_merge = plain && text == "<<";
+                match raw {
+                    Raw::Same { .. } if !is_merge => same = true,
+                    _ => odd.push((text.to_owned(), line)),
+                }
+                if is_merge {
                     merge = Some(value);
                     continue;
                 }
@@ -270,8 +362,13 @@ impl Builder<'_> {
             if matches!(key.value, Value::Seq(_) | Value::Map(_) | Value::AnyMap(_)) {
                 return Err(ParseError::new("invalid map key"));
             }
+            let before = entries.len();
             entries.set(key.value, value.value, true);
+            if entries.len() > before {
+                self.keys.push(KeySeen { line, same });
+            }
         }
+        self.keys.truncate(keys_start);
         if !dups.is_empty() {
             return Err(ParseError {
                 message: format!("unmarshal errors:\n{}", dups.join("\n")),
@@ -282,6 +379,26 @@ impl Builder<'_> {
             merge_into(&mut entries, m)?;
         }
         Ok(Built { value: entries.into_value(), size, raw: None, is_map: true })
+    }
+
+    /// The line of the first key of the mapping being decoded that was written as `text`.
+    fn first_line_of(
+        &self,
+        entries: &Entries,
+        keys_start: usize,
+        odd: &[(String, usize)],
+        text: &str,
+    ) -> Option<usize> {
+        let by_value = entries
+            .position_of_str(text)
+            .and_then(|i| self.keys.get(keys_start + i))
+            .filter(|k| k.same)
+            .map(|k| k.line);
+        let by_text = odd.iter().find(|(t, _)| t == text).map(|(_, line)| *line);
+        match (by_value, by_text) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn enter(&mut self, line: usize) -> Result<(), ParseError> {
@@ -347,9 +464,29 @@ impl Entries {
         }
     }
 
+    fn len(&self) -> usize {
+        match self {
+            Entries::Strings(m) => m.len(),
+            Entries::Any(pairs) => pairs.len(),
+        }
+    }
+
+    /// The position of the string key `key`.
+    fn position_of_str(&self, key: &str) -> Option<usize> {
+        match self {
+            Entries::Strings(m) => m.get_index_of(key),
+            Entries::Any(pairs) => {
+                pairs.iter().position(|(k, _)| matches!(k, Value::Str(s) if s == key))
+            }
+        }
+    }
+
     fn into_value(self) -> Value {
         match self {
-            Entries::Strings(m) => Value::Map(m),
+            Entries::Strings(mut m) => {
+                m.shrink_to_fit();
+                Value::Map(m)
+            }
             Entries::Any(pairs) => Value::AnyMap(pairs),
         }
     }
@@ -363,8 +500,13 @@ fn map_entries(v: Value) -> Vec<(Value, Value)> {
     }
 }
 
+/// Whether [`scalar`] gives the text back unchanged as a string.
+fn stays_string(value: &str, tag: Option<&str>, plain: bool) -> bool {
+    tag.is_none() && (!plain || is_plain_word(value))
+}
+
 fn scalar(value: String, tag: Option<&str>, plain: bool) -> Result<Value, ParseError> {
-    if tag.is_none() && (!plain || is_plain_word(&value)) {
+    if stays_string(&value, tag, plain) {
         return Ok(Value::Str(value));
     }
     let tag = match tag {
@@ -395,8 +537,7 @@ fn is_plain_word(s: &str) -> bool {
 /// written, found by reading the document again. Paths through aliases are not followed.
 pub fn line_of(source: &[u8], path: &str) -> Option<usize> {
     let target: Vec<&str> = path.split('.').collect();
-    let mut parser = Parser::new();
-    parser.set_input(source);
+    let mut parser = parser(source);
     loop {
         let ev = parser.parse().ok()?;
         match ev.data {
@@ -409,7 +550,7 @@ pub fn line_of(source: &[u8], path: &str) -> Option<usize> {
 
 /// Walks one node; `Err` on a parse error, `Ok(Some(line))` once the target is found.
 fn find(
-    parser: &mut Parser<&[u8]>,
+    parser: &mut Parser<Chunked<'_>>,
     ev: Event,
     path: &mut Vec<String>,
     target: &[&str],
@@ -498,6 +639,32 @@ mod tests {
     }
 
     #[test]
+    fn duplicates_are_keys_written_alike() {
+        let dup = |src: &str| parse(src.as_bytes()).unwrap_err().message;
+        assert_eq!(
+            dup("a: 1\n'a': 2\n"),
+            "unmarshal errors:\n  line 2: mapping key \"a\" already defined at line 1"
+        );
+        assert_eq!(
+            dup("1: a\nb: 2\n\"1\": b\n"),
+            "unmarshal errors:\n  line 3: mapping key \"1\" already defined at line 1"
+        );
+        assert_eq!(
+            dup("<<: {a: 1}\n<<: {b: 2}\n"),
+            "unmarshal errors:\n  line 2: mapping key \"<<\" already defined at line 1"
+        );
+        // Written differently, the same string: no duplicate, the later value wins.
+        let v = p("2001-12-14: a\n\"2001-12-14 00:00:00 +0000 UTC\": b\n");
+        let m = v.as_map().unwrap();
+        assert_eq!((m.len(), &m["2001-12-14 00:00:00 +0000 UTC"]), (1, &Value::Str("b".into())));
+        let many: String = (0..40).map(|i| format!("k{i}: {i}\n")).collect();
+        assert_eq!(
+            dup(&format!("{many}k39: x\n")),
+            "unmarshal errors:\n  line 41: mapping key \"k39\" already defined at line 40"
+        );
+    }
+
+    #[test]
     fn alias_bombs_stop_early() {
         let mut s = String::from("a: &a [x,x,x,x,x,x,x,x,x]\n");
         for (i, c) in "bcdefghi".chars().enumerate() {
@@ -535,6 +702,21 @@ mod tests {
         assert!(matches!(parse(&le).unwrap(), Value::Map(_)));
         assert!(parse(&[0xFF, 0xFE, 0x61]).is_err());
         assert!(parse(&[0xFF, 0xFE, 0x00, 0xD8, 0x61, 0x00]).is_err());
+    }
+
+    #[test]
+    fn multibyte_characters_across_chunks_are_read_whole() {
+        let mut src = String::new();
+        let mut expected = Vec::new();
+        for i in 0..4 * CHUNK / 10 {
+            let value = format!("{}é😀{}", "x".repeat(i % 7), "ü".repeat(i % 3));
+            src.push_str(&format!("k{i}: {value}\n"));
+            expected.push((format!("k{i}"), Value::Str(value)));
+        }
+        let Value::Map(map) = p(&src) else { panic!("not a mapping") };
+        assert_eq!(map.into_iter().collect::<Vec<_>>(), expected);
+        let last = expected.len() - 1;
+        assert_eq!(line_of(src.as_bytes(), &format!("k{last}")), Some(last + 1));
     }
 
     #[test]

@@ -26,11 +26,39 @@ pub enum Out<'a> {
     Seq(Vec<Out<'a>>),
     /// A mapping, in the order given.
     Map(Vec<(Cow<'a, str>, Out<'a>)>),
+    /// A value built only while it is written.
+    Deferred(Deferred<'a>),
+}
+
+/// Something that becomes an [`Out`] when it is written, so that a large document never
+/// exists as one whole tree (a stack's services are written one at a time).
+pub trait ToOut {
+    /// The value to write.
+    fn to_out(&self) -> Out<'_>;
+}
+
+/// A part of the document built only while it is written (see [`ToOut`]).
+#[derive(Clone, Copy)]
+pub struct Deferred<'a>(pub &'a dyn ToOut);
+
+impl std::fmt::Debug for Deferred<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Deferred").field(&self.0.to_out()).finish()
+    }
+}
+
+impl PartialEq for Deferred<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_out() == other.0.to_out()
+    }
 }
 
 /// Writes a document (ending with a newline).
 pub fn emit(root: &Out<'_>) -> String {
     let mut w = String::with_capacity(4096);
+    if let Out::Deferred(d) = root {
+        return emit(&d.0.to_out());
+    }
     match root {
         Out::Map(m) if !m.is_empty() => write_map(&mut w, m, 0),
         Out::Seq(s) if !s.is_empty() => write_seq(&mut w, s, 0),
@@ -53,6 +81,10 @@ fn write_map(w: &mut String, m: &[(Cow<'_, str>, Out<'_>)], indent: usize) {
 
 fn write_seq(w: &mut String, s: &[Out<'_>], indent: usize) {
     for v in s {
+        if let Out::Deferred(d) = v {
+            write_seq(w, std::slice::from_ref(&d.0.to_out()), indent);
+            continue;
+        }
         push_indent(w, indent);
         w.push('-');
         match v {
@@ -87,6 +119,7 @@ fn write_seq(w: &mut String, s: &[Out<'_>], indent: usize) {
 
 fn write_value(w: &mut String, v: &Out<'_>, indent: usize) {
     match v {
+        Out::Deferred(d) => write_value(w, &d.0.to_out(), indent),
         Out::Map(m) if !m.is_empty() => {
             w.push('\n');
             write_map(w, m, indent + 2);
@@ -113,6 +146,7 @@ fn write_inline(w: &mut String, v: &Out<'_>, indent: usize) {
         Out::Str(s) => w.push_str(&scalar_text(s, indent, false)),
         Out::Seq(_) => w.push_str("[]"),
         Out::Map(_) => w.push_str("{}"),
+        Out::Deferred(d) => write_inline(w, &d.0.to_out(), indent),
     }
 }
 

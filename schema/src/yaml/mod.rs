@@ -7,5 +7,5 @@ mod emit;
 mod resolve;
 
 pub use compose::{ParseError, line_of, parse};
-pub use emit::{Out, emit, sort_keys};
+pub use emit::{Deferred, Out, ToOut, emit, sort_keys};
 pub use resolve::{format_float, go_parse_float};
