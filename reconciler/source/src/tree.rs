@@ -4,6 +4,7 @@
 
 use git2::{ObjectType, Oid, Repository};
 use schema::load::Files;
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// Where the repository appears to the stack loader (working folders, `file:` paths).
@@ -14,6 +15,9 @@ const MAX_LINKS: usize = 8;
 
 /// Largest file read from a tree.
 pub const MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Largest file [`TreeFiles`] keeps after reading it once.
+const MAX_KEPT_BYTES: usize = 64 * 1024;
 
 /// Splits a path into normal components, resolving `.` and `..`. `None` when `..` climbs
 /// above the start.
@@ -45,12 +49,17 @@ pub fn repo_relative(path: &str) -> Result<Vec<String>, String> {
 pub struct TreeFiles<'r> {
     repo: &'r Mutex<Repository>,
     tree: Oid,
+    /// Small files already read, by repository-relative path. A tree never changes, so a
+    /// file named again (every service's `env_file: ./common.env`) is taken from here
+    /// instead of being looked up and inflated once per service, under the repository's
+    /// lock, while the other loading threads wait for it.
+    kept: Mutex<HashMap<Vec<String>, Vec<u8>>>,
 }
 
 impl<'r> TreeFiles<'r> {
     /// The files of `tree` in `repo`.
     pub fn new(repo: &'r Mutex<Repository>, tree: Oid) -> Self {
-        TreeFiles { repo, tree }
+        TreeFiles { repo, tree, kept: Mutex::new(HashMap::new()) }
     }
 
     /// Reads a repository-relative path (components already normalized).
@@ -59,6 +68,19 @@ impl<'r> TreeFiles<'r> {
     /// Go-style text: `open P: no such file or directory`, `read P: is a directory`, or a
     /// refusal for paths and links that leave the repository.
     pub fn read_rel(&self, parts: &[String], shown: &str) -> Result<Vec<u8>, String> {
+        if let Some(data) = self.kept.lock().ok().and_then(|k| k.get(parts).cloned()) {
+            return Ok(data);
+        }
+        let data = self.read_tree(parts, shown)?;
+        if data.len() <= MAX_KEPT_BYTES
+            && let Ok(mut kept) = self.kept.lock()
+        {
+            kept.insert(parts.to_vec(), data.clone());
+        }
+        Ok(data)
+    }
+
+    fn read_tree(&self, parts: &[String], shown: &str) -> Result<Vec<u8>, String> {
         let repo =
             self.repo.lock().map_err(|_| format!("open {shown}: repository lock poisoned"))?;
         let mut parts = parts.to_vec();
