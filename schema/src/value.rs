@@ -99,6 +99,12 @@ impl Map {
         if let Some(i) = self.get_index_of(&key) {
             return Some(std::mem::replace(&mut self.entries[i].1, value));
         }
+        self.push_new(key, value);
+        None
+    }
+
+    /// Adds an entry whose key the caller knows is not set yet.
+    pub(crate) fn push_new(&mut self, key: String, value: Value) {
         let position = self.entries.len() as u32;
         let h = hash(&key);
         self.entries.push((key, value));
@@ -110,7 +116,6 @@ impl Map {
             None if self.entries.len() > INDEXED_ABOVE => self.reindex(),
             None => {}
         }
-        None
     }
 
     /// Removes `key`, keeping the order of the others.

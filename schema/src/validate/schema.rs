@@ -2,7 +2,7 @@
 //! build time (`build.rs`, with the compiler in `compile.rs`): a load parses no JSON. The 14
 //! versions share one table of nodes; each version is a root in it.
 
-use super::keywords::{Additional, Format, JsonType, Pattern, name_order};
+use super::keywords::{Additional, Format, JsonType, Pattern};
 
 /// A string of the tables: a range of [`STRINGS`].
 #[derive(Debug, Clone, Copy)]
@@ -12,6 +12,12 @@ pub(crate) struct Text {
 }
 
 impl Text {
+    /// The bytes of the string (no character-boundary checks, for comparisons).
+    fn bytes(self) -> &'static [u8] {
+        let start = usize::from(self.start);
+        STRINGS.as_bytes().get(start..start + usize::from(self.len)).unwrap_or_default()
+    }
+
     fn get(self) -> &'static str {
         let start = usize::from(self.start);
         STRINGS.get(start..start + usize::from(self.len)).unwrap_or_default()
@@ -43,7 +49,7 @@ pub(crate) struct Node {
     types: u8,
     /// The `type` keyword as gojsonschema prints it: `string` or `[string,number]`.
     types_text: Text,
-    /// The declared properties (in [`PROPERTIES`]), sorted by [`name_order`].
+    /// The declared properties (in [`PROPERTIES`]), sorted by [`name_order`](super::keywords::name_order).
     properties: Span,
     /// In [`PATTERNS`].
     pattern_properties: Span,
@@ -84,7 +90,10 @@ impl Node {
     /// The schema of a declared property.
     pub(crate) fn property(&self, name: &str) -> Option<usize> {
         let properties = self.properties.of(&PROPERTIES);
-        let found = properties.binary_search_by(|(n, _)| name_order(n.get(), name));
+        // `keywords::name_order`, on bytes.
+        let found = properties.binary_search_by(|(n, _)| {
+            usize::from(n.len).cmp(&name.len()).then_with(|| n.bytes().cmp(name.as_bytes()))
+        });
         found.ok().map(|i| usize::from(properties[i].1))
     }
 

@@ -338,12 +338,14 @@ impl Builder<'_> {
             let value = self.node(ev, false)?;
             size += key.size + value.size;
             let mut same = false;
+            let mut position = None;
             if let Some(raw) = &key.raw {
                 let (text, plain) = match raw {
                     Raw::Same { plain } => (key.value.as_str().unwrap_or_default(), *plain),
                     Raw::Text { text, plain } => (text.as_str(), *plain),
                 };
-                if let Some(first) = self.first_line_of(&entries, keys_start, &odd, text) {
+                position = entries.position_of_str(text);
+                if let Some(first) = self.first_line_of(position, keys_start, &odd, text) {
                     dups.push(format!(
                         "  line {line}: mapping key {} already defined at line {first}",
                         crate::gostr::quote(text)
@@ -363,7 +365,13 @@ impl Builder<'_> {
                 return Err(ParseError::new("invalid map key"));
             }
             let before = entries.len();
-            entries.set(key.value, value.value, true);
+            match (&mut entries, key.value) {
+                // A key written as its own string and not set yet (the common case).
+                (Entries::Strings(m), Value::Str(k)) if same && position.is_none() => {
+                    m.push_new(k, value.value);
+                }
+                (entries, k) => entries.set(k, value.value, true),
+            }
             if entries.len() > before {
                 self.keys.push(KeySeen { line, same });
             }
@@ -382,18 +390,16 @@ impl Builder<'_> {
     }
 
     /// The line of the first key of the mapping being decoded that was written as `text`.
+    /// `position` is where the mapping has the string key `text`, if it has it.
     fn first_line_of(
         &self,
-        entries: &Entries,
+        position: Option<usize>,
         keys_start: usize,
         odd: &[(String, usize)],
         text: &str,
     ) -> Option<usize> {
-        let by_value = entries
-            .position_of_str(text)
-            .and_then(|i| self.keys.get(keys_start + i))
-            .filter(|k| k.same)
-            .map(|k| k.line);
+        let by_value =
+            position.and_then(|i| self.keys.get(keys_start + i)).filter(|k| k.same).map(|k| k.line);
         let by_text = odd.iter().find(|(t, _)| t == text).map(|(_, line)| *line);
         match (by_value, by_text) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -172,28 +172,28 @@ fn scalar_text(s: &str, indent: usize, is_key: bool) -> Cow<'_, str> {
     if is_simple_plain(s) {
         return Cow::Borrowed(s);
     }
-    Cow::Owned(quoted_text(s, indent, is_key))
+    quoted_text(s, indent, is_key)
 }
 
-fn quoted_text(s: &str, indent: usize, is_key: bool) -> String {
+fn quoted_text(s: &str, indent: usize, is_key: bool) -> Cow<'_, str> {
     let resolves_to_str = matches!(resolve(None, s), Ok(Scalar::Str(_)));
     let can_plain = resolves_to_str && !is_base60_float(s) && !is_old_bool(s);
     let a = analyze(s);
     if s.contains('\n') && !is_key {
         if a.block_allowed {
-            return literal(s, indent);
+            return Cow::Owned(literal(s, indent));
         }
-        return double_quoted(s);
+        return Cow::Owned(double_quoted(s));
     }
     if can_plain && a.plain_allowed && !(is_key && a.multiline) {
-        return s.to_owned();
+        return Cow::Borrowed(s);
     }
     // yaml.v3 asks for double quotes when the plain form would read back as another type;
     // otherwise libyaml falls back from plain to single quotes when it can.
     if can_plain && !a.multiline && a.single_allowed {
-        return single_quoted(s);
+        return Cow::Owned(single_quoted(s));
     }
-    double_quoted(s)
+    Cow::Owned(double_quoted(s))
 }
 
 /// A fast answer for the common case: a word starting with a letter, made of letters,
