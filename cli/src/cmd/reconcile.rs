@@ -22,6 +22,7 @@ use reconciler_types::{StackName, StackSet, StackSpec};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// `flotilla reconcile`.
 #[derive(Debug, Args)]
@@ -83,6 +84,9 @@ fn show_problem(p: &StackProblem) -> String {
 
 /// A stack's specs, or why it could not be converted.
 type Converted = Result<StackSpec, Vec<StackProblem>>;
+
+/// [`Converted`], shared by both revisions when a stack is loaded once for both.
+type Shared = Arc<Converted>;
 
 /// Converts one loaded stack (on the thread that loaded it, so that its loaded form is freed
 /// at once); conversion problems name the stack's first file.
@@ -230,18 +234,27 @@ struct Met {
     gone: Option<StackSpec>,
 }
 
-/// The two sides of a stack, compared where they met; both are freed there.
-fn meet(_: &StackName, head: Option<Converted>, base: Option<Converted>) -> Met {
-    let (desired, head_problems) = match head {
+/// The two sides of a stack, compared where they met; both are freed there. A stack that
+/// was loaded once for both revisions (its inputs are equal) has one spec on both sides,
+/// and a spec never differs from itself: it is not diffed.
+fn meet(_: &StackName, head: Option<Shared>, base: Option<Shared>) -> Met {
+    if let (Some(h), Some(b)) = (&head, &base)
+        && Arc::ptr_eq(h, b)
+        && h.is_ok()
+    {
+        return Met {
+            head_problems: Vec::new(),
+            base_problems: Vec::new(),
+            part: None,
+            gone: None,
+        };
+    }
+    let side = |c: Option<Shared>| match c.map(Arc::unwrap_or_clone) {
         Some(Ok(spec)) => (Some(spec), Vec::new()),
         Some(Err(p)) => (None, p),
         None => (None, Vec::new()),
     };
-    let (actual, base_problems) = match base {
-        Some(Ok(spec)) => (Some(spec), Vec::new()),
-        Some(Err(p)) => (None, p),
-        None => (None, Vec::new()),
-    };
+    let ((desired, head_problems), (actual, base_problems)) = (side(head), side(base));
     let (part, gone) = match desired {
         // The default policy only applies to stacks the head does not have.
         Some(d) => (diff_one(Some(&d), actual.as_ref(), d.policy), None),
@@ -254,7 +267,8 @@ fn meet(_: &StackName, head: Option<Converted>, base: Option<Converted>) -> Met 
 /// change is loaded only once, and each stack is diffed as soon as its two sides are there.
 fn plan_against_base(args: &ReconcileArgs, repo: &Repo, base: &str) -> Result<Plan> {
     let only = args.stack.as_deref();
-    let compared = repo.compare(&args.rev, base, &args.path, only, convert_source, meet)?;
+    let convert = |s: &StackSource| Arc::new(convert_source(s));
+    let compared = repo.compare(&args.rev, base, &args.path, only, convert, meet)?;
     let head = compared.head;
     if !head.path_found {
         bail!("{} has no folder {:?} at {}", repo.display, args.path, args.rev);
