@@ -10,7 +10,7 @@
 //!                                + config/secret file contents ─► Revision { stacks, problems }
 //! ```
 //!
-//! Entry points: [`Repo::open`], [`Repo::read`], and [`Repo::read_pair`] for two revisions
+//! Entry points: [`Repo::open`], [`Repo::read`], and [`Repo::read_pair`] / [`Repo::compare`] for two revisions
 //! at once (one pool of loading threads, each stack converted where it loaded).
 
 pub mod convention;
