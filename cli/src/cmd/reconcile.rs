@@ -13,14 +13,16 @@
 use super::api::{GlobalArgs, OutputFormat, block_on};
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use reconciler_planner::plan::StackPlan;
 use reconciler_planner::render::{Format, render};
 use reconciler_planner::snapshot::stacks_from_snapshot;
-use reconciler_planner::{StackInput, convert_stack, diff};
+use reconciler_planner::{Plan, StackInput, assemble, convert_stack, diff, diff_one};
 use reconciler_source::{Repo, Revision, StackProblem, StackSource};
 use reconciler_types::{StackName, StackSet, StackSpec};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// `flotilla reconcile`.
 #[derive(Debug, Args)]
@@ -83,6 +85,9 @@ fn show_problem(p: &StackProblem) -> String {
 /// A stack's specs, or why it could not be converted.
 type Converted = Result<StackSpec, Vec<StackProblem>>;
 
+/// [`Converted`], shared by both revisions when a stack is loaded once for both.
+type Shared = Arc<Converted>;
+
 /// Converts one loaded stack (on the thread that loaded it, so that its loaded form is freed
 /// at once); conversion problems name the stack's first file.
 fn convert_source(s: &StackSource) -> Converted {
@@ -120,20 +125,6 @@ fn stack_set(rev: Revision<Converted>) -> (StackSet, Vec<StackProblem>) {
 fn filter(mut set: StackSet, only: Option<&str>) -> StackSet {
     if let Some(only) = only {
         set.stacks.retain(|k: &StackName, _| k.as_str() == only);
-    }
-    set
-}
-
-/// The base revision's specs; its broken stacks are left out, with a warning.
-fn base_set(rev: Revision<Converted>) -> StackSet {
-    let commit = rev.commit.clone();
-    let (set, problems) = stack_set(rev);
-    for p in &problems {
-        eprintln!(
-            "warning: base {}: {} (the stack is left out of the base)",
-            short(&commit),
-            show_problem(p)
-        );
     }
     set
 }
@@ -178,53 +169,132 @@ pub fn run(args: ReconcileArgs, global: &GlobalArgs) -> Result<ExitCode> {
     }
     reconciler_source::skip_object_hash_checks();
     let repo = Repo::open(&args.repo, &cache_dir(args.cache_dir.clone()))?;
-    let only = args.stack.as_deref();
-    // With --base, both revisions load at once, and a stack whose folder did not change is
-    // loaded only once.
-    let (head, base) = match &args.base {
-        Some(base) => {
-            let (head, base) = repo.read_pair(&args.rev, base, &args.path, only, convert_source)?;
-            (head, Some(base))
-        }
-        None => (repo.read_with(&args.rev, &args.path, only, convert_source)?, None),
+    let plan = match &args.base {
+        Some(base) => plan_against_base(&args, &repo, base)?,
+        None => plan_against_cluster(&args, &repo, global)?,
     };
+    print!("{}", render(&plan, format_of(global), use_color()));
+    let code = if plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+    // The process ends here: freeing the plan one allocation at a time would take longer
+    // than the exit that returns its pages.
+    std::mem::forget(plan);
+    Ok(code)
+}
+
+/// Fails with every problem of the head revision, when it has any.
+fn refuse_problems(problems: &[StackProblem], commit: &str) -> Result<()> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    for p in problems {
+        eprintln!("error: {}", show_problem(p));
+    }
+    let stacks: std::collections::BTreeSet<&str> =
+        problems.iter().map(|p| p.stack.as_str()).collect();
+    bail!(
+        "{} invalid stack{} at {}",
+        stacks.len(),
+        if stacks.len() == 1 { "" } else { "s" },
+        short(commit)
+    );
+}
+
+/// Git's stacks against the cluster (`--state FILE` or `-H URL`).
+fn plan_against_cluster(args: &ReconcileArgs, repo: &Repo, global: &GlobalArgs) -> Result<Plan> {
+    let only = args.stack.as_deref();
+    let head = repo.read_with(&args.rev, &args.path, only, convert_source)?;
     if !head.path_found {
         bail!("{} has no folder {:?} at {}", repo.display, args.path, args.rev);
     }
     if let Some(only) = only
         && head.stacks.is_empty()
         && head.problems.is_empty()
-        && args.base.is_none()
         && args.state.is_none()
     {
         eprintln!("warning: stack {only} is not in {} at {}", repo.display, args.rev);
     }
     let default_policy = head.default_policy;
-    let head_commit = head.commit.clone();
+    let commit = head.commit.clone();
     let (desired, problems) = stack_set(head);
-    if !problems.is_empty() {
-        for p in &problems {
-            eprintln!("error: {}", show_problem(p));
-        }
-        let stacks: std::collections::BTreeSet<&str> =
-            problems.iter().map(|p| p.stack.as_str()).collect();
-        bail!(
-            "{} invalid stack{} at {}",
-            stacks.len(),
-            if stacks.len() == 1 { "" } else { "s" },
-            short(&head_commit)
+    refuse_problems(&problems, &commit)?;
+    let actual = actual(args, global)?;
+    Ok(diff(&desired, &actual, default_policy))
+}
+
+/// One stack of both revisions, compared on the thread that made its second side.
+struct Met {
+    /// Why the head's side could not be converted.
+    head_problems: Vec<StackProblem>,
+    /// Why the base's side could not be converted (it is left out of the base).
+    base_problems: Vec<StackProblem>,
+    /// The stack's part of the plan (`None`: unchanged).
+    part: Option<StackPlan>,
+    /// A stack only the base has: its part needs the head's default policy, so it is made
+    /// afterwards.
+    gone: Option<StackSpec>,
+}
+
+/// The two sides of a stack, compared where they met; both are freed there. A stack that
+/// was loaded once for both revisions (its inputs are equal) has one spec on both sides,
+/// and a spec never differs from itself: it is not diffed.
+fn meet(_: &StackName, head: Option<Shared>, base: Option<Shared>) -> Met {
+    if let (Some(h), Some(b)) = (&head, &base)
+        && Arc::ptr_eq(h, b)
+        && h.is_ok()
+    {
+        return Met {
+            head_problems: Vec::new(),
+            base_problems: Vec::new(),
+            part: None,
+            gone: None,
+        };
+    }
+    let side = |c: Option<Shared>| match c.map(Arc::unwrap_or_clone) {
+        Some(Ok(spec)) => (Some(spec), Vec::new()),
+        Some(Err(p)) => (None, p),
+        None => (None, Vec::new()),
+    };
+    let ((desired, head_problems), (actual, base_problems)) = (side(head), side(base));
+    let (part, gone) = match desired {
+        // The default policy only applies to stacks the head does not have.
+        Some(d) => (diff_one(Some(&d), actual.as_ref(), d.policy), None),
+        None => (None, actual),
+    };
+    Met { head_problems, base_problems, part, gone }
+}
+
+/// The head against `--base REV`: both revisions load at once, a stack whose folder did not
+/// change is loaded only once, and each stack is diffed as soon as its two sides are there.
+fn plan_against_base(args: &ReconcileArgs, repo: &Repo, base: &str) -> Result<Plan> {
+    let only = args.stack.as_deref();
+    let convert = |s: &StackSource| Arc::new(convert_source(s));
+    let compared = repo.compare(&args.rev, base, &args.path, only, convert, meet)?;
+    let head = compared.head;
+    if !head.path_found {
+        bail!("{} has no folder {:?} at {}", repo.display, args.path, args.rev);
+    }
+    let mut problems = head.problems;
+    problems.extend(compared.stacks.values().flat_map(|m| m.head_problems.iter().cloned()));
+    refuse_problems(&problems, &head.commit)?;
+    let base = compared.base?;
+    let mut warnings = base.problems;
+    warnings.extend(compared.stacks.values().flat_map(|m| m.base_problems.iter().cloned()));
+    for p in &warnings {
+        eprintln!(
+            "warning: base {}: {} (the stack is left out of the base)",
+            short(&base.commit),
+            show_problem(p)
         );
     }
-    let actual = match base {
-        Some(base) => base_set(base?),
-        None => actual(&args, global)?,
-    };
-    let plan = diff(&desired, &actual, default_policy);
-    print!("{}", render(&plan, format_of(global), use_color()));
-    let code = if plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS };
-    // The process ends here: freeing both revisions' specs and the plan one allocation at a
-    // time takes longer than the exit that returns their pages (about 45 ms of the 5,000
-    // service benchmark's wall time).
-    std::mem::forget((desired, actual, plan));
-    Ok(code)
+    let mut parts = std::collections::BTreeMap::new();
+    for (name, met) in compared.stacks {
+        let part = match met.gone {
+            Some(a) => diff_one(None, Some(&a), head.default_policy),
+            None => met.part,
+        };
+        if let Some(part) = part {
+            parts.insert(name.to_string(), part);
+        }
+    }
+    Ok(assemble(short(&head.commit).to_owned(), short(&base.commit).to_owned(), parts))
 }

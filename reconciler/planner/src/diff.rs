@@ -44,28 +44,47 @@ fn classify(changes: &[FieldChange], secret_reasons: &[String]) -> UpdateKind {
 /// Diffs two sets of stacks. `default_policy` applies to stacks Git no longer has.
 pub fn diff(desired: &StackSet, actual: &StackSet, default_policy: StackPolicy) -> Plan {
     let names: BTreeSet<_> = desired.stacks.keys().chain(actual.stacks.keys()).collect();
+    let stacks = names
+        .into_iter()
+        .filter_map(|name| {
+            let (d, a) = (desired.stacks.get(name), actual.stacks.get(name));
+            diff_one(d, a, default_policy).map(|plan| (name.to_string(), plan))
+        })
+        .collect();
+    assemble(desired.source.clone(), actual.source.clone(), stacks)
+}
+
+/// One stack's part of [`diff`]: what Git wants (`desired`) against what runs (`actual`),
+/// either of them missing; `None` when nothing would change. Stacks are independent of
+/// each other, so their parts can be made anywhere, in any order, and given to
+/// [`assemble`]. `default_policy` applies when Git no longer has the stack.
+pub fn diff_one(
+    desired: Option<&StackSpec>,
+    actual: Option<&StackSpec>,
+    default_policy: StackPolicy,
+) -> Option<StackPlan> {
     let empty = StackSpec::default();
-    let mut stacks = BTreeMap::new();
-    for name in names {
-        let (d, a) = (desired.stacks.get(name), actual.stacks.get(name));
-        let policy = d.map_or(default_policy, |d| d.policy);
-        let mut plan = diff_stack(d.unwrap_or(&empty), a.unwrap_or(&empty), policy.prune);
-        plan.counts = crate::checks::count_stack(&plan);
-        plan.action = match (d, a) {
-            (Some(_), None) => Some(Action::Create),
-            (None, Some(_)) if policy.prune => Some(Action::Remove),
-            (None, Some(_)) => Some(Action::Orphan),
-            _ if plan.counts != Counts::default() => Some(Action::Update),
-            _ => None,
-        };
-        if plan.action.is_some() {
-            stacks.insert(name.to_string(), plan);
-        }
-    }
+    let (d, a) = (desired, actual);
+    let policy = d.map_or(default_policy, |d| d.policy);
+    let mut plan = diff_stack(d.unwrap_or(&empty), a.unwrap_or(&empty), policy.prune);
+    plan.counts = crate::checks::count_stack(&plan);
+    plan.action = match (d, a) {
+        (Some(_), None) => Some(Action::Create),
+        (None, Some(_)) if policy.prune => Some(Action::Remove),
+        (None, Some(_)) => Some(Action::Orphan),
+        _ if plan.counts != Counts::default() => Some(Action::Update),
+        _ => None,
+    };
+    plan.action.is_some().then_some(plan)
+}
+
+/// The plan of the stacks' parts from [`diff_one`], by stack name, with its totals and
+/// warnings; `desired` and `actual` say where each side came from.
+pub fn assemble(desired: String, actual: String, stacks: BTreeMap<String, StackPlan>) -> Plan {
     let mut plan = Plan {
         format: 1,
-        desired: desired.source.clone(),
-        actual: actual.source.clone(),
+        desired,
+        actual,
         stacks,
         warnings: Vec::new(),
         totals: Counts::default(),
@@ -216,4 +235,44 @@ fn diff_objects<T>(
         out.insert(key.clone(), p);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reconciler_types::StackName;
+
+    fn stack(name: &str, services: &[(&str, &str)]) -> StackSpec {
+        let mut spec = StackSpec { name: StackName::new(name.to_owned()), ..Default::default() };
+        for (key, image) in services {
+            let mut svc = ServiceSpec { name: format!("{name}_{key}"), ..Default::default() };
+            svc.task_template.container_spec.image = (*image).to_owned();
+            spec.services.insert((*key).to_owned(), svc);
+        }
+        spec
+    }
+
+    #[test]
+    fn diff_is_its_stacks_parts_assembled() {
+        let set = |source: &str, stacks: Vec<StackSpec>| StackSet {
+            source: source.to_owned(),
+            stacks: stacks.into_iter().map(|s| (s.name.clone(), s)).collect(),
+        };
+        let desired = set("head", vec![stack("a", &[("web", "nginx:2")]), stack("b", &[])]);
+        let actual =
+            set("base", vec![stack("a", &[("web", "nginx:1")]), stack("c", &[("x", "y")])]);
+        let policy = StackPolicy::default();
+        let names = ["a", "b", "c"];
+        let parts = names
+            .iter()
+            .filter_map(|n| {
+                let n = StackName::new((*n).to_owned());
+                let part = diff_one(desired.stacks.get(&n), actual.stacks.get(&n), policy)?;
+                Some((n.to_string(), part))
+            })
+            .collect();
+        let whole = diff(&desired, &actual, policy);
+        assert_eq!(whole.stacks.len(), 3);
+        assert_eq!(whole, assemble("head".into(), "base".into(), parts));
+    }
 }

@@ -22,5 +22,5 @@ pub mod rollout;
 pub mod snapshot;
 
 pub use convert::{ConvertError, ObjectFiles, StackInput, convert_stack};
-pub use diff::diff;
+pub use diff::{assemble, diff, diff_one};
 pub use plan::{Action, Plan, UpdateKind};

@@ -10,8 +10,9 @@
 //!                                + config/secret file contents ─► Revision { stacks, problems }
 //! ```
 //!
-//! Entry points: [`Repo::open`], [`Repo::read`], and [`Repo::read_pair`] for two revisions
-//! at once (one pool of loading threads, each stack converted where it loaded).
+//! Entry points: [`Repo::open`], [`Repo::read`], and for two revisions at once (one pool of
+//! loading threads, each stack converted where it loaded) [`Repo::read_pair`] and
+//! [`Repo::compare`].
 
 pub mod convention;
 pub mod fetch;

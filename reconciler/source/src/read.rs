@@ -11,6 +11,7 @@ use reconciler_types::{StackName, StackPolicy};
 use schema::load::{Files, LoadInput, SourceFile, load};
 use schema::model::Config;
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// One stack as Git has it, loaded.
@@ -74,6 +75,19 @@ struct Planned {
     found: Vec<Found>,
 }
 
+impl<S> Revision<S> {
+    /// The same revision without its stacks.
+    fn emptied<T>(self) -> Revision<T> {
+        Revision {
+            commit: self.commit,
+            path_found: self.path_found,
+            stacks: BTreeMap::new(),
+            problems: self.problems,
+            default_policy: self.default_policy,
+        }
+    }
+}
+
 impl Planned {
     fn revision<S>(&self) -> Revision<S> {
         Revision {
@@ -100,6 +114,33 @@ enum Job {
 
 /// A stack loaded and turned into a `T`, or why it could not be.
 type Made<T> = Result<T, Vec<StackProblem>>;
+
+/// One stack's sides waiting for each other in [`Repo::compare`].
+struct Meeting<T> {
+    head: Option<T>,
+    base: Option<T>,
+    /// Jobs of the stack still running.
+    pending: usize,
+}
+
+/// What one job of [`Repo::compare`] gave: whether each side it loaded did (its problems
+/// if not), and the stack's `meet` when it was the stack's last job.
+struct Worked<U> {
+    head: Option<Made<()>>,
+    base: Option<Made<()>>,
+    met: Option<U>,
+}
+
+/// Both revisions of [`Repo::compare`], and what `meet` made of each stack.
+#[derive(Debug)]
+pub struct Compared<U> {
+    /// The head: its commit, settings and problems; `stacks` names those that loaded.
+    pub head: Revision<()>,
+    /// The base, or why it could not be read at all.
+    pub base: Result<Revision<()>, SourceError>,
+    /// `meet`'s result for every stack of either revision.
+    pub stacks: BTreeMap<StackName, U>,
+}
 
 struct Found {
     name: String,
@@ -195,11 +236,49 @@ impl Repo {
         T: Clone + Send,
         F: Fn(&StackSource) -> T + Sync,
     {
+        let met = self.compare(head, base, stacks_path, only, then, |_, h, b| (h, b))?;
+        let (mut head_out, mut base_out) = (met.head.emptied(), met.base.map(Revision::emptied));
+        for (name, (h, b)) in met.stacks {
+            if let Some(h) = h {
+                head_out.stacks.insert(name.clone(), h);
+            }
+            if let (Some(b), Ok(base)) = (b, &mut base_out) {
+                base.stacks.insert(name, b);
+            }
+        }
+        Ok((head_out, base_out))
+    }
+
+    /// [`Repo::read_pair`], and each stack's two sides handed to `meet` as soon as both are
+    /// ready, on the thread that made the second: `meet(name, at_head, at_base)`, where
+    /// `None` is a stack that the revision does not have or could not load (its problems
+    /// are in that revision's [`Revision::problems`]). Nothing but `meet`'s results is kept,
+    /// so a caller that only needs, say, the difference of the two sides never holds every
+    /// stack of both revisions at once. The revisions' `stacks` name the stacks that loaded.
+    ///
+    /// # Errors
+    /// As [`Repo::read_pair`].
+    pub fn compare<T, U, F, M>(
+        &self,
+        head: &str,
+        base: &str,
+        stacks_path: &str,
+        only: Option<&str>,
+        then: F,
+        meet: M,
+    ) -> Result<Compared<U>, SourceError>
+    where
+        T: Clone + Send,
+        U: Send,
+        F: Fn(&StackSource) -> T + Sync,
+        M: Fn(&StackName, Option<T>, Option<T>) -> U + Sync,
+    {
         let head_plan = self.plan(head, stacks_path, only)?;
         let base_plan = self.plan(base, stacks_path, only);
-        let (head_out, base_out) = self.load_planned(&head_plan, base_plan.as_ref().ok(), &then);
+        let (head_out, base_out, stacks) =
+            self.load_planned(&head_plan, base_plan.as_ref().ok(), &then, &meet);
         let base_out = base_plan.map(|bp| base_out.unwrap_or_else(|| bp.revision()));
-        Ok((head_out, base_out))
+        Ok(Compared { head: head_out, base: base_out, stacks })
     }
 
     /// [`Repo::read`], each stack turned into a `T` by `then` on the thread that loaded it.
@@ -218,36 +297,57 @@ impl Repo {
         F: Fn(&StackSource) -> T + Sync,
     {
         let planned = self.plan(rev, stacks_path, only)?;
-        Ok(self.load_planned(&planned, None, &then).0)
+        let (rev, _, stacks) = self.load_planned(&planned, None, &then, &|_, h, _| h);
+        let mut out = rev.emptied();
+        out.stacks = stacks.into_iter().filter_map(|(name, t)| Some((name, t?))).collect();
+        Ok(out)
     }
 
-    /// Loads the stacks of `head_plan` and `base_plan` in one pool (see [`Repo::read_pair`]).
-    fn load_planned<T, F>(
+    /// Loads the stacks of `head_plan` and `base_plan` in one pool (see [`Repo::compare`]).
+    #[allow(clippy::type_complexity)] // the two revisions and the met stacks
+    fn load_planned<T, U, F, M>(
         &self,
         head_plan: &Planned,
         base_plan: Option<&Planned>,
         then: &F,
-    ) -> (Revision<T>, Option<Revision<T>>)
+        meet: &M,
+    ) -> (Revision<()>, Option<Revision<()>>, BTreeMap<StackName, U>)
     where
         T: Clone + Send,
+        U: Send,
         F: Fn(&StackSource) -> T + Sync,
+        M: Fn(&StackName, Option<T>, Option<T>) -> U + Sync,
     {
         let no_stacks = Vec::new();
         let base_found = base_plan.map_or(&no_stacks, |bp| &bp.found);
-        let mut jobs = Vec::with_capacity(head_plan.found.len() + base_found.len());
-        let mut paired = vec![false; base_found.len()];
-        let base_index: BTreeMap<&str, usize> =
-            base_found.iter().enumerate().map(|(i, f)| (f.name.as_str(), i)).collect();
+        // Every stack name of either revision, in order; a stack's jobs are next to each
+        // other, so that its two sides meet (and are freed) soon after they are made.
+        let mut sides: BTreeMap<&str, (Option<usize>, Option<usize>)> = BTreeMap::new();
         for (i, h) in head_plan.found.iter().enumerate() {
-            match base_index.get(h.name.as_str()) {
-                Some(&j) if base_found[j].fingerprint == h.fingerprint && !paired[j] => {
-                    paired[j] = true;
-                    jobs.push(Job::Both(i, j));
-                }
-                _ => jobs.push(Job::Head(i)),
-            }
+            sides.entry(h.name.as_str()).or_default().0.get_or_insert(i);
         }
-        jobs.extend((0..base_found.len()).filter(|j| !paired[*j]).map(Job::Base));
+        for (j, b) in base_found.iter().enumerate() {
+            sides.entry(b.name.as_str()).or_default().1.get_or_insert(j);
+        }
+        let names: Vec<StackName> = sides.keys().map(|n| StackName::new((*n).to_owned())).collect();
+        let mut jobs = Vec::with_capacity(head_plan.found.len() + base_found.len());
+        let mut meetings = Vec::with_capacity(names.len());
+        for (k, (h, b)) in sides.values().enumerate() {
+            let same =
+                |i: usize, j: usize| base_found[j].fingerprint == head_plan.found[i].fingerprint;
+            let pending = match (*h, *b) {
+                (Some(i), Some(j)) if same(i, j) => {
+                    jobs.push((k, Job::Both(i, j)));
+                    1
+                }
+                (h, b) => {
+                    jobs.extend(h.map(|i| (k, Job::Head(i))));
+                    jobs.extend(b.map(|j| (k, Job::Base(j))));
+                    usize::from(h.is_some()) + usize::from(b.is_some())
+                }
+            };
+            meetings.push(Mutex::new(Meeting { head: None, base: None, pending }));
+        }
 
         let head_files = TreeFiles::new(&self.inner, head_plan.tree);
         let base_files = base_plan.map(|bp| TreeFiles::new(&self.inner, bp.tree));
@@ -264,8 +364,8 @@ impl Repo {
                 _ => Err(stopped(&base_found[j])),
             }
         };
-        let work = |job: &Job| -> (Option<Made<T>>, Option<Made<T>>) {
-            match *job {
+        let work = |&(k, job): &(usize, Job)| -> Worked<U> {
+            let (h, b) = match job {
                 Job::Head(i) => (Some(at_head(i).0), None),
                 Job::Base(j) => (None, Some(at_base(j))),
                 Job::Both(i, j) => {
@@ -276,26 +376,48 @@ impl Repo {
                     };
                     (Some(h), Some(b))
                 }
+            };
+            let split = |r: Option<Made<T>>| match r {
+                Some(Ok(t)) => (Some(t), None, true),
+                Some(Err(p)) => (None, Some(p), false),
+                None => (None, None, false),
+            };
+            let ((ht, hp, h_ok), (bt, bp, b_ok)) = (split(h), split(b));
+            let ready = meetings.get(k).and_then(|m| m.lock().ok()).and_then(|mut m| {
+                m.head = m.head.take().or(ht);
+                m.base = m.base.take().or(bt);
+                m.pending = m.pending.saturating_sub(1);
+                (m.pending == 0).then(|| (m.head.take(), m.base.take()))
+            });
+            let met = ready.map(|(h, b)| meet(&names[k], h, b));
+            Worked {
+                head: hp.map(Err).or(h_ok.then_some(Ok(()))),
+                base: bp.map(Err).or(b_ok.then_some(Ok(()))),
+                met,
             }
         };
         let results = in_pool(&jobs, &work);
 
-        let mut head_slots: Vec<Option<Made<T>>> = Vec::new();
+        let mut head_slots: Vec<Option<Made<()>>> = Vec::new();
         head_slots.resize_with(head_plan.found.len(), || None);
-        let mut base_slots: Vec<Option<Made<T>>> = Vec::new();
+        let mut base_slots: Vec<Option<Made<()>>> = Vec::new();
         base_slots.resize_with(base_found.len(), || None);
-        for (done, job) in results.into_iter().zip(&jobs) {
-            let (h, b) = done.unwrap_or((None, None));
+        let mut stacks = BTreeMap::new();
+        for (done, (k, job)) in results.into_iter().zip(&jobs) {
+            let Some(done) = done else { continue };
             match *job {
-                Job::Head(i) => head_slots[i] = h,
-                Job::Base(j) => base_slots[j] = b,
+                Job::Head(i) => head_slots[i] = done.head,
+                Job::Base(j) => base_slots[j] = done.base,
                 Job::Both(i, j) => {
-                    head_slots[i] = h;
-                    base_slots[j] = b;
+                    head_slots[i] = done.head;
+                    base_slots[j] = done.base;
                 }
             }
+            if let Some(u) = done.met {
+                stacks.insert(names[*k].clone(), u);
+            }
         }
-        (collect(head_plan, head_slots), base_plan.map(|bp| collect(bp, base_slots)))
+        (collect(head_plan, head_slots), base_plan.map(|bp| collect(bp, base_slots)), stacks)
     }
 
     /// Resolves `rev` and lists its stacks, with their fingerprints.

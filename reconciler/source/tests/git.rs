@@ -209,6 +209,19 @@ fn read_pair_loads_both_revisions_as_read_does_and_reports_a_missing_base_apart(
     assert_eq!(base.stacks[&"other".into()].1, Some(Some("1".to_owned())), "never reused");
     assert_eq!(head.problems.len(), 1, "{:?}", head.problems);
 
+    let sides =
+        |_: &reconciler_types::StackName, h: Option<_>, b: Option<_>| (h.is_some(), b.is_some());
+    let met = repo.compare("HEAD", &first, "stacks", None, env, sides).unwrap();
+    let got: Vec<_> = met.stacks.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let want = [("broken", (false, false)), ("gone", (false, true)), ("new", (true, false))];
+    let want = want.into_iter().map(|(k, v)| (k.to_owned(), v));
+    let same = ["other", "same", "web"].into_iter().map(|k| (k.to_owned(), (true, true)));
+    let mut want: Vec<_> = want.chain(same).collect();
+    want.sort();
+    assert_eq!(got, want, "every stack of either revision meets once");
+    assert_eq!(met.head.problems, want_head.problems);
+    assert_eq!(met.head.stacks.len(), want_head.stacks.len());
+
     let (head, base) = repo.read_pair("HEAD", "nope", "stacks", None, env).unwrap();
     assert_eq!(head.stacks.len(), want_head.stacks.len());
     assert!(base.unwrap_err().to_string().contains("nope"));
