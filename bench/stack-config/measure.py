@@ -43,27 +43,28 @@ def peak_mib(argv, env):
 
 
 def measure(commands, cwd, env, runs):
-    """Runs each command RUNS times, taking turns so that a busy machine slows all alike;
-    returns, per command, the median wall time, the median peak RSS and its output."""
-    walls = [[] for _ in commands]
-    peaks = [[] for _ in commands]
+    """Runs each command once to warm up, then RUNS times for its wall time and RUNS times
+    for its peak RSS, one command after the other (as hyperfine does); returns, per
+    command, the median wall time, the median peak RSS and its output."""
+    results = []
     devnull = os.open(os.devnull, os.O_WRONLY)
     old = os.getcwd()
     os.chdir(cwd)
     try:
-        for _ in range(runs):
-            for i, argv in enumerate(commands):
+        for argv in commands:
+            walls = []
+            for _ in range(runs + 1):
                 wall, status = spawn(argv, env, devnull)
                 if status != 0:
                     sys.exit(f"{argv} failed with status {status}")
-                walls[i].append(wall)
-                peaks[i].append(peak_mib(argv, env))
+                walls.append(wall)
+            peaks = [peak_mib(argv, env) for _ in range(runs)]
+            output = subprocess.run(argv, env=env, capture_output=True).stdout
+            results.append((statistics.median(walls[1:]), statistics.median(peaks), output))
     finally:
         os.chdir(old)
         os.close(devnull)
-    return [(statistics.median(w), statistics.median(p),
-             subprocess.run(argv, cwd=cwd, env=env, capture_output=True).stdout)
-            for w, p, argv in zip(walls, peaks, commands)]
+    return results
 
 
 def main() -> None:
@@ -78,8 +79,8 @@ def main() -> None:
         (f_wall, f_mem, f_out), (d_wall, d_mem, d_out) = measure(commands, os.path.dirname(path), env, runs)
         print(f"{label:<16} {f_wall*1000:>12.1f} {d_wall*1000:>10.1f} {d_wall/f_wall:>8.1f}x "
               f"{f_mem:>13.1f} {d_mem:>11.1f} {f_mem/d_mem:>10.2f} {'yes' if f_out == d_out else 'NO'}")
-    print(f"(median of {runs} runs each, flotilla and docker taking turns; wall time of the "
-          f"spawned process, peak RSS from GNU time)")
+    print(f"(median of {runs} runs each after one warm-up run; wall time of the spawned "
+          f"process, peak RSS from GNU time)")
 
 
 if __name__ == "__main__":
