@@ -18,28 +18,40 @@
 
 /// An upper bound on the nesting depth of the value `source` parses into.
 pub fn nesting_bound(source: &[u8]) -> usize {
-    let (mut prefix, mut widest_prefix, mut in_prefix) = (0usize, 0usize, true);
-    let (mut flow, mut deepest_flow) = (0usize, 0usize);
-    let (mut anchors, mut aliases) = (0usize, false);
-    for &b in source {
-        match b {
-            b'\n' => (prefix, in_prefix) = (0, true),
-            b' ' | b'\t' | b'-' | b'?' | b':' if in_prefix => {
-                prefix += 1;
-                widest_prefix = widest_prefix.max(prefix);
-            }
-            b'[' | b'{' => {
-                (flow, in_prefix) = (flow + 1, false);
-                deepest_flow = deepest_flow.max(flow);
-            }
-            b']' | b'}' => (flow, in_prefix) = (flow.saturating_sub(1), false),
-            b'&' => (anchors, in_prefix) = (anchors + 1, false),
-            b'*' => (aliases, in_prefix) = (true, false),
-            _ => in_prefix = false,
+    let text = 2 * (widest_prefix(source) + 1) + deepest_flow(source) + 1;
+    let anchors = memchr::memchr_iter(b'&', source).count();
+    let aliases = memchr::memchr(b'*', source).is_some();
+    if aliases { text.saturating_mul(anchors + 1) } else { text }
+}
+
+/// The widest run of spaces, tabs and `-?:` that starts a line.
+fn widest_prefix(source: &[u8]) -> usize {
+    let prefix = |line: &[u8]| {
+        line.iter().take_while(|b| matches!(b, b' ' | b'\t' | b'-' | b'?' | b':')).count()
+    };
+    let mut widest = prefix(source);
+    for newline in memchr::memchr_iter(b'\n', source) {
+        widest = widest.max(prefix(&source[newline + 1..]));
+    }
+    widest
+}
+
+/// The deepest nesting of brackets, counting every `[{` and `]}` wherever they stand.
+fn deepest_flow(source: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut braces = memchr::memchr_iter(b'}', source).peekable();
+    for at in memchr::memchr3_iter(b'[', b']', b'{', source) {
+        while braces.next_if(|&close| close < at).is_some() {
+            depth = depth.saturating_sub(1);
+        }
+        if source[at] == b']' {
+            depth = depth.saturating_sub(1);
+        } else {
+            depth += 1;
+            deepest = deepest.max(depth);
         }
     }
-    let text = 2 * (widest_prefix + 1) + deepest_flow + 1;
-    if aliases { text.saturating_mul(anchors + 1) } else { text }
+    deepest
 }
 
 #[cfg(test)]
@@ -127,6 +139,19 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn flow_depth_counts_brackets_in_order(text in "[\\[\\]{}a\n]{0,40}") {
+            let (mut depth, mut deepest) = (0usize, 0usize);
+            for b in text.bytes() {
+                match b {
+                    b'[' | b'{' => { depth += 1; deepest = deepest.max(depth); }
+                    b']' | b'}' => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            prop_assert_eq!(super::deepest_flow(text.as_bytes()), deepest);
+        }
+
         #[test]
         fn the_bound_holds_for_flow_and_block_trees(flow in tree()) {
             assert_bounded(&flow);
