@@ -21,11 +21,8 @@ const REFSPECS: [&str; 2] = ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/
 /// message, e.g. an unreachable host or refused credentials).
 pub fn fetch(url: &str, path: &Path) -> Result<(), SourceError> {
     let fail = |message: String| SourceError::Fetch { url: url.to_owned(), message };
-    if !path.join("HEAD").is_file() {
-        std::fs::create_dir_all(path)
-            .map_err(|e| fail(format!("cannot create the cache folder {}: {e}", path.display())))?;
-        git(path, &["init", "--quiet", "--bare"]).map_err(fail)?;
-        git(path, &["remote", "add", "origin", url]).map_err(fail)?;
+    if !has_origin(path) {
+        create(url, path).map_err(fail)?;
     }
     let mut args = vec!["fetch", "--quiet", "--prune", "--no-write-fetch-head", "origin"];
     args.extend(REFSPECS);
@@ -34,6 +31,26 @@ pub fn fetch(url: &str, path: &Path) -> Result<(), SourceError> {
     // server that does not say) leaves `HEAD` to be named explicitly.
     let _ = git(path, &["remote", "set-head", "origin", "--auto"]);
     Ok(())
+}
+
+/// Whether `path` is a cache repository that was made in full (its config names `origin`).
+fn has_origin(path: &Path) -> bool {
+    std::fs::read_to_string(path.join("config"))
+        .is_ok_and(|config| config.contains("[remote \"origin\"]"))
+}
+
+/// Makes the bare cache repository with its `origin` in a folder of its own and moves it into
+/// place, so that an interrupted first clone never leaves a repository without `origin`.
+fn create(url: &str, path: &Path) -> Result<(), String> {
+    let cannot =
+        |e: std::io::Error| format!("cannot create the cache folder {}: {e}", path.display());
+    let partial = path.with_extension(format!("partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&partial);
+    std::fs::create_dir_all(&partial).map_err(cannot)?;
+    git(&partial, &["init", "--quiet", "--bare"])?;
+    git(&partial, &["remote", "add", "origin", url])?;
+    let _ = std::fs::remove_dir_all(path);
+    std::fs::rename(&partial, path).map_err(cannot)
 }
 
 /// Runs `git -C dir ARGS` without a terminal prompt; on failure, git's last words.

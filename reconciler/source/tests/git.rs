@@ -227,3 +227,14 @@ fn read_pair_loads_both_revisions_as_read_does_and_reports_a_missing_base_apart(
     assert!(base.unwrap_err().to_string().contains("nope"));
     assert!(repo.read_pair("nope", "HEAD", "stacks", None, env).is_err());
 }
+
+#[test]
+fn open_replaces_a_cache_folder_left_half_made() {
+    let (dir, _repo) = sample();
+    let url = format!("file://{}", dir.path().display());
+    let cache = cache();
+    let folder = reconciler_source::repo::cache_path(cache.path(), &url);
+    Repository::init_bare(&folder).unwrap(); // as if stopped before its `origin` was added
+    let repo = Repo::open(&url, cache.path()).unwrap();
+    assert!(repo.resolve("HEAD").is_ok(), "the half-made folder was replaced by a clone");
+}
