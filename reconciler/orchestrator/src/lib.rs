@@ -28,7 +28,7 @@
 //!   pure `apply`. [`slot`]: slots and deterministic task ids.
 //!
 //! No tokio, no clock, no I/O: time comes in as `MonoTime`; identical inputs give identical
-//! outputs. The rules are those of `design/swarm-semantics.md`; where flotilla deliberately
+//! outputs. The rules are those of `docs/swarm-semantics.md`; where flotilla deliberately
 //! differs (always toward a rollout that cannot hang or double up), the module says so.
 
 pub mod global;

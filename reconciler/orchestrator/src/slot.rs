@@ -8,7 +8,7 @@ use std::fmt;
 /// A slot of a service: a replica number, or a node for a global service.
 ///
 /// Ordered replica numbers first (ascending), then nodes by id: the order flotilla processes
-/// dirty slots in (Docker's is random; swarm-semantics §6.3).
+/// dirty slots in (Docker's is random; docs/swarm-semantics.md §6.3).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SlotKey {

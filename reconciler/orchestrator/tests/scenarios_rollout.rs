@@ -1,4 +1,4 @@
-//! swarm-semantics §12, rolling update and rollback scenarios (S23–S37, S42, S43, S53),
+//! docs/swarm-semantics.md §12, rolling update and rollback scenarios (S23–S37, S42, S43, S53),
 //! driven through the rollout state machine with a fake clock. Each asserts the exact
 //! commands and their times. Task ids are allocated in order: the initial tasks of slots
 //! 1..N are t000000.., the first task a run creates is t00000N.

@@ -1,5 +1,5 @@
 //! Rollout batches and the shortest time a rolling update can take (swarmkit
-//! `update/updater.go`, see swarm-semantics §6.3).
+//! `update/updater.go`, see docs/swarm-semantics.md §6.3).
 //!
 //! `parallelism` workers each take one dirty slot at a time (0 = all slots at once), wait
 //! for the new task to run, then sleep `delay`. With instant starts that is batches of

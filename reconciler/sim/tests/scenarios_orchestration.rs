@@ -1,4 +1,4 @@
-//! swarm-semantics §12 scenarios for the scheduler, the replicated and global orchestrators,
+//! docs/swarm-semantics.md §12 scenarios for the scheduler, the replicated and global orchestrators,
 //! node availability and failure, and the restart supervisor (S1–S22, S38–S41, S44), run
 //! through the whole pure core in the simulator with a fake clock.
 

@@ -1,4 +1,4 @@
-//! The repository convention (DESIGN.md): stacks live under one path (default `stacks/`),
+//! The repository convention (docs/architecture.md): stacks live under one path (default `stacks/`),
 //! one folder per stack holding `stack.yml`, `docker-compose.yml` or `compose.yaml`, the
 //! stack named after the folder. An optional `flotilla.yaml` at that path sets defaults
 //! and may list the stacks explicitly:

@@ -20,7 +20,7 @@
 //!
 //! Deliberate deviations from swarmkit, each toward a rollout that cannot hang or double up:
 //! * a failure is judged at the time it was observed (`at`), not at the time the updater
-//!   happens to process it (swarm-semantics §6.4 quirk);
+//!   happens to process it (docs/swarm-semantics.md §6.4 quirk);
 //! * a new task whose node is lost counts as ended at once (Swarm waits until it is
 //!   ORPHANED 24 h later, which counts the same way);
 //! * a queued slot that changed meanwhile ([`Input::SlotRefreshed`]) is taken as it is

@@ -1,4 +1,4 @@
-//! Every prefix, label and color of the rendered plan, in one place (style.md §6.7).
+//! Every prefix, label and color of the rendered plan, in one place (docs/architecture.md, "Plans for humans").
 
 /// Prefix of a created object or added field.
 pub const ADD: char = '+';
