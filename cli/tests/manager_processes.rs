@@ -5,8 +5,8 @@
 // Test helpers panic on setup failures; that is how a test reports them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use reconciler_api::{ApiError, ClientError};
 use reconciler_manager::harness::ProcessCluster;
-use reconciler_manager::{ApiError, ClientError};
 use reconciler_store::{Expect, StoreCommand};
 use reconciler_types::{Node, NodeId};
 use std::collections::BTreeSet;
@@ -62,7 +62,7 @@ async fn killing_the_leader_loses_no_acknowledged_write() {
     for i in 0..3 {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let state = cluster.client(i).unwrap().state().await;
+            let state = cluster.client(i).unwrap().state::<reconciler_store::ClusterState>().await;
             let have: BTreeSet<String> =
                 state.map(|s| s.nodes.keys().map(|k| k.to_string()).collect()).unwrap_or_default();
             let missing: Vec<&String> = acked.difference(&have).collect();

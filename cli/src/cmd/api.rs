@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use reconciler_manager::ApiClient;
+use reconciler_api::ApiClient;
 use std::future::Future;
 use std::time::Duration;
 

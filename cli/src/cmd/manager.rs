@@ -68,7 +68,7 @@ fn unlock(key: Option<String>, global: &GlobalArgs) -> anyhow::Result<ExitCode> 
             line.trim().to_owned()
         }
     };
-    block_on(async { Ok(reconciler_manager::client::unlock(&global.host, &key).await?) })?;
+    block_on(async { Ok(reconciler_api::client::unlock(&global.host, &key).await?) })?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,7 +4,7 @@
 use super::api::{GlobalArgs, OutputFormat, block_on, print_json, table};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use reconciler_manager::api::{NodeUpdate, NodeView};
+use reconciler_api::operator::{NodeUpdate, NodeView};
 use reconciler_types::{Availability, NodeState};
 use std::collections::BTreeMap;
 use std::process::ExitCode;

@@ -28,7 +28,7 @@ enum StateCommand {
 pub fn run(args: StateArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let client = global.client()?;
     let StateCommand::Export { file } = args.command;
-    let state = block_on(async { Ok(client.state().await?) })?;
+    let state = block_on(async { Ok(client.state::<serde_json::Value>().await?) })?;
     let text = serde_json::to_string_pretty(&state)? + "\n";
     match file {
         Some(path) => std::fs::write(&path, text)

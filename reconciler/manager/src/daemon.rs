@@ -2,15 +2,16 @@
 //! (through any manager, with the manager join token), or from an existing data folder (a
 //! restart: the node rejoins with the identity and Raft log it already has).
 
-use crate::api::{CompleteJoin, ErrorBody, JoinRequest, JoinResponse, UnlockRequest};
+use crate::api::{CompleteJoin, JoinRequest, JoinResponse, UnlockRequest};
 use crate::error::ApiError;
 use crate::identity::{self, Identity, IdentityError, RAFT_DB_FILE};
 use crate::keys::{self, KeyError, StoredKey, SymmetricKey};
 use crate::manager::Manager;
-use crate::server::{Empty, router};
+use crate::server::router;
 use crate::token;
 use axum::serve::ListenerExt;
 use openraft::BasicNode;
+use reconciler_api::{Empty, ErrorBody};
 use reconciler_store::cluster_state::ClusterInfo;
 use reconciler_store::log_store::open_database;
 use reconciler_store::network::PeerHealth;

@@ -12,10 +12,8 @@
 //! Start at [`daemon::start_manager`] (init, join, restart from a data folder), then
 //! [`server`] (the routes), [`manager`] (routing to the leader and writes), [`ops`] (joins,
 //! membership, node commands, token rotation) and [`token`] (Swarm-shaped join tokens).
-//! [`client::ApiClient`] is the typed client the CLI uses.
+//! The wire types and the typed client the CLI uses live in `reconciler-api`.
 
-pub mod api;
-pub mod client;
 pub mod daemon;
 pub mod error;
 pub mod harness;
@@ -27,7 +25,8 @@ pub mod server;
 pub mod token;
 pub mod views;
 
-pub use client::{ApiClient, ClientError};
 pub use daemon::{ManagerOptions, RunningManager, StartMode, start_manager};
 pub use error::ApiError;
 pub use manager::Manager;
+pub use reconciler_api::operator as api;
+pub use reconciler_api::{ApiClient, ClientError, client};

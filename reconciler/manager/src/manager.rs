@@ -161,8 +161,9 @@ impl Manager {
                 .map_err(|e| ForwardError::Api(ApiError::Internal(e.to_string())));
         }
         let text = resp.text().await.unwrap_or_default();
-        let message =
-            serde_json::from_str::<crate::api::ErrorBody>(&text).map(|b| b.error).unwrap_or(text);
+        let message = serde_json::from_str::<reconciler_api::ErrorBody>(&text)
+            .map(|b| b.error)
+            .unwrap_or(text);
         Err(ForwardError::Api(ApiError::from_remote(status.as_u16(), message)))
     }
 
@@ -195,7 +196,7 @@ impl Manager {
         let write = self.node.raft.client_write(cmd);
         match tokio::time::timeout(self.write_timeout, write).await {
             Err(_) => Err(self.no_quorum()),
-            Ok(Ok(resp)) => resp.data.into_result().map_err(ApiError::from),
+            Ok(Ok(resp)) => resp.data.into_result().map_err(crate::error::refused),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
                 Err(ApiError::Unavailable("leadership changed during the write; retry".into()))
             }

@@ -134,6 +134,7 @@ impl Manager {
             api_token: is_manager.then(|| info.api_token.clone()),
             cluster_key: is_manager.then(|| self.cluster_key.to_hex()),
             autolock_fingerprint: info.autolock_fingerprint.clone().filter(|_| is_manager),
+            node_credential: None,
         })
     }
 

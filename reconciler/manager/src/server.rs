@@ -5,7 +5,7 @@
 
 use crate::api::{
     ClusterStatus, CompleteJoin, JoinRequest, JoinResponse, NodeInspect, NodeUpdate, NodeView,
-    SecretCreate, SecretView, TokenView, WriteRequest, WriteResult,
+    SecretCreate, SecretView, TokenView, WriteResult,
 };
 use crate::error::ApiError;
 use crate::manager::Manager;
@@ -17,6 +17,7 @@ use axum::http::request::Parts;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use reconciler_api::Empty;
 use reconciler_store::network::http::{APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
 use reconciler_store::{ClusterState, StoreCommand, TypeConfig};
 use reconciler_types::NodeRole;
@@ -121,10 +122,6 @@ async fn complete_join(
     let run = || async { m.complete_join(&req.node_id).await.map(|_| Empty {}) };
     m.on_leader(Method::POST, "/v1/join/complete", Some(&req), run).await.map(Json)
 }
-
-/// An empty JSON object.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Empty {}
 
 async fn list_nodes(State(m): Shared, _: ApiAuth) -> ApiResult<Vec<NodeView>> {
     if let Some(mut rows) = m.read_from_leader::<Vec<NodeView>>("/v1/nodes").await {
@@ -282,4 +279,11 @@ async fn raft_snapshot(
     b: Result<Json<InstallSnapshotRequest<TypeConfig>>, JsonRejection>,
 ) -> Result<Json<impl Serialize>, ApiError> {
     Ok(Json(m.node.raft.install_snapshot(body(b)?).await))
+}
+
+/// The body of `POST /v1/write`: one raw store command.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct WriteRequest {
+    /// The command.
+    pub command: StoreCommand,
 }

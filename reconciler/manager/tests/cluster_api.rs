@@ -8,7 +8,7 @@ use reconciler_manager::api::{JoinRequest, NodeUpdate, SecretCreate, SecretView}
 use reconciler_manager::{
     ApiClient, ApiError, ClientError, ManagerOptions, RunningManager, StartMode, start_manager,
 };
-use reconciler_store::{Expect, StoreCommand};
+use reconciler_store::{ClusterState, Expect, StoreCommand};
 use reconciler_types::{Availability, Node, NodeId, NodeRole};
 use std::path::Path;
 use std::time::Duration;
@@ -222,7 +222,9 @@ async fn without_quorum_writes_fail_in_bounded_time_and_reads_work() {
     let rows = c.nodes().await.unwrap();
     assert_eq!(rows.len(), 3);
     assert_eq!(rows.iter().filter(|r| r.manager_status == "Unreachable").count(), 2, "{rows:?}");
-    assert!(c.state().await.unwrap().cluster.is_some_and(|i| i.api_token.is_empty()));
+    assert!(
+        c.state::<ClusterState>().await.unwrap().cluster.is_some_and(|i| i.api_token.is_empty())
+    );
     survivor.shutdown().await;
 }
 
@@ -240,7 +242,7 @@ async fn secrets_are_sealed_at_rest_and_autolock_needs_the_unlock_key_after_rest
     let view: SecretView = c.post("/v1/secrets", &secret).await.unwrap();
     assert_eq!(view.digest.len(), 64);
     assert_eq!(m1.manager.secret_value("db").unwrap(), b"hunter2");
-    let exported = serde_json::to_string(&c.state().await.unwrap()).unwrap();
+    let exported = serde_json::to_string(&c.state::<ClusterState>().await.unwrap()).unwrap();
     assert!(!exported.contains("hunter2"));
     let listen = m1.local_addr;
     m1.shutdown().await;

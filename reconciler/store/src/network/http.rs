@@ -15,7 +15,6 @@ use openraft::raft::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The path of the append-entries RPC.
 pub const APPEND_PATH: &str = "/raft/append";
@@ -24,22 +23,7 @@ pub const VOTE_PATH: &str = "/raft/vote";
 /// The path of the install-snapshot RPC.
 pub const SNAPSHOT_PATH: &str = "/raft/snapshot";
 
-/// Builds the HTTP client flotilla uses (rustls with ring is installed as the process's
-/// crypto provider the first time, so `https://` addresses work too).
-///
-/// # Errors
-/// The client cannot be built.
-pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    // Installing twice returns an error that only says a provider is already there.
-    let _already_installed = rustls::crypto::ring::default_provider().install_default();
-    let builder =
-        || reqwest::Client::builder().timeout(timeout).connect_timeout(timeout).no_proxy();
-    // Without system CA certificates (a FROM-scratch image) the platform verifier cannot be
-    // built; plain-http managers need no roots, so fall back to an empty root store.
-    builder()
-        .build()
-        .or_else(|_| builder().tls_certs_only(Vec::<reqwest::Certificate>::new()).build())
-}
+pub use reconciler_api::http::{base_url, http_client};
 
 /// Makes [`HttpNetwork`] clients, one per peer.
 #[derive(Clone)]
@@ -67,15 +51,6 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetworkFactory {
             base: base_url(&node.addr),
             target,
         }
-    }
-}
-
-/// `http://` in front of a bare `host:port`.
-pub fn base_url(addr: &str) -> String {
-    if addr.starts_with("http://") || addr.starts_with("https://") {
-        addr.trim_end_matches('/').to_owned()
-    } else {
-        format!("http://{addr}")
     }
 }
 

@@ -1,6 +1,7 @@
-//! The HTTP/JSON API's bodies, shared by the server and the client.
+//! The operator API's bodies (nodes, join tokens, secrets, status), shared by the manager's
+//! server and [`crate::client::ApiClient`].
 //!
-//! Endpoints (all under a bearer token; see `server`):
+//! Endpoints (all under a bearer token; the manager's `server` module has the routes):
 //! ```text
 //! POST /v1/join                       JoinRequest → JoinResponse   (join token in the body)
 //! POST /v1/join/complete              CompleteJoin → {}            (peer token)
@@ -12,11 +13,11 @@
 //! GET  /v1/join-token/{role}          → TokenView
 //! POST /v1/join-token/{role}/rotate   → TokenView
 //! GET  /v1/state                      → ClusterState (credentials and secret values removed)
-//! POST /v1/write                      StoreCommand → WriteResult
+//! POST /v1/write                      {command: StoreCommand} → WriteResult
 //! GET  /v1/status                     → ClusterStatus
+//! GET  /v1/secrets, POST /v1/secrets  → [SecretView], SecretCreate → SecretView
 //! ```
 
-use reconciler_store::StoreCommand;
 use reconciler_types::{Availability, Node, NodeId, NodeRole, NodeState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -68,6 +69,10 @@ pub struct JoinResponse {
     pub cluster_key: Option<String>,
     /// With autolock, the SHA-256 of the unlock key, so the joiner can check the one it got.
     pub autolock_fingerprint: Option<String>,
+    /// The node's own credential for the dispatcher (see [`crate::credential`]); only this
+    /// node receives it, and it stops working when the node is removed.
+    #[serde(default)]
+    pub node_credential: Option<String>,
 }
 
 impl std::fmt::Debug for JoinResponse {
@@ -145,13 +150,6 @@ pub struct WriteResult {
     pub index: u64,
 }
 
-/// A raw write.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WriteRequest {
-    /// The command.
-    pub command: StoreCommand,
-}
-
 /// What a manager knows about the Raft cluster.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClusterStatus {
@@ -200,11 +198,4 @@ pub struct SecretView {
     pub digest: String,
     /// The log index that last wrote it.
     pub version: u64,
-}
-
-/// Every error body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// What went wrong, for a human.
-    pub error: String,
 }

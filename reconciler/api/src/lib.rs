@@ -1,0 +1,28 @@
+//! flotilla's wire: the HTTP/JSON bodies every component exchanges and the typed clients
+//! that speak them. The CLI, the agent and the manager all link this crate; it has no daemon
+//! dependencies (no axum, redb or openraft), so an agent never builds the manager.
+//!
+//! ```text
+//!   CLI ──ApiClient──► operator API (nodes, services, tokens, state, logs) ─┐
+//!                                                                           ├─► manager
+//!   agent ──DispatcherClient──► dispatcher (session, heartbeat, long-polled ┘
+//!           assignments, batched status, log chunks)
+//! ```
+//!
+//! * [`operator`]: bodies of the operator API; [`dispatcher`]: the agent session protocol
+//!   (and why it is long polls); [`credential`]: a node's own credential.
+//! * [`client`]: [`ApiClient`], [`DispatcherClient`], [`client::join`], [`client::unlock`].
+//! * [`error`]: [`ApiError`], the one error a client sees, with its HTTP status.
+//! * [`http`]: the HTTP client every component builds, and manager addresses as URLs.
+
+pub mod b64;
+pub mod client;
+pub mod credential;
+pub mod dispatcher;
+pub mod error;
+pub mod http;
+pub mod operator;
+
+pub use client::{ApiClient, ClientError, DispatcherClient, Empty};
+pub use credential::NodeCredential;
+pub use error::{ApiError, ErrorBody};
