@@ -12,13 +12,14 @@
 //!
 //! Entry points: [`Repo::open`], [`Repo::read`], and for two revisions at once (one pool of
 //! loading threads, each stack converted where it loaded) [`Repo::read_pair`] and
-//! [`Repo::compare`].
+//! [`Repo::compare`]. [`webhook::verify`] checks a forge's push webhook.
 
 pub mod convention;
 pub mod fetch;
 pub mod read;
 pub mod repo;
 pub mod tree;
+pub mod webhook;
 
 pub use read::{Revision, StackProblem, StackSource};
 pub use repo::Repo;
