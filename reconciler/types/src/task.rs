@@ -2,7 +2,7 @@
 //! numeric values), and an observed state only ever moves forward.
 
 use crate::ids::{NodeId, ServiceId, TaskId};
-use crate::spec::TaskSpec;
+use crate::spec::{PortConfig, TaskSpec};
 use crate::time::MonoTime;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -90,6 +90,12 @@ pub struct TaskStatus {
     pub err: String,
     /// The exit code, once exited.
     pub exit_code: Option<i32>,
+    /// Where the task can be reached on its node (Swarm's `PortStatus`): for each port of the
+    /// service's endpoint, the node port the runtime gave it in `published_port` (the
+    /// process runtime allocates one per task; the docker runtime publishes the container
+    /// port). The routing mesh forwards a service's published ports to these.
+    #[serde(default)]
+    pub ports: Vec<PortConfig>,
 }
 
 /// One task: one run of a service's task template in a slot (or on a node, for global
