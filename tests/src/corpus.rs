@@ -1,6 +1,13 @@
-//! Runs the `docker stack config` conformance corpus (`../shared/corpus/`) the way its
-//! README describes: paths as if the corpus were at `/tmp/stack-corpus`, `HOME=/home/user`,
-//! a fixed `PATH`, and the sidecar environment files.
+//! Runs the `docker stack config` conformance corpus the way its README describes: paths as
+//! if the corpus were at `/tmp/stack-corpus`, `HOME=/home/user`, a fixed `PATH`, and the
+//! sidecar environment files.
+//!
+//! The corpus is external test data, never copied into the repository. It lives in
+//! `../shared/corpus` beside the checkout (beside the main checkout when this one is a git
+//! worktree), or wherever `FLOTILLA_CORPUS` points; `tests/corpus-dir` prints the same path
+//! for scripts. Every test that needs it is named `corpus_…` and calls [`require`], which
+//! fails with the path it looked at: a missing corpus is never a silent pass. `tests/run`
+//! leaves the `corpus_` tests out, and says so, only under `FLOTILLA_SKIP_CORPUS=1`.
 
 use schema::load::{Files, LoadInput, SourceFile, load};
 use std::collections::BTreeMap;
@@ -9,9 +16,50 @@ use std::path::{Path, PathBuf};
 /// Where the corpus pretends to live (the prefix of every absolute path in its outputs).
 pub const VIRTUAL_ROOT: &str = "/tmp/stack-corpus";
 
-/// The corpus folder (`<repo>/../shared/corpus`).
+/// The repository's root folder.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The folder that holds the main checkout: the repository root, or for a git worktree the
+/// root of the checkout that owns its git folder (`<git dir>/commondir` names it).
+fn main_checkout(root: &Path) -> PathBuf {
+    let Ok(text) = std::fs::read_to_string(root.join(".git")) else {
+        return root.to_owned();
+    };
+    let Some(git_dir) = text.trim().strip_prefix("gitdir:").map(|d| root.join(d.trim())) else {
+        return root.to_owned();
+    };
+    let common = std::fs::read_to_string(git_dir.join("commondir"))
+        .map(|c| git_dir.join(c.trim()))
+        .unwrap_or(git_dir);
+    let common = std::fs::canonicalize(&common).unwrap_or(common);
+    common.parent().map_or_else(|| root.to_owned(), Path::to_owned)
+}
+
+/// The corpus folder: `FLOTILLA_CORPUS` when set, else `../shared/corpus` beside the main
+/// checkout. It may not exist; see [`require`].
 pub fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
+    match std::env::var_os("FLOTILLA_CORPUS") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => main_checkout(&repo_root()).join("../shared/corpus"),
+    }
+}
+
+/// The corpus folder, or a panic that says where it was looked for and what to do.
+///
+/// # Panics
+/// When `MANIFEST.tsv` is not in [`corpus_dir`].
+pub fn require() -> PathBuf {
+    let dir = corpus_dir();
+    assert!(
+        dir.join("MANIFEST.tsv").is_file(),
+        "the conformance corpus is not at {} (no MANIFEST.tsv): put it in ../shared/corpus \
+         beside the checkout or set FLOTILLA_CORPUS; tests/run leaves corpus tests out only \
+         under FLOTILLA_SKIP_CORPUS=1",
+        dir.display()
+    );
+    dir
 }
 
 /// One row of MANIFEST.tsv.
@@ -28,8 +76,13 @@ pub struct Case {
 }
 
 /// Reads MANIFEST.tsv.
+///
+/// # Panics
+/// When the corpus is missing or its manifest cannot be read.
 pub fn cases() -> Vec<Case> {
-    let text = std::fs::read_to_string(corpus_dir().join("MANIFEST.tsv")).unwrap_or_default();
+    let manifest = require().join("MANIFEST.tsv");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", manifest.display()));
     text.lines()
         .skip(1)
         .filter_map(|line| {
@@ -72,7 +125,9 @@ pub fn environment(sidecar: Option<&str>) -> BTreeMap<String, String> {
     env.insert("PATH".to_owned(), "/usr/local/bin:/usr/bin:/bin".to_owned());
     env.insert("HOME".to_owned(), "/home/user".to_owned());
     if let Some(s) = sidecar {
-        let text = std::fs::read_to_string(corpus_dir().join(s)).unwrap_or_default();
+        let path = corpus_dir().join(s);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("sidecar environment {}: {e}", path.display()));
         for line in text.lines() {
             if line.is_empty() || line.starts_with('#') {
                 continue;

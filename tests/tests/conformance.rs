@@ -1,20 +1,23 @@
 //! Every case of the `docker stack config` corpus: valid cases must print Docker's output
-//! byte for byte with the same warnings, invalid cases must fail, override pairs must merge
-//! as Docker merges them. Prints `N passed, N failed` and the error-message match rate.
+//! byte for byte with the same warnings, invalid cases must fail with Docker's first error
+//! line, override pairs must merge as Docker merges them. Prints `N passed, N failed`.
 
 // Helpers of a test may panic: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use flotilla_tests::corpus::{Case, cases, expected, run};
 
-/// Cases whose Docker message is not stable (the README says so).
-const UNSTABLE_MESSAGE: &[&str] = &["stacks/invalid/example-voting-app__docker-compose.yml"];
+/// The one case whose Docker message is not stable: the file has four schema violations at
+/// the same depth and Docker reports one of them picked in Go map order, so five runs gave
+/// four different first lines (the corpus README says to compare its status only). It must
+/// still fail; its message is not compared.
+const RANDOM_MESSAGE: &str = "stacks/invalid/example-voting-app__docker-compose.yml";
 
 fn strip_stacks(p: &str) -> &str {
     p.strip_prefix("stacks/").unwrap_or(p)
 }
 
-fn check(case: &Case, failures: &mut Vec<String>, msg: &mut (u32, u32)) {
+fn check(case: &Case, failures: &mut Vec<String>) {
     let rel = strip_stacks(&case.path);
     let (files, exp_base): (Vec<String>, String) = if rel.starts_with("overrides/") {
         let dir =
@@ -55,20 +58,16 @@ fn check(case: &Case, failures: &mut Vec<String>, msg: &mut (u32, u32)) {
         }
         (Err(e), _, true) => failures.push(format!("{}: rejected: {e}", case.path)),
         (Ok(_), _, false) => failures.push(format!("{}: accepted, Docker rejects it", case.path)),
+        (Err(_), _, false) if case.path == RANDOM_MESSAGE => {}
         (Err(e), _, false) => {
-            if !UNSTABLE_MESSAGE.contains(&case.path.as_str()) {
-                let want =
-                    err.as_deref().and_then(|t| t.lines().next()).unwrap_or(&case.error_first_line);
-                msg.1 += 1;
-                if e.lines().next() == Some(want) {
-                    msg.0 += 1;
-                } else {
-                    println!(
-                        "message differs for {}:\n  docker:   {want}\n  flotilla: {}",
-                        case.path,
-                        e.lines().next().unwrap_or("")
-                    );
-                }
+            let want =
+                err.as_deref().and_then(|t| t.lines().next()).unwrap_or(&case.error_first_line);
+            let got = e.lines().next().unwrap_or("");
+            if got != want {
+                failures.push(format!(
+                    "{}: error message differs\n    docker:   {want}\n    flotilla: {got}",
+                    case.path
+                ));
             }
         }
         (Ok(_), None, true) => {
@@ -96,9 +95,8 @@ fn diff(want: &str, got: &str) -> String {
 #[test]
 fn corpus_matches_docker_stack_config() {
     let all = cases();
-    assert!(all.len() > 150, "corpus not found next to the repository ({} cases)", all.len());
+    assert!(all.len() > 150, "the corpus manifest lists only {} cases", all.len());
     let mut failures = Vec::new();
-    let mut msg = (0, 0);
     let mut seen_overrides = std::collections::BTreeSet::new();
     let mut total = 0;
     for case in &all {
@@ -113,12 +111,13 @@ fn corpus_matches_docker_stack_config() {
             }
         }
         total += 1;
-        check(case, &mut failures, &mut msg);
+        check(case, &mut failures);
     }
     for f in &failures {
         println!("FAIL {f}");
     }
-    println!("error messages identical to Docker's: {} of {}", msg.0, msg.1);
+    let messages = all.iter().filter(|c| !c.expect_ok && c.path != RANDOM_MESSAGE).count();
     println!("corpus: {} passed, {} failed", total - failures.len(), failures.len());
+    println!("error messages compared with Docker's first line: {messages} invalid cases");
     assert!(failures.is_empty(), "{} corpus cases failed", failures.len());
 }

@@ -1,6 +1,6 @@
-//! Runs the conformance corpus (`../shared/corpus`) through the schema validator alone:
-//! every case docker accepted must validate cleanly, and every case docker rejected with a
-//! schema error must produce docker's exact message.
+//! Runs the conformance corpus (see `flotilla_tests::corpus` for where it lives) through the
+//! schema validator alone: every case docker accepted must validate cleanly, and every case
+//! docker rejected with a schema error must produce docker's exact message.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,11 +16,6 @@ fn random_error_allowed(message: &str) -> bool {
     ["result", "worker", "vote", "seed"]
         .iter()
         .any(|s| message == format!("services.{s}.depends_on must be a list"))
-}
-
-/// The corpus lives beside the repository, in `../shared/corpus`.
-fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
 }
 
 fn version_of(doc: &Map) -> String {
@@ -132,7 +127,7 @@ fn first_error(case: &Case) -> Result<Option<String>, String> {
 
 #[test]
 fn corpus_schema_errors_match_docker() {
-    let root = corpus_dir();
+    let root = flotilla_tests::corpus::require();
     let (mut matched, mut schema_cases, mut valid_ok, mut skipped) = (0, 0, 0, Vec::new());
     let mut failures = Vec::new();
     for case in cases(&root) {
