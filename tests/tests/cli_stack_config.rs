@@ -77,7 +77,8 @@ fn stack_config_fails_on_missing_file_and_no_file() {
 #[test]
 fn stack_config_prints_warnings_like_docker() {
     let dir = tempdir();
-    let text = "version: '3.8'\nservices:\n  edge:\n    image: x\n    ports: [\"127.0.0.1:8090:90\"]\n";
+    let text =
+        "version: '3.8'\nservices:\n  edge:\n    image: x\n    ports: [\"127.0.0.1:8090:90\"]\n";
     std::fs::write(dir.join("ports.yml"), text).expect("write");
     let out = flotilla()
         .current_dir(&dir)

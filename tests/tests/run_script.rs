@@ -27,7 +27,10 @@ impl Fakes {
                      case \"$*\" in *'nextest run'*) exit \"${FAKE_NEXTEST_STATUS:-0}\";; esac\n";
         write_script(&bin.join("cargo"), cargo);
         write_script(&bin.join("cargo-nextest"), "#!/bin/sh\nexit 0\n");
-        write_script(&bin.join("docker"), "#!/bin/sh\necho \"docker $*\" >> \"$FAKE_LOG\"\nexit 1\n");
+        write_script(
+            &bin.join("docker"),
+            "#!/bin/sh\necho \"docker $*\" >> \"$FAKE_LOG\"\nexit 1\n",
+        );
         let corpus = dir.path().join("corpus");
         std::fs::create_dir(&corpus).unwrap();
         std::fs::write(corpus.join("MANIFEST.tsv"), "path\n").unwrap();
@@ -128,7 +131,10 @@ fn run_without_the_corpus_fails_unless_acknowledged_and_runs_the_other_tests() {
     let vars = [vars[0], vars[1], ("FLOTILLA_SKIP_CORPUS", "1")];
     let (out, stdout, _) = fakes.run("tests/run", &vars);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains(&format!("!!! NOT RUN: corpus conformance: the corpus is not at {missing}")));
+    assert!(
+        stdout
+            .contains(&format!("!!! NOT RUN: corpus conformance: the corpus is not at {missing}"))
+    );
     assert!(
         fakes.log().contains("--no-fail-fast -E not test(/^corpus_/)\n"),
         "the other tests must still run: {}",
