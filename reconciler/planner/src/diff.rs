@@ -67,6 +67,9 @@ pub fn diff_one(
     let (d, a) = (desired, actual);
     let policy = d.map_or(default_policy, |d| d.policy);
     let mut plan = diff_stack(d.unwrap_or(&empty), a.unwrap_or(&empty), policy.prune);
+    if d.is_none() && policy.prune {
+        remove_objects(&mut plan);
+    }
     plan.counts = crate::checks::count_stack(&plan);
     plan.action = match (d, a) {
         (Some(_), None) => Some(Action::Create),
@@ -97,26 +100,36 @@ fn gone(prune: bool) -> Action {
     if prune { Action::Remove } else { Action::Orphan }
 }
 
-/// Diffs one stack (either side may be empty).
+/// A stack that leaves Git with prune on is taken down whole, as `docker stack rm` does:
+/// its networks, configs and secrets go too.
+fn remove_objects(plan: &mut StackPlan) {
+    let objects = plan.networks.values_mut().chain(plan.configs.values_mut());
+    for o in objects.chain(plan.secrets.values_mut()) {
+        o.action = Action::Remove;
+    }
+}
+
+/// Diffs one stack (either side may be empty). Prune removes the services that left the
+/// stack, never its networks, configs or secrets (`docker stack deploy --prune`,
+/// docs/swarm-semantics.md §10): those stay as orphans, and configs are collected once no
+/// service's spec or previous spec uses them.
 pub fn diff_stack(desired: &StackSpec, actual: &StackSpec, prune: bool) -> StackPlan {
-    let secrets =
-        diff_objects(&desired.secrets, &actual.secrets, prune, fields::secret_fields, |d, a| {
-            (d.digest != a.digest, None)
-        });
+    let secrets = diff_objects(&desired.secrets, &actual.secrets, fields::secret_fields, |d, a| {
+        (d.digest != a.digest, None)
+    });
     let changed_secrets: BTreeSet<&str> = secrets
         .values()
         .filter(|s| s.action == Action::Update && s.content_changed)
         .map(|s| s.name.as_str())
         .collect();
-    let configs =
-        diff_objects(&desired.configs, &actual.configs, prune, fields::config_fields, |d, a| {
-            (
-                d.data != a.data,
-                (d.data != a.data).then(|| crate::render::text::content_diff(&a.data, &d.data)),
-            )
-        });
+    let configs = diff_objects(&desired.configs, &actual.configs, fields::config_fields, |d, a| {
+        (
+            d.data != a.data,
+            (d.data != a.data).then(|| crate::render::text::content_diff(&a.data, &d.data)),
+        )
+    });
     let networks =
-        diff_objects(&desired.networks, &actual.networks, prune, fields::network_fields, |_, _| {
+        diff_objects(&desired.networks, &actual.networks, fields::network_fields, |_, _| {
             (false, None)
         });
     let mut services = BTreeMap::new();
@@ -203,7 +216,6 @@ fn diff_service(
 fn diff_objects<T>(
     desired: &BTreeMap<String, T>,
     actual: &BTreeMap<String, T>,
-    prune: bool,
     flatten: fn(&T) -> Fields,
     content: impl Fn(&T, &T) -> (bool, Option<String>),
 ) -> BTreeMap<String, ObjectPlan> {
@@ -221,7 +233,7 @@ fn diff_objects<T>(
             (Some(d), None) => {
                 plan(Action::Create, diff_fields(&Fields::new(), &flatten(d)), false, None)
             }
-            (None, Some(_)) => plan(gone(prune), Vec::new(), false, None),
+            (None, Some(_)) => plan(Action::Orphan, Vec::new(), false, None),
             (Some(d), Some(a)) => {
                 let changes = diff_fields(&flatten(a), &flatten(d));
                 let (changed, text) = content(d, a);

@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Entry points: [`convert::convert_stack`], [`diff::diff`], [`render::render`],
-//! [`snapshot::stacks_from_snapshot`]. Pure: no I/O, no clock, no environment.
+//! [`snapshot::stacks_from_snapshot`], [`steps::steps`] (the order a stack's plan is carried
+//! out in). Pure: no I/O, no clock, no environment.
 
 pub mod checks;
 pub mod convert;
@@ -20,6 +21,7 @@ pub mod plan;
 pub mod render;
 pub mod rollout;
 pub mod snapshot;
+pub mod steps;
 
 pub use convert::{ConvertError, ObjectFiles, StackInput, convert_stack};
 pub use diff::{assemble, diff, diff_one};

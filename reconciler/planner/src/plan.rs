@@ -15,7 +15,8 @@ pub enum Action {
     Update,
     /// It is removed (prune is on).
     Remove,
-    /// It left Git but stays in the cluster (prune is off).
+    /// It left Git but stays in the cluster: prune is off, or it is a network, config or
+    /// secret of a stack that is still deployed (prune removes only services).
     Orphan,
 }
 

@@ -3,47 +3,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed step should panic
 
+mod support;
+
 use proptest::prelude::*;
 use reconciler_planner::diff::diff_stack;
-use reconciler_planner::{ObjectFiles, StackInput, convert_stack};
+use reconciler_planner::{StackInput, convert_stack};
 use reconciler_types::{
-    FailureAction, MountType, RestartCondition, ServiceMode, StackName, StackPolicy, StackSpec,
-    UpdateOrder,
+    FailureAction, MountType, RestartCondition, ServiceMode, StackName, StackPolicy, UpdateOrder,
 };
-use schema::load::{Files, LoadInput, SourceFile, load};
+use schema::load::{LoadInput, SourceFile, load};
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-struct MemFiles(BTreeMap<String, Vec<u8>>);
-
-impl Files for MemFiles {
-    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
-        self.0.get(path).cloned().ok_or_else(|| format!("open {path}: no such file or directory"))
-    }
-}
-
-fn convert(stack: &str, yaml: &str, files: &[(&str, &str)]) -> StackSpec {
-    let mem: BTreeMap<String, Vec<u8>> =
-        files.iter().map(|(k, v)| (format!("/repo/{k}"), v.as_bytes().to_vec())).collect();
-    let reader = MemFiles(mem.clone());
-    let input = LoadInput {
-        files: vec![SourceFile { filename: "stack.yml".into(), bytes: yaml.as_bytes().to_vec() }],
-        working_dir: "/repo".into(),
-        env: BTreeMap::new(),
-        skip_interpolation: false,
-        reader: &reader,
-    };
-    let loaded = load(&input).unwrap_or_else(|e| panic!("{e}: {:?}\n{yaml}", e.path));
-    let objects: ObjectFiles = mem;
-    let name = StackName::new(stack);
-    convert_stack(&StackInput {
-        name: &name,
-        config: &loaded.config,
-        files: &objects,
-        policy: StackPolicy::default(),
-    })
-    .unwrap_or_else(|e| panic!("{e:?}"))
-}
+use support::{MemFiles, convert};
 
 #[test]
 fn convert_uses_docker_names_labels_and_defaults() {

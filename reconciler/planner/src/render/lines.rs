@@ -132,8 +132,12 @@ fn service_lines(out: &mut Vec<Line>, s: &ServicePlan) {
     }
 }
 
-fn object_lines(out: &mut Vec<Line>, kind: &str, o: &ObjectPlan) {
-    let mut head = format!("{kind} {}: {}", o.name, word(o.action));
+/// What an orphaned network, config or secret says when prune is on.
+const ORPHAN_PRUNE_ON: &str = "would orphan (prune removes only services)";
+
+fn object_lines(out: &mut Vec<Line>, kind: &str, o: &ObjectPlan, prune: bool) {
+    let what = if prune && o.action == Action::Orphan { ORPHAN_PRUNE_ON } else { word(o.action) };
+    let mut head = format!("{kind} {}: {what}", o.name);
     if o.content_changed {
         head = format!("{kind} {}: {SECRET_CHANGED}", o.name);
     }
@@ -160,13 +164,13 @@ pub fn stack_lines(name: &str, s: &StackPlan) -> Vec<Line> {
     let action = s.action.unwrap_or(Action::Update);
     out.push(line(0, marker(action), format!("stack {name}: {}", word(action))));
     for o in s.networks.values() {
-        object_lines(&mut out, "network", o);
+        object_lines(&mut out, "network", o, s.prune);
     }
     for o in s.configs.values() {
-        object_lines(&mut out, "config", o);
+        object_lines(&mut out, "config", o, s.prune);
     }
     for o in s.secrets.values() {
-        object_lines(&mut out, "secret", o);
+        object_lines(&mut out, "secret", o, s.prune);
     }
     for svc in s.services.values() {
         service_lines(&mut out, svc);
