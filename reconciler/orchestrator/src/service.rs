@@ -165,11 +165,14 @@ mod tests {
         assert_eq!(svc.spec_version, 2);
     }
 
+    /// docs/swarm-semantics.md §12 S50.
     #[test]
-    fn mode_change_is_refused() {
+    fn s50_mode_change_is_refused_and_the_spec_is_unchanged() {
         let mut svc = ServiceRecord::new(ServiceId::new("s1"), spec("v1"), 1);
+        let before = svc.clone();
         let mut g = spec("v1");
         g.mode = ServiceMode::Global;
         assert_eq!(svc.update(g, 2).unwrap_err().to_string(), "service mode change is not allowed");
+        assert_eq!(svc, before);
     }
 }
