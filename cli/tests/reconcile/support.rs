@@ -119,11 +119,36 @@ fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/output/reconcile")
 }
 
+/// What to do with golden files, from `UPDATE_GOLDEN`: unset, compare; exactly `1`,
+/// rewrite (review the diff before committing it); anything else is a mistake, refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum GoldenMode {
+    /// Compare the output with the file.
+    Compare,
+    /// Write the output into the file.
+    Rewrite,
+}
+
+/// The golden mode for a value of `UPDATE_GOLDEN`.
+///
+/// # Errors
+/// Any value other than `1`.
+pub fn golden_mode(value: Option<&std::ffi::OsStr>) -> Result<GoldenMode, String> {
+    match value {
+        None => Ok(GoldenMode::Compare),
+        Some(v) if v == "1" => Ok(GoldenMode::Rewrite),
+        Some(v) => Err(format!(
+            "UPDATE_GOLDEN={v:?}: only UPDATE_GOLDEN=1 rewrites golden files; unset it to compare"
+        )),
+    }
+}
+
 /// Compares `actual` with the golden file `name` (rewrites it under `UPDATE_GOLDEN=1`).
 #[track_caller]
 pub fn assert_golden(name: &str, actual: &str) {
     let path = golden_dir().join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+    let mode = golden_mode(std::env::var_os("UPDATE_GOLDEN").as_deref());
+    if mode.unwrap_or_else(|e| panic!("{e}")) == GoldenMode::Rewrite {
         std::fs::create_dir_all(golden_dir()).unwrap();
         std::fs::write(&path, actual).unwrap();
         return;
@@ -157,4 +182,15 @@ pub fn golden_all(name: &str, repo: &Path, args: &[&str]) -> i32 {
         code = Some(run.code);
     }
     code.unwrap_or(1)
+}
+
+#[test]
+fn update_golden_rewrites_only_when_exactly_1() {
+    use std::ffi::OsStr;
+    assert_eq!(golden_mode(None), Ok(GoldenMode::Compare));
+    assert_eq!(golden_mode(Some(OsStr::new("1"))), Ok(GoldenMode::Rewrite));
+    for other in ["0", "", "true", "yes", "1 ", "01"] {
+        let err = golden_mode(Some(OsStr::new(other))).unwrap_err();
+        assert!(err.contains("only UPDATE_GOLDEN=1 rewrites"), "{other:?}: {err}");
+    }
 }
