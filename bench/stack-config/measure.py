@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
 """Runs each command RUNS times as a separate process; prints median wall time and peak RSS.
+Exits 1, naming the first differing line, when flotilla's output differs from Docker's on
+any input: a benchmark of a wrong answer is not a figure.
 
 usage: measure.py RUNS FLOTILLA_BIN LABEL=FILE...
 """
@@ -67,10 +69,21 @@ def measure(commands, cwd, env, runs):
     return results
 
 
+def first_difference(want: bytes, got: bytes) -> str:
+    """The first line where flotilla's output differs from Docker's."""
+    w, g = want.decode(errors="replace").splitlines(), got.decode(errors="replace").splitlines()
+    for i in range(max(len(w), len(g))):
+        a, b = (w[i] if i < len(w) else None), (g[i] if i < len(g) else None)
+        if a != b:
+            return f"line {i + 1}:\n  docker:   {a!r}\n  flotilla: {b!r}"
+    return "same lines, different bytes (line endings or a final newline)"
+
+
 def main() -> None:
     runs, flotilla = int(sys.argv[1]), os.path.abspath(sys.argv[2])
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root")}
     docker = docker_bin()
+    differ = []
     print(f"{'input':<16} {'flotilla ms':>12} {'docker ms':>10} {'speed-up':>9} {'flotilla MiB':>13} {'docker MiB':>11} {'mem ratio':>10} same-output")
     for spec in sys.argv[3:]:
         label, path = spec.split("=", 1)
@@ -79,8 +92,13 @@ def main() -> None:
         (f_wall, f_mem, f_out), (d_wall, d_mem, d_out) = measure(commands, os.path.dirname(path), env, runs)
         print(f"{label:<16} {f_wall*1000:>12.1f} {d_wall*1000:>10.1f} {d_wall/f_wall:>8.1f}x "
               f"{f_mem:>13.1f} {d_mem:>11.1f} {f_mem/d_mem:>10.2f} {'yes' if f_out == d_out else 'NO'}")
+        if f_out != d_out:
+            differ.append(f"{label} ({path}): {first_difference(d_out, f_out)}")
     print(f"(median of {runs} runs each after one warm-up run; wall time of the spawned "
           f"process, peak RSS from GNU time)")
+    if differ:
+        print("\n".join(differ), file=sys.stderr)
+        sys.exit(f"FAIL: flotilla's output differs from docker stack config on {len(differ)} input(s)")
 
 
 if __name__ == "__main__":
