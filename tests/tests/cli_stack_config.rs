@@ -58,6 +58,26 @@ fn stack_config_names_file_line_and_field_on_error() {
 }
 
 #[test]
+fn stack_config_lists_every_schema_violation_after_the_first() {
+    let dir = tempdir();
+    let text =
+        "version: '3.8'\nservices:\n  web:\n    image: 42\n    ports: x\n  db:\n    image: [1]\n";
+    std::fs::write(dir.join("bad.yml"), text).expect("write");
+    let out = flotilla()
+        .current_dir(&dir)
+        .args(["stack", "config", "-c", "bad.yml"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "services.web.image must be a string\n  in bad.yml, line 4, at services.web.image\n  \
+         and 2 more problem(s) in the same file:\n  - services.web.ports must be a list\n  \
+         - services.db.image must be a string\n"
+    );
+}
+
+#[test]
 fn stack_config_fails_on_missing_file_and_no_file() {
     let out = flotilla()
         .args(["stack", "config", "-c", "/nonexistent/stack.yml"])

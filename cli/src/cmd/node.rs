@@ -191,3 +191,18 @@ pub fn run(args: NodeArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::render_nodes;
+
+    #[test]
+    fn node_ls_has_dockers_columns() {
+        let header = render_nodes(&[]);
+        let columns: Vec<&str> = header.split("   ").map(str::trim).collect();
+        // `docker node ls` (docker CLI 28.2.2).
+        let docker =
+            ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ENGINE VERSION"];
+        assert_eq!(columns, docker);
+    }
+}

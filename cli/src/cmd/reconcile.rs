@@ -159,7 +159,13 @@ fn format_of(global: &GlobalArgs) -> Format {
 }
 
 fn use_color() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    color_wanted(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref())
+}
+
+/// Color only on a terminal, and never when `NO_COLOR` is set to anything but empty
+/// (no-color.org).
+fn color_wanted(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Runs `flotilla reconcile`.
@@ -297,4 +303,18 @@ fn plan_against_base(args: &ReconcileArgs, repo: &Repo, base: &str) -> Result<Pl
         }
     }
     Ok(assemble(short(&head.commit).to_owned(), short(&base.commit).to_owned(), parts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::color_wanted;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn color_only_on_a_terminal_without_no_color() {
+        assert!(color_wanted(true, None));
+        assert!(color_wanted(true, Some(OsStr::new(""))));
+        assert!(!color_wanted(true, Some(OsStr::new("1"))));
+        assert!(!color_wanted(false, None));
+    }
 }

@@ -292,3 +292,33 @@ fn reconcile_fails_when_the_revision_does_not_exist() {
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("no-such-branch"), "{}", run.stderr);
 }
+
+/// `-H URL`: the plan is made against the state a live manager exports; a fresh cluster
+/// gives the same plan as an empty state snapshot (only the `actual` line differs).
+#[test]
+fn reconcile_diffs_against_a_live_manager() {
+    let (repo, _) = examples();
+    let root = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_flotilla"));
+    let cluster = runtime
+        .block_on(reconciler_manager::harness::ProcessCluster::start(binary, root.path(), 1))
+        .unwrap();
+    let host = cluster.managers[0].addr.clone();
+    let live = ["-H", &host, "--token", &cluster.token, "--output", "json"];
+    let run = reconcile(repo.path(), &live);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let state = empty_state();
+    let from_file = ["--state", state.path().to_str().unwrap(), "--output", "json"];
+    let expected = reconcile(repo.path(), &from_file);
+    let plan = |text: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
+        let actual = v["actual"].take();
+        (v, actual)
+    };
+    let (live_plan, live_actual) = plan(&run.stdout);
+    let (file_plan, _) = plan(&expected.stdout);
+    assert_eq!(live_actual, format!("manager {host}"));
+    assert_eq!(live_plan, file_plan);
+    drop(cluster);
+}

@@ -68,3 +68,25 @@ pub fn render(plan: &Plan, color: bool) -> String {
     out.push('\n');
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::render;
+    use crate::plan::{Counts, Plan, Warning};
+
+    #[test]
+    fn color_codes_appear_only_when_asked_for() {
+        let warning =
+            Warning { stack: "s".into(), kind: "stack_removed".into(), message: "m".into() };
+        let plan = Plan {
+            format: 1,
+            desired: "head".into(),
+            actual: "base".into(),
+            stacks: Default::default(),
+            warnings: vec![warning],
+            totals: Counts::default(),
+        };
+        assert!(render(&plan, true).contains("\u{1b}["));
+        assert!(!render(&plan, false).contains('\u{1b}'));
+    }
+}
