@@ -14,7 +14,7 @@ use reconciler_orchestrator::rollout::{Input, Rollout, RolloutTarget, SlotSnapsh
 use reconciler_orchestrator::scheduler;
 use reconciler_orchestrator::service::ServiceRecord;
 use reconciler_orchestrator::slot::{SlotKey, TaskIdAllocator};
-use reconciler_orchestrator::state::{ClusterView, StoreChange};
+use reconciler_orchestrator::view::{ClusterView, StoreChange};
 use reconciler_types::{
     MonoTime, Node, NodeId, NodeRole, NodeState, PlacementPreference, ServiceId, ServiceMode,
     ServiceSpec, Task, TaskId, TaskState, TaskStatus, UpdateConfig,

@@ -23,12 +23,8 @@ fn deployed(repo: &GitRepo, rev: &str) -> ClusterState {
         let spec = convert_stack(&input).unwrap();
         for svc in spec.services.values() {
             let id = ServiceId::new(format!("id-{}", svc.name));
-            let record = ServiceRecord {
-                id: id.clone(),
-                spec: svc.clone(),
-                previous_spec: None,
-                version: 3,
-            };
+            let record =
+                ServiceRecord { version: 3, ..ServiceRecord::new(id.clone(), svc.clone(), 1) };
             state.services.insert(id, record);
         }
         for c in spec.configs.values() {
@@ -46,6 +42,7 @@ fn deployed(repo: &GitRepo, rev: &str) -> ClusterState {
                 labels: s.labels.clone(),
                 digest: s.digest.clone(),
                 sealed: vec![1, 2, 3],
+                size: 3,
                 version: 2,
             };
             state.secrets.insert(s.name.clone(), record);
@@ -73,7 +70,7 @@ fn reconcile_diffs_against_a_state_snapshot_when_given_one() {
     let id = ServiceId::new("id-legacy");
     state
         .services
-        .insert(id.clone(), ServiceRecord { id, spec: legacy, previous_spec: None, version: 1 });
+        .insert(id.clone(), ServiceRecord { version: 1, ..ServiceRecord::new(id, legacy, 1) });
     let old = ConfigRecord {
         name: "shop_web_settings-0000000000".into(),
         labels: BTreeMap::from([(NAMESPACE_LABEL.to_owned(), "shop".to_owned())]),

@@ -356,6 +356,7 @@ impl Manager {
             labels: req.labels.clone(),
             digest: keys::content_digest(&req.data),
             sealed,
+            size: u64::try_from(req.data.len()).unwrap_or(u64::MAX),
             version: 0,
         };
         let view = |version| SecretView {

@@ -7,8 +7,8 @@ use crate::rollout::SlotSnapshot;
 use crate::scheduler::constraint;
 use crate::service::ServiceRecord;
 use crate::slot::{SlotKey, TaskIdAllocator};
-use crate::state::{ClusterView, StoreChange};
 use crate::updater;
+use crate::view::{ClusterView, StoreChange};
 use reconciler_types::{Availability, MonoTime, Node, NodeId, NodeState, Task, TaskState};
 use std::collections::BTreeMap;
 

@@ -43,3 +43,4 @@ pub mod slot;
 pub mod stack;
 pub mod state;
 pub mod updater;
+pub mod view;

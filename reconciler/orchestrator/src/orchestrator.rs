@@ -12,8 +12,8 @@ use crate::rollout::{Input, SlotSnapshot};
 use crate::scheduler::filters::{Needs, NodeInfo};
 use crate::service::ServiceRecord;
 use crate::slot::{SlotKey, TaskIdAllocator};
-use crate::state::{ClusterView, StoreChange};
 use crate::updater::{self, Runs};
+use crate::view::{ClusterView, StoreChange};
 use crate::{global, replicated};
 use reconciler_types::{
     Availability, MonoTime, NodeId, NodeState, ServiceId, ServiceMode, Task, TaskId, TaskState,

@@ -4,7 +4,7 @@
 //! state is REMOVE once they are down (or never reached a node).
 
 use crate::slot::SlotKey;
-use crate::state::{ClusterView, StoreChange};
+use crate::view::{ClusterView, StoreChange};
 use reconciler_types::{ServiceId, Task, TaskState};
 
 /// The history limit for a service: `max_attempts + 1` when its restart policy has

@@ -6,8 +6,8 @@ use crate::restart::{new_task, should_restart};
 use crate::rollout::SlotSnapshot;
 use crate::service::ServiceRecord;
 use crate::slot::{SlotKey, TaskIdAllocator};
-use crate::state::{ClusterView, StoreChange};
 use crate::updater;
+use crate::view::{ClusterView, StoreChange};
 use reconciler_types::{MonoTime, NodeId, Task, TaskState, UpdateState};
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -5,7 +5,7 @@
 
 use crate::service::ServiceRecord;
 use crate::slot::{SlotKey, TaskIdAllocator};
-use crate::state::{ClusterView, DelayedStart, StoreChange};
+use crate::view::{ClusterView, DelayedStart, StoreChange};
 use reconciler_types::{
     MonoTime, NodeId, RestartCondition, ServiceMode, Task, TaskState, TaskStatus,
 };
@@ -173,7 +173,7 @@ pub fn next_wake(view: &ClusterView, now: MonoTime) -> Option<MonoTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::RestartHistory;
+    use crate::view::RestartHistory;
     use reconciler_types::{ServiceId, ServiceSpec};
 
     fn setup(

@@ -8,9 +8,10 @@ use std::fmt;
 /// A slot of a service: a replica number, or a node for a global service.
 ///
 /// Ordered replica numbers first (ascending), then nodes by id: the order flotilla processes
-/// dirty slots in (Docker's is random; docs/swarm-semantics.md §6.3).
+/// dirty slots in (Docker's is random; docs/swarm-semantics.md §6.3). Serialized as a string
+/// (`"3"`, `"node:<id>"`) so that it can key a map in the stored state.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(into = "String", try_from = "String")]
 pub enum SlotKey {
     /// Slot `n` (1..) of a replicated service.
     Replica(u64),
@@ -26,6 +27,28 @@ impl SlotKey {
             Some(SlotKey::Replica(task.slot))
         } else {
             task.node_id.clone().map(SlotKey::Node)
+        }
+    }
+}
+
+/// The prefix of a node slot's string form.
+const NODE_PREFIX: &str = "node:";
+
+impl From<SlotKey> for String {
+    fn from(slot: SlotKey) -> String {
+        match slot {
+            SlotKey::Replica(n) => n.to_string(),
+            SlotKey::Node(id) => format!("{NODE_PREFIX}{id}"),
+        }
+    }
+}
+
+impl TryFrom<String> for SlotKey {
+    type Error = String;
+    fn try_from(s: String) -> Result<SlotKey, String> {
+        match s.strip_prefix(NODE_PREFIX) {
+            Some(id) => Ok(SlotKey::Node(NodeId::new(id))),
+            None => s.parse().map(SlotKey::Replica).map_err(|_| format!("not a slot: {s:?}")),
         }
     }
 }
@@ -58,5 +81,20 @@ impl TaskIdAllocator {
         let id = reconciler_types::TaskId(format!("t{:06}", self.next));
         self.next = self.next.saturating_add(1);
         id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn slots_key_a_json_map() {
+        let m = BTreeMap::from([(SlotKey::Replica(3), 1), (SlotKey::Node(NodeId::new("n1")), 2)]);
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(json, r#"{"3":1,"node:n1":2}"#);
+        assert_eq!(serde_json::from_str::<BTreeMap<SlotKey, i32>>(&json).unwrap(), m);
+        assert!(serde_json::from_str::<SlotKey>(r#""x""#).is_err());
     }
 }

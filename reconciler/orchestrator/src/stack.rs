@@ -20,7 +20,7 @@
 //! next; the driver applies it and calls it again on every service event.
 
 use crate::service::ServiceRecord;
-use crate::state::{ClusterView, StoreChange};
+use crate::view::{ClusterView, StoreChange};
 use reconciler_types::{
     MonoTime, ServiceId, ServiceSpec, StackName, TaskState, UpdateState, UpdateStatus,
 };

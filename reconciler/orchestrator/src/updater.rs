@@ -7,7 +7,7 @@ use crate::rollout::{Command, Input, Rollout, RolloutTarget, SlotSnapshot, SlotT
 use crate::scheduler::constraint;
 use crate::service::ServiceRecord;
 use crate::slot::{SlotKey, TaskIdAllocator};
-use crate::state::{ClusterView, StoreChange};
+use crate::view::{ClusterView, StoreChange};
 use reconciler_types::{MonoTime, ServiceId, Task};
 use std::collections::BTreeMap;
 

@@ -5,7 +5,7 @@ use reconciler_orchestrator::orchestrator::{self, Event};
 use reconciler_orchestrator::scheduler;
 use reconciler_orchestrator::service::{ServiceError, ServiceRecord};
 use reconciler_orchestrator::stack::{self, DeploymentState, StackAction, StackDeployment};
-use reconciler_orchestrator::state::{ClusterView, StoreChange};
+use reconciler_orchestrator::view::{ClusterView, StoreChange};
 use reconciler_types::{
     MonoTime, Node, NodeId, NodeState, ServiceId, ServiceSpec, Task, TaskId, TaskState,
 };

@@ -1,6 +1,6 @@
 //! The Raft state machine: a thin wrapper around [`ClusterState::apply`] that tracks the
 //! last applied log id and membership, builds and installs snapshots, and publishes the
-//! applied index.
+//! applied index and every applied command ([`StoreEvent`], for the leader's orchestrator).
 //!
 //! Durability: the state lives in memory; its snapshot (state, last applied id, membership)
 //! is written to redb's `snapshot` table every time one is built or installed. On restart the
@@ -8,7 +8,7 @@
 //! it, so nothing acknowledged is lost. Openraft's snapshot policy bounds the replay.
 
 use crate::cluster_state::ClusterState;
-use crate::command::StoreResponse;
+use crate::command::{StoreCommand, StoreResponse};
 use crate::log_store::SNAPSHOT;
 use crate::type_config::{Entry, LogId, RaftId, StorageError, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -20,7 +20,30 @@ use redb::{Database, ReadableDatabase};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 use std::sync::{Arc, RwLock};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
+
+/// How many applied entries a slow subscriber may fall behind before it is told it lagged
+/// (and must reread the state).
+const EVENT_BUFFER: usize = 4096;
+
+/// What the state machine did, as its subscribers see it, in log order.
+#[derive(Debug, Clone)]
+pub enum StoreEvent {
+    /// A command was applied (or refused: `response.refusal`) at `index`.
+    Applied {
+        /// The log index.
+        index: u64,
+        /// The command.
+        command: Arc<StoreCommand>,
+        /// What applying it answered.
+        response: StoreResponse,
+    },
+    /// The whole state was replaced by a snapshot up to `index`: reread it.
+    Reset {
+        /// The snapshot's last index.
+        index: u64,
+    },
+}
 
 /// The state a manager reads: the cluster state plus where in the log it stands.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -33,28 +56,50 @@ pub struct AppliedState {
     pub membership: StoredMembership<RaftId, BasicNode>,
 }
 
-/// A shared, read-only view of the applied state, plus a watch of the applied index.
+/// A shared view of the applied state, a watch of the applied index, and the stream of
+/// applied commands.
 #[derive(Clone)]
 pub struct StateHandle {
     inner: Arc<RwLock<AppliedState>>,
     applied: watch::Receiver<u64>,
+    events: broadcast::Sender<StoreEvent>,
 }
 
 impl StateHandle {
-    /// Runs `f` on the current applied state.
+    /// Runs `f` on the current applied state, under the read lock: a consistent read that
+    /// copies nothing. Keep `f` short; the state machine waits for it.
     pub fn read<T>(&self, f: impl FnOnce(&AppliedState) -> T) -> T {
         let guard = self.inner.read().unwrap_or_else(|p| p.into_inner());
         f(&guard)
     }
 
-    /// A copy of the current cluster state.
+    /// A copy of the whole current cluster state (costly on a large cluster: prefer
+    /// [`StateHandle::read`]).
     pub fn snapshot(&self) -> ClusterState {
         self.read(|s| s.state.clone())
+    }
+
+    /// Runs an orchestrator pass on the applied state without copying it: `f` may change the
+    /// state (the pass tries its decisions on it) and every change is undone before the lock
+    /// is released (`ClusterState::tentatively`), so readers and the log only ever see
+    /// committed state. Holds the write lock for as long as `f` runs: call it from a blocking
+    /// thread (`spawn_blocking`), never while awaiting.
+    pub fn pass<T>(&self, f: impl FnOnce(&mut ClusterState, u64) -> T) -> T {
+        let mut guard = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        let index = guard.last_applied.map(|l| l.index).unwrap_or(0);
+        guard.state.tentatively(|s| f(s, index))
     }
 
     /// A receiver that changes every time entries are applied (value: last applied index).
     pub fn applied(&self) -> watch::Receiver<u64> {
         self.applied.clone()
+    }
+
+    /// Every command applied from now on, in log order ([`StoreEvent`]). A receiver that
+    /// falls more than a few thousand entries behind gets `RecvError::Lagged` and must
+    /// reread the state, as after a [`StoreEvent::Reset`].
+    pub fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
+        self.events.subscribe()
     }
 }
 
@@ -80,6 +125,7 @@ pub struct StateMachineStore {
     db: Arc<Database>,
     inner: Arc<RwLock<AppliedState>>,
     applied: Arc<watch::Sender<u64>>,
+    events: broadcast::Sender<StoreEvent>,
 }
 
 impl StateMachineStore {
@@ -95,8 +141,9 @@ impl StateMachineStore {
         let index = start.last_applied.map(|l| l.index).unwrap_or(0);
         let (tx, rx) = watch::channel(index);
         let inner = Arc::new(RwLock::new(start));
-        let handle = StateHandle { inner: inner.clone(), applied: rx };
-        Ok((StateMachineStore { db, inner, applied: Arc::new(tx) }, handle))
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let handle = StateHandle { inner: inner.clone(), applied: rx, events: events.clone() };
+        Ok((StateMachineStore { db, inner, applied: Arc::new(tx), events }, handle))
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, AppliedState> {
@@ -161,6 +208,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I::IntoIter: Send,
     {
         let mut responses = Vec::new();
+        let mut published = Vec::new();
+        let listening = self.events.receiver_count() > 0;
         let last = {
             let mut state = self.write();
             for entry in entries {
@@ -168,7 +217,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 state.last_applied = Some(entry.log_id);
                 let response = match entry.payload {
                     EntryPayload::Blank => StoreResponse { index, refusal: None },
-                    EntryPayload::Normal(cmd) => state.state.apply(&cmd, index),
+                    EntryPayload::Normal(cmd) => {
+                        let response = state.state.apply(&cmd, index);
+                        if listening {
+                            let command = Arc::new(cmd);
+                            let response = response.clone();
+                            published.push(StoreEvent::Applied { index, command, response });
+                        }
+                        response
+                    }
                     EntryPayload::Membership(m) => {
                         state.membership = StoredMembership::new(Some(entry.log_id), m);
                         StoreResponse { index, refusal: None }
@@ -178,6 +235,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             }
             state.last_applied.map(|l| l.index).unwrap_or(0)
         };
+        for event in published {
+            // No receiver left is not an error: nobody is listening any more.
+            let _ = self.events.send(event);
+        }
         self.applied.send_replace(last);
         Ok(responses)
     }
@@ -204,6 +265,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.save_snapshot(&StoredSnapshot { meta: meta.clone(), data })?;
         let last = incoming.last_applied.map(|l| l.index).unwrap_or(0);
         *self.write() = incoming;
+        let _ = self.events.send(StoreEvent::Reset { index: last });
         self.applied.send_replace(last);
         Ok(())
     }

@@ -176,3 +176,29 @@ async fn a_new_node_catches_up_from_a_snapshot_after_compaction() {
     c.wait_applied(last).await;
     assert_eq!(c.nodes[&2].state.snapshot().nodes.len(), 300);
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_applied_command_is_published_in_log_order_with_its_response() {
+    let c = Cluster::new(3, 1000).await;
+    let leader = c.leader().await;
+    let follower = *c.nodes.keys().find(|id| **id != leader).unwrap();
+    let mut events = c.nodes[&follower].state.subscribe();
+    let first = c.write_node(leader, "a").await;
+    c.write_node(leader, "b").await;
+    let node = Node { id: NodeId::new("a"), ..Node::default() };
+    let refused = StoreCommand::PutNode { node, expected: Expect::Absent };
+    let resp = c.nodes[&leader].raft.client_write(refused.clone()).await.unwrap();
+    assert!(resp.data.refusal.is_some());
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        match events.recv().await.unwrap() {
+            reconciler_store::StoreEvent::Applied { index, command, response } => {
+                seen.push((index, (*command).clone(), response.refusal.is_some()));
+            }
+            reconciler_store::StoreEvent::Reset { .. } => panic!("no snapshot was installed"),
+        }
+    }
+    assert_eq!(seen[0].0, first);
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "in log order");
+    assert_eq!((seen[2].1.clone(), seen[2].2), (refused, true), "a refusal is published too");
+}

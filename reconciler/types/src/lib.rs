@@ -38,5 +38,5 @@ pub use spec::{
 };
 pub use stack::{NAMESPACE_LABEL, StackPolicy, StackSet, StackSpec, SyncPolicy};
 pub use task::{Task, TaskState, TaskStatus};
-pub use time::MonoTime;
+pub use time::{Clock, MonoTime};
 pub use update_status::{UpdateState, UpdateStatus};

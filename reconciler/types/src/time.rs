@@ -1,11 +1,20 @@
-//! Time as data. Pure code never reads a clock: a daemon's `SystemClock` or a test's
-//! `FakeClock` produces `MonoTime` values and passes them in.
+//! Time as data. Pure code never reads a clock: a [`Clock`] (a daemon's `SystemClock`, a
+//! test's `FakeClock`) produces `MonoTime` values and the caller passes them in.
 
 use serde::{Deserialize, Serialize};
 use std::ops::{Add, Sub};
 use std::time::Duration;
 
-/// A point on a monotonic timeline, as a duration since an arbitrary origin.
+/// A source of time, handed to the code that drives the pure core. Daemons use the store's
+/// `SystemClock`, whose origin is the Unix epoch so that every manager and agent shares it and
+/// stored times stay meaningful after a restart or a leader change; tests use a fake clock.
+pub trait Clock {
+    /// The current time.
+    fn now(&self) -> MonoTime;
+}
+
+/// A point on a monotonic timeline, as a duration since an origin (the Unix epoch for
+/// `SystemClock`; t=0 for a test's fake clock).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]

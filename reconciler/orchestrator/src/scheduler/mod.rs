@@ -11,7 +11,7 @@ pub mod constraint;
 pub mod filters;
 pub mod spread;
 
-use crate::state::{ClusterView, StoreChange};
+use crate::view::{ClusterView, StoreChange};
 use filters::{Needs, NodeInfo, Rejection};
 use reconciler_types::{MonoTime, NodeId, ServiceId, Task, TaskId, TaskState};
 use std::collections::BTreeMap;
