@@ -128,6 +128,7 @@ impl ClusterState {
                 self.set_node_description(id, description, index)
             }
             C::SetNodeStatus { id, status } => self.set_node_status(id, status, index),
+            C::SetNodeCredential { id, digest } => self.set_node_credential(id, digest, index),
             C::RemoveNode { id, expected } => self.remove_node(id, *expected),
             C::CreateService { id, spec } => self.create_service(id, spec, index),
             C::UpdateService { id, spec, expected } => {
@@ -213,7 +214,22 @@ impl ClusterState {
     fn put_node(&mut self, node: &Node, expected: Expect, index: u64) -> Result<(), Refusal> {
         let actual = self.nodes.get(&node.id).map(|r| r.version);
         check(RecordKind::Node, node.id.as_str(), expected, actual)?;
-        self.nodes.insert(node.id.clone(), NodeRecord { node: node.clone(), version: index });
+        let credential_digest = self.nodes.get(&node.id).and_then(|r| r.credential_digest.clone());
+        let record = NodeRecord { node: node.clone(), credential_digest, version: index };
+        self.nodes.insert(node.id.clone(), record);
+        Ok(())
+    }
+
+    fn set_node_credential(
+        &mut self,
+        id: &NodeId,
+        digest: &str,
+        index: u64,
+    ) -> Result<(), Refusal> {
+        let record =
+            self.nodes.get_mut(id).ok_or_else(|| not_found(RecordKind::Node, id.as_str()))?;
+        record.credential_digest = Some(digest.to_owned());
+        record.version = index;
         Ok(())
     }
 

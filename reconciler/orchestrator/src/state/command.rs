@@ -94,6 +94,14 @@ pub enum StoreCommand {
         /// The observation.
         status: NodeStatus,
     },
+    /// Records the digest of a node's own credential (written with its join; replaces the
+    /// previous one). The credential stops working when the node is removed.
+    SetNodeCredential {
+        /// Which node.
+        id: NodeId,
+        /// SHA-256 of the credential's secret, in hex.
+        digest: String,
+    },
     /// Deletes a node.
     RemoveNode {
         /// Which node.

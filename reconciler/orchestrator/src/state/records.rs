@@ -43,11 +43,14 @@ impl std::fmt::Debug for ClusterInfo {
     }
 }
 
-/// A node and its version.
+/// A node, the digest of its own credential, and its version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeRecord {
     /// The node.
     pub node: Node,
+    /// SHA-256 (hex) of the secret of the node's credential; `None` before one is issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_digest: Option<String>,
     /// The log index that last wrote it.
     pub version: u64,
 }

@@ -169,6 +169,23 @@ fn a_joined_node_takes_the_description_and_status_its_agent_reports() {
 }
 
 #[test]
+fn a_node_credential_digest_survives_node_updates_and_goes_with_the_node() {
+    let mut l = Log::new();
+    let id = NodeId::new("n1");
+    let set = StoreCommand::SetNodeCredential { id: id.clone(), digest: "d1".into() };
+    assert!(matches!(l.apply(set.clone()), Err(Refusal::NotFound { .. })));
+    l.apply(StoreCommand::PutNode { node: node("n1"), expected: Expect::Absent }).unwrap();
+    let v = l.apply(set).unwrap();
+    let mut drained = node("n1");
+    drained.spec.availability = reconciler_types::Availability::Drain;
+    l.apply(StoreCommand::PutNode { node: drained, expected: Expect::Version(v) }).unwrap();
+    assert_eq!(l.s.nodes[&id].credential_digest.as_deref(), Some("d1"));
+    l.apply(StoreCommand::RemoveNode { id: id.clone(), expected: Expect::Any }).unwrap();
+    l.apply(StoreCommand::PutNode { node: node("n1"), expected: Expect::Absent }).unwrap();
+    assert_eq!(l.s.nodes[&id].credential_digest, None, "a node added again has no credential");
+}
+
+#[test]
 fn remove_of_a_missing_record_is_not_found_and_a_stale_one_is_refused() {
     let mut l = Log::new();
     let r = l.apply(StoreCommand::RemoveNode { id: "x".into(), expected: Expect::Any });
