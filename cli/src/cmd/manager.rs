@@ -7,10 +7,12 @@
 use super::api::{GlobalArgs, block_on};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use reconciler_manager::dispatcher::DispatcherConfig;
 use reconciler_manager::{ManagerOptions, StartMode, start_manager};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// `flotilla manager`.
 #[derive(Debug, Args)]
@@ -46,6 +48,9 @@ pub struct ManagerArgs {
     /// Raft entries between snapshots.
     #[arg(long, default_value_t = 10_000, hide = true)]
     snapshot_every: u64,
+    /// How often agents heartbeat (a node is down after 3 missed periods).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    dispatcher_heartbeat: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +105,10 @@ pub fn run(args: ManagerArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         snapshot_every: args.snapshot_every,
         autolock: args.autolock,
         unlock_key: args.unlock_key.clone(),
+        dispatcher: DispatcherConfig {
+            heartbeat_period: args.dispatcher_heartbeat,
+            ..DispatcherConfig::default()
+        },
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(

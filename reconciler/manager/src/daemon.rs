@@ -3,6 +3,7 @@
 //! restart: the node rejoins with the identity and Raft log it already has).
 
 use crate::api::{CompleteJoin, JoinRequest, JoinResponse, UnlockRequest};
+use crate::dispatcher::{self, Dispatcher, DispatcherConfig};
 use crate::error::ApiError;
 use crate::identity::{self, Identity, IdentityError, RAFT_DB_FILE};
 use crate::keys::{self, KeyError, StoredKey, SymmetricKey};
@@ -65,6 +66,8 @@ pub struct ManagerOptions {
     /// The unlock key, to join an autolocked cluster or to restart without waiting for
     /// `flotilla manager unlock`.
     pub unlock_key: Option<String>,
+    /// The dispatcher's settings (heartbeat period, batching).
+    pub dispatcher: DispatcherConfig,
 }
 
 /// Why a manager could not start.
@@ -135,6 +138,7 @@ pub struct RunningManager {
     pub new_unlock_key: Option<String>,
     server: JoinHandle<()>,
     stop: oneshot::Sender<()>,
+    background: Vec<JoinHandle<()>>,
 }
 
 impl RunningManager {
@@ -142,6 +146,9 @@ impl RunningManager {
     pub async fn shutdown(self) {
         let _receiver_gone = self.stop.send(());
         let _join = self.server.await;
+        for task in self.background {
+            task.abort();
+        }
         let _raft = self.manager.node.raft.shutdown().await;
     }
 }
@@ -200,10 +207,12 @@ pub async fn start_manager(mut opts: ManagerOptions) -> Result<RunningManager, D
     let node = new_raft_node(identity.raft_id, config, db, network, health)
         .await
         .map_err(|e| DaemonError::Raft(Box::new(e)))?;
-    let manager =
-        Arc::new(Manager::new(node, identity, opts.advertise.clone(), client, cluster_key));
+    let mut manager = Manager::new(node, identity, opts.advertise.clone(), client, cluster_key);
+    manager.dispatcher = Dispatcher::new(opts.dispatcher);
+    let manager = Arc::new(manager);
     let (server, stop) = serve(listener, manager.clone());
-    let running = RunningManager { manager, local_addr, new_unlock_key, server, stop };
+    let background = vec![tokio::spawn(dispatcher::run::serve(manager.clone()))];
+    let running = RunningManager { manager, local_addr, new_unlock_key, server, stop, background };
     match mode {
         StartMode::Init => bootstrap(&running.manager, &opts, fingerprint).await?,
         StartMode::Join { addr, .. } => complete_join(&running.manager, &addr).await?,
@@ -252,6 +261,9 @@ async fn resolve_identity(
         (None, StartMode::Join { addr, token }) => {
             let (id, key) = request_join(client, opts, addr, token).await?;
             keys::save(&opts.data_dir, &key.cluster_key, key.unlock.as_ref())?;
+            if let Some(credential) = &key.node_credential {
+                save_node_credential(&opts.data_dir, credential)?;
+            }
             *known_key = Some(key.cluster_key);
             (id, opts.mode.clone())
         }
@@ -346,13 +358,17 @@ async fn bootstrap(
             ..Default::default()
         }),
     };
+    let (credential, digest) = dispatcher::credential::issue(&id.node_id)?;
     let batch = StoreCommand::Batch {
         commands: vec![
             StoreCommand::InitCluster { info },
             StoreCommand::PutNode { node, expected: Expect::Absent },
+            StoreCommand::SetNodeCredential { id: id.node_id.clone(), digest },
         ],
     };
-    m.write(batch).await.map(|_| ()).map_err(api_err("cannot record the new cluster"))
+    m.write(batch).await.map(|_| ()).map_err(api_err("cannot record the new cluster"))?;
+    save_node_credential(&opts.data_dir, &credential.to_string())?;
+    Ok(())
 }
 
 async fn post_json<B: serde::Serialize, T: serde::de::DeserializeOwned>(
@@ -423,12 +439,20 @@ async fn request_join(
         peer_token: resp.peer_token.ok_or_else(missing)?,
         api_token: resp.api_token.ok_or_else(missing)?,
     };
-    Ok((id, JoinedKey { cluster_key, unlock }))
+    Ok((id, JoinedKey { cluster_key, unlock, node_credential: resp.node_credential }))
 }
 
 struct JoinedKey {
     cluster_key: SymmetricKey,
     unlock: Option<SymmetricKey>,
+    node_credential: Option<String>,
+}
+
+/// Keeps this manager's own node credential in its data folder (owner-only), for an agent
+/// that runs beside it.
+fn save_node_credential(dir: &std::path::Path, credential: &str) -> std::io::Result<()> {
+    let text = format!("{credential}\n");
+    identity::write_private_file(&dir.join(identity::NODE_CREDENTIAL_FILE), text.as_bytes())
 }
 
 /// Serves only `POST /v1/unlock` until an operator supplies the right unlock key; every

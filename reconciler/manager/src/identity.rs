@@ -12,6 +12,8 @@ pub const IDENTITY_FILE: &str = "node.json";
 pub const RAFT_DB_FILE: &str = "raft.redb";
 /// A copy of the API token for the operator (`export FLOTILLA_TOKEN=$(cat D/api-token)`).
 pub const API_TOKEN_FILE: &str = "api-token";
+/// This manager's own node credential (`FLTNODE-1-...`), for an agent running beside it.
+pub const NODE_CREDENTIAL_FILE: &str = "node-credential";
 
 /// A manager's identity.
 #[derive(Clone, Serialize, Deserialize)]

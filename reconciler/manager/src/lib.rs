@@ -15,6 +15,7 @@
 //! The wire types and the typed client the CLI uses live in `reconciler-api`.
 
 pub mod daemon;
+pub mod dispatcher;
 pub mod error;
 pub mod harness;
 pub mod identity;

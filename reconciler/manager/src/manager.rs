@@ -4,6 +4,7 @@
 //! bounded in time: when no leader can commit within `write_timeout`, the caller gets
 //! "no quorum: N of M managers reachable". Reads are served from the local state.
 
+use crate::dispatcher::{Dispatcher, DispatcherConfig};
 use crate::error::ApiError;
 use crate::identity::Identity;
 use crate::keys::SymmetricKey;
@@ -37,6 +38,8 @@ pub struct Manager {
     pub cluster_key: SymmetricKey,
     /// Serialises joins and membership changes on the leader.
     pub(crate) membership_lock: tokio::sync::Mutex<()>,
+    /// The agents' dispatcher (serving while this manager leads).
+    pub dispatcher: Dispatcher,
 }
 
 /// Where an operation has to run.
@@ -63,6 +66,7 @@ impl Manager {
             cluster_key,
             write_timeout: Duration::from_secs(3),
             membership_lock: tokio::sync::Mutex::new(()),
+            dispatcher: Dispatcher::new(DispatcherConfig::default()),
         }
     }
 
@@ -119,11 +123,37 @@ impl Manager {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
     {
+        let via = Forwarding {
+            bearer: &self.identity.peer_token,
+            timeout: self.write_timeout + Duration::from_secs(1),
+        };
+        self.on_leader_via(method, path, body, &via, local).await
+    }
+
+    /// [`Manager::on_leader`], forwarding with the caller's own credential and timeout (an
+    /// agent's dispatcher call: the leader authenticates the node itself).
+    ///
+    /// # Errors
+    /// As [`Manager::on_leader`].
+    pub async fn on_leader_via<T, B, F, Fut>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+        via: &Forwarding<'_>,
+        local: F,
+    ) -> Result<T, ApiError>
+    where
+        T: DeserializeOwned,
+        B: Serialize,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
         let deadline = Instant::now() + self.write_timeout;
         loop {
             match self.route() {
                 Route::Here => return local().await,
-                Route::Leader(base) => match self.forward(&method, &base, path, body).await {
+                Route::Leader(base) => match self.forward(&method, &base, path, body, via).await {
                     Err(ForwardError::Unreachable) => {}
                     Err(ForwardError::Api(e)) => return Err(e),
                     Ok(v) => return Ok(v),
@@ -143,12 +173,13 @@ impl Manager {
         base: &str,
         path: &str,
         body: Option<&B>,
+        via: &Forwarding<'_>,
     ) -> Result<T, ForwardError> {
         let mut req = self
             .client
             .request(method.clone(), format!("{base}{path}"))
-            .bearer_auth(&self.identity.peer_token)
-            .timeout(self.write_timeout + Duration::from_secs(1));
+            .bearer_auth(via.bearer)
+            .timeout(via.timeout);
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -203,6 +234,14 @@ impl Manager {
             Ok(Err(e)) => Err(ApiError::Internal(e.to_string())),
         }
     }
+}
+
+/// How a request is forwarded to the leader: with which bearer credential, waiting how long.
+pub struct Forwarding<'a> {
+    /// The credential presented to the leader.
+    pub bearer: &'a str,
+    /// How long to wait for its answer.
+    pub timeout: Duration,
 }
 
 enum ForwardError {

@@ -5,6 +5,7 @@
 use crate::api::{
     JoinRequest, JoinResponse, NodeInspect, NodeUpdate, SecretCreate, SecretView, TokenView,
 };
+use crate::dispatcher::credential;
 use crate::error::ApiError;
 use crate::keys;
 use crate::manager::Manager;
@@ -71,8 +72,10 @@ fn cluster_info(state: &ClusterState) -> Result<&ClusterInfo, ApiError> {
 }
 
 impl Manager {
-    /// Admits a node (leader only): checks the join token, records the node, and for a
-    /// manager allocates its Raft id. The manager becomes a voter with [`Manager::complete_join`].
+    /// Admits a node (leader only): checks the join token, records the node with the digest
+    /// of the node credential it answers (any role: a manager may run an agent too), and for
+    /// a manager allocates its Raft id. The manager becomes a voter with
+    /// [`Manager::complete_join`].
     ///
     /// # Errors
     /// Wrong token or role, a node id in use, or a failed write.
@@ -122,7 +125,11 @@ impl Manager {
                 ..Default::default()
             }),
         };
-        self.write(StoreCommand::PutNode { node, expected: Expect::Absent }).await?;
+        let (credential, digest) =
+            credential::issue(&node_id).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let put = StoreCommand::PutNode { node, expected: Expect::Absent };
+        let set = StoreCommand::SetNodeCredential { id: node_id.clone(), digest };
+        self.write(StoreCommand::Batch { commands: vec![put, set] }).await?;
         let is_manager = role == NodeRole::Manager;
         Ok(JoinResponse {
             node_id,
@@ -134,7 +141,7 @@ impl Manager {
             api_token: is_manager.then(|| info.api_token.clone()),
             cluster_key: is_manager.then(|| self.cluster_key.to_hex()),
             autolock_fingerprint: info.autolock_fingerprint.clone().filter(|_| is_manager),
-            node_credential: None,
+            node_credential: Some(credential.to_string()),
         })
     }
 

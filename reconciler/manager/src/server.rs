@@ -56,7 +56,7 @@ pub fn router(manager: Arc<Manager>) -> Router {
         .route(VOTE_PATH, post(raft_vote))
         .route(SNAPSHOT_PATH, post(raft_snapshot))
         .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT));
-    api.merge(raft).with_state(manager)
+    api.merge(raft).merge(crate::dispatcher::routes::routes()).with_state(manager)
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -93,7 +93,11 @@ impl FromRequestParts<Arc<Manager>> for PeerAuth {
     }
 }
 
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+/// The body of a request, or the API error a malformed or oversized one is.
+///
+/// # Errors
+/// [`ApiError::TooLarge`] or [`ApiError::BadRequest`].
+pub fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     b.map(|Json(v)| v).map_err(|e| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge(format!("request body larger than {API_BODY_LIMIT} bytes"))

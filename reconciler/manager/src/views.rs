@@ -108,7 +108,7 @@ impl Manager {
     }
 }
 
-/// The state with every credential and secret value removed: what `state export` writes
+/// The state with every credential (and credential digest) and secret value removed: what `state export` writes
 /// and `reconcile --dry-run --state` reads.
 pub fn redacted(mut state: ClusterState) -> ClusterState {
     if let Some(info) = state.cluster.as_mut() {
@@ -119,6 +119,9 @@ pub fn redacted(mut state: ClusterState) -> ClusterState {
     }
     for secret in state.secrets.values_mut() {
         secret.sealed.clear();
+    }
+    for node in state.nodes.values_mut() {
+        node.credential_digest = None;
     }
     state
 }

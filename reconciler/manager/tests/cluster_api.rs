@@ -23,6 +23,7 @@ fn options(dir: &Path, mode: StartMode, host: &str) -> ManagerOptions {
         snapshot_every: 1000,
         autolock: false,
         unlock_key: None,
+        dispatcher: Default::default(),
     }
 }
 

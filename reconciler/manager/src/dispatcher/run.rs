@@ -1,0 +1,228 @@
+//! The dispatcher's background work, one round per Raft term this manager leads:
+//!
+//! 1. start: forget the previous term's sessions, wait until the state holds everything
+//!    committed, mark every node that is not down *unknown* (six periods to open a session);
+//! 2. then, until leadership moves: write queued updates in batches (flush loop), mark nodes
+//!    that miss their heartbeats down (expiry loop), and keep the node index up to date with
+//!    the applied state, waking the polls of the nodes whose tasks changed (index loop);
+//! 3. stop: forget the sessions (their polls end; agents register with the next leader) and
+//!    fail the updates still queued.
+
+use super::sessions::UNKNOWN_MESSAGE;
+use super::updates::{NodeChange, NodeStatusChange, Pending};
+use super::{Dispatcher, not_serving};
+use crate::error::ApiError;
+use crate::manager::Manager;
+use reconciler_store::StoreCommand;
+use reconciler_store::type_config::RaftMetrics;
+use reconciler_types::{NodeId, NodeState};
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// Attempts at writing one batch when the state moved under it (each attempt re-reads it).
+const WRITE_ATTEMPTS: usize = 5;
+
+/// The term this manager leads in, if it leads.
+pub fn leading_term(m: &RaftMetrics) -> Option<u64> {
+    (m.state == openraft::ServerState::Leader).then_some(m.current_term)
+}
+
+/// Runs the dispatcher of `m` for as long as the manager runs.
+pub async fn serve(m: Arc<Manager>) {
+    let mut metrics = m.node.raft.metrics();
+    loop {
+        let term = leading_term(&metrics.borrow_and_update());
+        if let Some(term) = term {
+            tokio::select! {
+                () = lead(&m, term) => {}
+                () = leadership_moves(&mut metrics, term) => {}
+            }
+            m.dispatcher.stop();
+            continue;
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn leadership_moves(metrics: &mut tokio::sync::watch::Receiver<RaftMetrics>, term: u64) {
+    loop {
+        if metrics.changed().await.is_err() || leading_term(&metrics.borrow()) != Some(term) {
+            return;
+        }
+    }
+}
+
+/// Serves one term (returns only if the state cannot be brought up to date).
+async fn lead(m: &Arc<Manager>, term: u64) {
+    if let Err(e) = m.node.raft.ensure_linearizable().await {
+        tracing::warn!(error = %e, "dispatcher: cannot catch up with the log as a new leader");
+        return;
+    }
+    m.dispatcher.start(m, term);
+    tokio::join!(flush_loop(m), expiry_loop(m), index_loop(m));
+}
+
+impl Dispatcher {
+    /// A new term: every node that is not down becomes unknown with six periods of grace.
+    fn start(&self, m: &Manager, term: u64) {
+        let now = Instant::now();
+        let nodes: Vec<NodeId> = m.node.state.read(|s| {
+            let up = s.state.nodes.values().filter(|r| r.node.status.state != NodeState::Down);
+            up.map(|r| r.node.id.clone()).collect()
+        });
+        let mut core = self.core();
+        core.reset(Some(term));
+        let mut p = self.pending();
+        for id in nodes {
+            core.sessions.add_unknown(id.clone(), now);
+            let unknown = NodeStatusChange {
+                state: NodeState::Unknown,
+                message: UNKNOWN_MESSAGE.to_owned(),
+                addr: None,
+            };
+            p.add_node(id, NodeChange { status: Some(unknown), description: None });
+        }
+        drop((p, core));
+        self.queued.notify_one();
+        self.deadlines.notify_one();
+    }
+
+    /// Leadership moved: sessions end, queued updates fail.
+    fn stop(&self) {
+        self.core().reset(None);
+        let batch = std::mem::take(&mut *self.pending());
+        batch.finish(&Err(not_serving()));
+    }
+}
+
+/// Writes queued updates: at most `batch_interval` after the first was queued, or at once
+/// when `max_batch` are waiting. One batch is written at a time; the next fills meanwhile.
+async fn flush_loop(m: &Manager) {
+    let d = &m.dispatcher;
+    loop {
+        let queued = d.queued.notified();
+        if d.pending().is_empty() {
+            queued.await;
+            continue;
+        }
+        drop(queued);
+        let deadline = Instant::now() + d.config.batch_interval;
+        while d.pending().len() < d.config.max_batch {
+            if tokio::time::timeout_at(deadline, d.queued.notified()).await.is_err() {
+                break;
+            }
+        }
+        let batch = std::mem::take(&mut *d.pending());
+        let result = write_batch(m, &batch).await;
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "dispatcher: a batch of agent updates was not written");
+        }
+        batch.finish(&result);
+    }
+}
+
+/// Writes one batch as one Raft entry, rebuilt from the state if it moved meanwhile.
+async fn write_batch(m: &Manager, batch: &Pending) -> Result<(), ApiError> {
+    let mut last = Ok(());
+    for _ in 0..WRITE_ATTEMPTS {
+        let commands = m.node.state.read(|s| batch.commands(&s.state));
+        if commands.is_empty() {
+            return Ok(());
+        }
+        match m.write(StoreCommand::Batch { commands }).await {
+            Ok(_) => return Ok(()),
+            Err(
+                e @ (ApiError::Conflict(_)
+                | ApiError::NotFound(_)
+                | ApiError::FailedPrecondition(_)),
+            ) => {
+                last = Err(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    last
+}
+
+/// Marks nodes whose heartbeats stopped down (`heartbeat failure`).
+async fn expiry_loop(m: &Manager) {
+    let d = &m.dispatcher;
+    loop {
+        let moved = d.deadlines.notified();
+        let next = d.core().sessions.next_deadline();
+        match next {
+            Some(at) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => {}
+                    () = moved => {}
+                }
+            }
+            None => moved.await,
+        }
+        let expired = {
+            let mut core = d.core();
+            let expired = core.sessions.expire(Instant::now());
+            for (node, _) in &expired {
+                core.held.remove(node);
+                core.wake(node);
+            }
+            expired
+        };
+        if expired.is_empty() {
+            continue;
+        }
+        let mut p = d.pending();
+        for (node, message) in expired {
+            tracing::info!(%node, message, "node down");
+            let down = NodeStatusChange {
+                state: NodeState::Down,
+                message: message.to_owned(),
+                addr: None,
+            };
+            p.add_node(node, NodeChange { status: Some(down), description: None });
+        }
+        drop(p);
+        d.queued.notify_one();
+    }
+}
+
+/// Follows the applied state: refreshes the node index (off the async threads: it walks
+/// every task) and wakes the polls of the nodes whose tasks changed; drops the sessions of
+/// removed nodes.
+async fn index_loop(m: &Arc<Manager>) {
+    let mut applied = m.node.state.applied();
+    loop {
+        applied.borrow_and_update();
+        let m2 = m.clone();
+        let refreshed = tokio::task::spawn_blocking(move || m2.dispatcher.refresh(&m2)).await;
+        if let Err(e) = refreshed {
+            tracing::error!(error = %e, "dispatcher: the node index could not be refreshed");
+        }
+        if applied.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+impl Dispatcher {
+    fn refresh(&self, m: &Manager) {
+        let mut guard = self.core();
+        let core = &mut *guard;
+        let (changed, removed) = m.node.state.read(|s| {
+            let changed = core.index.refresh(&s.state);
+            let removed: Vec<NodeId> =
+                core.held.keys().filter(|n| !s.state.nodes.contains_key(*n)).cloned().collect();
+            (changed, removed)
+        });
+        for node in removed {
+            core.sessions.remove(&node);
+            core.held.remove(&node);
+            core.wake(&node);
+        }
+        for node in &changed {
+            core.wake(node);
+        }
+    }
+}
