@@ -68,21 +68,24 @@ impl Dispatcher {
     /// A new term: every node that is not down becomes unknown with six periods of grace.
     fn start(&self, m: &Manager, term: u64) {
         let now = Instant::now();
-        let nodes: Vec<NodeId> = m.node.state.read(|s| {
+        let nodes: Vec<(NodeId, NodeState)> = m.node.state.read(|s| {
             let up = s.state.nodes.values().filter(|r| r.node.status.state != NodeState::Down);
-            up.map(|r| r.node.id.clone()).collect()
+            up.map(|r| (r.node.id.clone(), r.node.status.state)).collect()
         });
         let mut core = self.core();
         core.reset(Some(term));
         let mut p = self.pending();
-        for id in nodes {
+        for (id, state) in nodes {
             core.sessions.add_unknown(id.clone(), now);
-            let unknown = NodeStatusChange {
-                state: NodeState::Unknown,
-                message: UNKNOWN_MESSAGE.to_owned(),
-                addr: None,
-            };
-            p.add_node(id, NodeChange { status: Some(unknown), description: None });
+            // A node never heard from (just joined) is unknown already: nothing to write.
+            if state != NodeState::Unknown {
+                let unknown = NodeStatusChange {
+                    state: NodeState::Unknown,
+                    message: UNKNOWN_MESSAGE.to_owned(),
+                    addr: None,
+                };
+                p.add_node(id, NodeChange { status: Some(unknown), description: None });
+            }
         }
         drop((p, core));
         self.queued.notify_one();
