@@ -48,9 +48,10 @@ pub struct ManagerArgs {
     /// Raft entries between snapshots.
     #[arg(long, default_value_t = 10_000, hide = true)]
     snapshot_every: u64,
-    /// How often agents heartbeat (a node is down after 3 missed periods).
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
-    dispatcher_heartbeat: Duration,
+    /// With --init: how often agents heartbeat (default 5s; a node is down after 3 missed
+    /// periods).
+    #[arg(long, value_name = "DURATION", requires = "init", value_parser = humantime::parse_duration)]
+    dispatcher_heartbeat: Option<Duration>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,10 +106,8 @@ pub fn run(args: ManagerArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         snapshot_every: args.snapshot_every,
         autolock: args.autolock,
         unlock_key: args.unlock_key.clone(),
-        dispatcher: DispatcherConfig {
-            heartbeat_period: args.dispatcher_heartbeat,
-            ..DispatcherConfig::default()
-        },
+        dispatcher: DispatcherConfig::default(),
+        dispatcher_heartbeat: args.dispatcher_heartbeat,
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(

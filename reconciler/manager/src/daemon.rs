@@ -13,7 +13,7 @@ use crate::token;
 use axum::serve::ListenerExt;
 use openraft::BasicNode;
 use reconciler_api::{Empty, ErrorBody};
-use reconciler_store::cluster_state::ClusterInfo;
+use reconciler_store::cluster_state::{ClusterInfo, ClusterSettings};
 use reconciler_store::log_store::open_database;
 use reconciler_store::network::PeerHealth;
 use reconciler_store::network::http::{HttpNetworkFactory, base_url, http_client};
@@ -66,8 +66,11 @@ pub struct ManagerOptions {
     /// The unlock key, to join an autolocked cluster or to restart without waiting for
     /// `flotilla manager unlock`.
     pub unlock_key: Option<String>,
-    /// The dispatcher's settings (heartbeat period, batching).
+    /// The dispatcher's batching.
     pub dispatcher: DispatcherConfig,
+    /// With `Init`: the cluster's heartbeat period (Swarm's `--dispatcher-heartbeat`; 5 s when
+    /// not given). A cluster setting, replicated like the others.
+    pub dispatcher_heartbeat: Option<Duration>,
 }
 
 /// Why a manager could not start.
@@ -365,6 +368,14 @@ async fn bootstrap(
             StoreCommand::PutNode { node, expected: Expect::Absent },
             StoreCommand::SetNodeCredential { id: id.node_id.clone(), digest },
         ],
+    };
+    let batch = match opts.dispatcher_heartbeat {
+        None => batch,
+        Some(period) => {
+            let settings = ClusterSettings { dispatcher_heartbeat: period, ..Default::default() };
+            let set = StoreCommand::SetSettings { settings, expected: Expect::Any };
+            StoreCommand::Batch { commands: vec![batch, set] }
+        }
     };
     m.write(batch).await.map(|_| ()).map_err(api_err("cannot record the new cluster"))?;
     save_node_credential(&opts.data_dir, &credential.to_string())?;

@@ -24,6 +24,7 @@ fn options(dir: &Path, mode: StartMode, host: &str) -> ManagerOptions {
         autolock: false,
         unlock_key: None,
         dispatcher: Default::default(),
+        dispatcher_heartbeat: None,
     }
 }
 

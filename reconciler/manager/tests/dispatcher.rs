@@ -35,7 +35,8 @@ fn options(dir: &Path, mode: StartMode, host: &str) -> ManagerOptions {
         snapshot_every: 1000,
         autolock: false,
         unlock_key: None,
-        dispatcher: DispatcherConfig { heartbeat_period: PERIOD, ..DispatcherConfig::default() },
+        dispatcher: DispatcherConfig::default(),
+        dispatcher_heartbeat: Some(PERIOD),
     }
 }
 

@@ -1,11 +1,48 @@
 //! Which tasks each node holds, kept beside the store so that an assignments poll reads its
 //! node's tasks without walking every task of the cluster, and so that only the nodes whose
-//! tasks changed are woken. [`NodeIndex::refresh`] compares the state with what the index
-//! last saw (a task's record version changes with every write to it).
+//! tasks changed are woken. The index follows the store's applied commands
+//! ([`touched`] → [`NodeIndex::update`]); after a snapshot or a missed event it is rebuilt
+//! from the whole state ([`NodeIndex::refresh`]).
 
-use reconciler_store::ClusterState;
+use reconciler_store::cluster_state::TaskRecord;
+use reconciler_store::{ClusterState, StoreCommand};
 use reconciler_types::{NodeId, TaskId};
 use std::collections::{BTreeSet, HashMap};
+
+/// What an applied command touched, as far as the dispatcher cares.
+#[derive(Debug, Default)]
+pub struct Touched {
+    /// Tasks written or removed.
+    pub tasks: BTreeSet<TaskId>,
+    /// Nodes removed (their sessions end).
+    pub removed_nodes: Vec<NodeId>,
+    /// The cluster settings changed (the heartbeat period may have).
+    pub settings: bool,
+}
+
+/// Adds what `cmd` touched to `out`.
+pub fn touched(cmd: &StoreCommand, out: &mut Touched) {
+    use StoreCommand as C;
+    match cmd {
+        C::PutTask { task, .. } => {
+            out.tasks.insert(task.id.clone());
+        }
+        C::SetTaskDesiredState { id, .. }
+        | C::SetTaskStatus { id, .. }
+        | C::AssignTask { id, .. }
+        | C::RemoveTask { id, .. } => {
+            out.tasks.insert(id.clone());
+        }
+        C::RemoveNode { id, .. } => out.removed_nodes.push(id.clone()),
+        C::SetSettings { .. } => out.settings = true,
+        C::Batch { commands } | C::Orchestrate { commands, .. } => {
+            for c in commands {
+                touched(c, out);
+            }
+        }
+        _ => {}
+    }
+}
 
 /// Tasks by node.
 #[derive(Debug, Default)]
@@ -15,51 +52,59 @@ pub struct NodeIndex {
 }
 
 impl NodeIndex {
-    /// Brings the index up to `state`; answers the nodes whose tasks were added, changed or
-    /// removed.
+    /// Rebuilds the index from `state`; answers the nodes whose tasks were added, changed or
+    /// removed since it was last up to date.
     pub fn refresh(&mut self, state: &ClusterState) -> BTreeSet<NodeId> {
         let mut changed = BTreeSet::new();
-        let mut placed = 0usize;
-        for (id, record) in &state.tasks {
-            let Some(node) = &record.task.node_id else { continue };
-            placed += 1;
-            match self.tasks.get_mut(id) {
-                Some((n, v)) if n == node => {
-                    if *v != record.version {
-                        *v = record.version;
-                        changed.insert(node.clone());
-                    }
-                }
-                Some((n, v)) => {
-                    let old = std::mem::replace(n, node.clone());
-                    *v = record.version;
-                    self.unlink(&old, id);
-                    self.by_node.entry(node.clone()).or_default().insert(id.clone());
-                    changed.insert(old);
-                    changed.insert(node.clone());
-                }
-                None => {
-                    self.tasks.insert(id.clone(), (node.clone(), record.version));
-                    self.by_node.entry(node.clone()).or_default().insert(id.clone());
-                    changed.insert(node.clone());
-                }
-            }
+        for (id, record) in state.tasks.iter() {
+            self.sync(id, Some(record), &mut changed);
         }
-        if self.tasks.len() > placed {
-            let gone: Vec<TaskId> = self
-                .tasks
-                .keys()
-                .filter(|id| state.tasks.get(*id).is_none_or(|r| r.task.node_id.is_none()))
-                .cloned()
-                .collect();
-            for id in gone {
-                if let Some((node, _)) = self.tasks.remove(&id) {
-                    self.unlink(&node, &id);
-                    changed.insert(node);
-                }
-            }
+        let gone: Vec<TaskId> =
+            self.tasks.keys().filter(|id| !state.tasks.contains_key(*id)).cloned().collect();
+        for id in gone {
+            self.sync(&id, None, &mut changed);
         }
         changed
+    }
+
+    /// Brings the entries of `ids` up to `state`; answers the nodes they changed.
+    pub fn update<'a>(
+        &mut self,
+        state: &ClusterState,
+        ids: impl IntoIterator<Item = &'a TaskId>,
+    ) -> BTreeSet<NodeId> {
+        let mut changed = BTreeSet::new();
+        for id in ids {
+            self.sync(id, state.tasks.get(id), &mut changed);
+        }
+        changed
+    }
+
+    fn sync(&mut self, id: &TaskId, record: Option<&TaskRecord>, changed: &mut BTreeSet<NodeId>) {
+        let now = record.and_then(|r| Some((r.task.node_id.as_ref()?, r.version)));
+        let before = self.tasks.get(id);
+        match (before, now) {
+            (Some((n, v)), Some((node, version))) if n == node && *v == version => {}
+            (Some((n, _)), Some((node, version))) if n == node => {
+                changed.insert(node.clone());
+                self.tasks.insert(id.clone(), (node.clone(), version));
+            }
+            (_, Some((node, version))) => {
+                if let Some((old, _)) = self.tasks.insert(id.clone(), (node.clone(), version)) {
+                    self.unlink(&old, id);
+                    changed.insert(old);
+                }
+                self.by_node.entry(node.clone()).or_default().insert(id.clone());
+                changed.insert(node.clone());
+            }
+            (Some(_), None) => {
+                if let Some((old, _)) = self.tasks.remove(id) {
+                    self.unlink(&old, id);
+                    changed.insert(old);
+                }
+            }
+            (None, None) => {}
+        }
     }
 
     fn unlink(&mut self, node: &NodeId, id: &TaskId) {
@@ -80,12 +125,12 @@ impl NodeIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reconciler_store::{Expect, StoreCommand};
-    use reconciler_types::{Task, TaskState};
+    use reconciler_store::Expect;
+    use reconciler_types::{Task, TaskState, TaskStatus};
 
-    fn put(s: &mut ClusterState, id: &str, node: Option<&str>, index: u64) {
+    fn put(id: &str, node: Option<&str>) -> StoreCommand {
         let task = Task { id: TaskId::new(id), node_id: node.map(NodeId::new), ..Task::default() };
-        s.apply(&StoreCommand::PutTask { task, expected: Expect::Any }, index);
+        StoreCommand::PutTask { task, expected: Expect::Any }
     }
 
     fn of(ix: &NodeIndex, node: &str) -> Vec<String> {
@@ -96,23 +141,43 @@ mod tests {
         names.iter().map(|n| NodeId::new(*n)).collect()
     }
 
+    /// Applies `cmd` and updates the index from what it touched.
+    fn step(s: &mut ClusterState, ix: &mut NodeIndex, cmd: StoreCommand) -> BTreeSet<NodeId> {
+        let index = s.last_index + 1;
+        assert_eq!(s.apply(&cmd, index).refusal, None);
+        let mut t = Touched::default();
+        touched(&cmd, &mut t);
+        ix.update(s, &t.tasks)
+    }
+
     #[test]
-    fn refresh_reports_exactly_the_nodes_whose_tasks_changed() {
+    fn updates_report_exactly_the_nodes_whose_tasks_changed() {
         let mut s = ClusterState::default();
         let mut ix = NodeIndex::default();
-        put(&mut s, "t1", Some("a"), 1);
-        put(&mut s, "t2", Some("b"), 2);
-        put(&mut s, "t3", None, 3);
+        let batch = StoreCommand::Batch {
+            commands: vec![put("t1", Some("a")), put("t2", Some("b")), put("t3", None)],
+        };
+        assert_eq!(step(&mut s, &mut ix, batch), nodes(&["a", "b"]));
+        let status = TaskStatus { state: TaskState::Running, ..Default::default() };
+        let report = StoreCommand::SetTaskStatus { id: TaskId::new("t1"), status };
+        assert_eq!(step(&mut s, &mut ix, report), nodes(&["a"]));
+        assert_eq!(step(&mut s, &mut ix, put("t3", Some("b"))), nodes(&["b"]));
+        let rm = StoreCommand::RemoveTask { id: TaskId::new("t1"), expected: Expect::Any };
+        assert_eq!(step(&mut s, &mut ix, rm), nodes(&["a"]));
+        assert_eq!(step(&mut s, &mut ix, put("t2", Some("a"))), nodes(&["a", "b"]), "moved");
+        assert_eq!(of(&ix, "a"), ["t2"]);
+        assert_eq!(of(&ix, "b"), ["t3"]);
+    }
+
+    #[test]
+    fn a_rebuild_finds_what_the_events_missed() {
+        let mut s = ClusterState::default();
+        let mut ix = NodeIndex::default();
+        step(&mut s, &mut ix, put("t1", Some("a")));
+        s.apply(&put("t2", Some("b")), 9);
+        s.apply(&StoreCommand::RemoveTask { id: TaskId::new("t1"), expected: Expect::Any }, 10);
         assert_eq!(ix.refresh(&s), nodes(&["a", "b"]));
         assert!(ix.refresh(&s).is_empty(), "nothing new");
-        let status =
-            reconciler_types::TaskStatus { state: TaskState::Running, ..Default::default() };
-        s.apply(&StoreCommand::SetTaskStatus { id: TaskId::new("t1"), status }, 4);
-        assert_eq!(ix.refresh(&s), nodes(&["a"]));
-        put(&mut s, "t3", Some("b"), 5);
-        s.apply(&StoreCommand::RemoveTask { id: TaskId::new("t1"), expected: Expect::Any }, 6);
-        assert_eq!(ix.refresh(&s), nodes(&["a", "b"]));
-        assert_eq!(of(&ix, "a"), Vec::<String>::new());
-        assert_eq!(of(&ix, "b"), ["t2", "t3"]);
+        assert_eq!((of(&ix, "a").len(), of(&ix, "b")), (0, vec!["t2".to_owned()]));
     }
 }

@@ -47,11 +47,10 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use updates::{NodeChange, NodeStatusChange, Pending};
 
-/// How the dispatcher runs.
+/// How the dispatcher batches (the heartbeat period is a cluster setting, read from the
+/// state: `manager --init --dispatcher-heartbeat`).
 #[derive(Debug, Clone, Copy)]
 pub struct DispatcherConfig {
-    /// The heartbeat period (Swarm's `--dispatcher-heartbeat`, 5 s).
-    pub heartbeat_period: Duration,
     /// The longest a report waits to be written with others (swarmkit: 100 ms).
     pub batch_interval: Duration,
     /// A batch is written at once when it holds this many tasks and nodes (swarmkit: 10,000).
@@ -60,11 +59,7 @@ pub struct DispatcherConfig {
 
 impl Default for DispatcherConfig {
     fn default() -> Self {
-        DispatcherConfig {
-            heartbeat_period: Duration::from_secs(5),
-            batch_interval: Duration::from_millis(100),
-            max_batch: 10_000,
-        }
+        DispatcherConfig { batch_interval: Duration::from_millis(100), max_batch: 10_000 }
     }
 }
 
@@ -79,6 +74,8 @@ struct Held {
 struct Core {
     /// The Raft term this dispatcher serves agents in; `None` when not leading (or starting).
     term: Option<u64>,
+    /// How many times serving stopped (a term's start that finishes late checks it).
+    stops: u64,
     sessions: Sessions,
     held: HashMap<NodeId, Held>,
     index: NodeIndex,
@@ -142,7 +139,8 @@ impl Dispatcher {
             random_bytes(8).ok().and_then(|b| b.try_into().ok()).map_or(0x5eed, u64::from_le_bytes);
         let core = Core {
             term: None,
-            sessions: Sessions::new(PeriodChooser::new(config.heartbeat_period, seed)),
+            stops: 0,
+            sessions: Sessions::new(PeriodChooser::new(Duration::from_secs(5), seed)),
             held: HashMap::new(),
             index: NodeIndex::default(),
             logs: LogRoutes::default(),

@@ -8,15 +8,17 @@
 //! 3. stop: forget the sessions (their polls end; agents register with the next leader) and
 //!    fail the updates still queued.
 
+use super::index::{self, Touched};
 use super::sessions::UNKNOWN_MESSAGE;
 use super::updates::{NodeChange, NodeStatusChange, Pending};
 use super::{Dispatcher, not_serving};
 use crate::error::ApiError;
 use crate::manager::Manager;
-use reconciler_store::StoreCommand;
 use reconciler_store::type_config::RaftMetrics;
+use reconciler_store::{StoreCommand, StoreEvent};
 use reconciler_types::{NodeId, NodeState};
 use std::sync::Arc;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::Instant;
 
 /// Attempts at writing one batch when the state moved under it (each attempt re-reads it).
@@ -60,19 +62,37 @@ async fn lead(m: &Arc<Manager>, term: u64) {
         tracing::warn!(error = %e, "dispatcher: cannot catch up with the log as a new leader");
         return;
     }
-    m.dispatcher.start(m, term);
-    tokio::join!(flush_loop(m), expiry_loop(m), index_loop(m));
+    // Subscribed before the index is built, so no applied command falls in between.
+    let events = m.node.state.subscribe();
+    let stops = m.dispatcher.core().stops;
+    let m2 = m.clone();
+    let start = move || m2.dispatcher.start(&m2, term, stops);
+    if let Err(e) = tokio::task::spawn_blocking(start).await {
+        tracing::error!(error = %e, "dispatcher: cannot start serving agents");
+        return;
+    }
+    tokio::join!(flush_loop(m), expiry_loop(m), index_loop(m, events));
 }
 
 impl Dispatcher {
-    /// A new term: every node that is not down becomes unknown with six periods of grace.
-    fn start(&self, m: &Manager, term: u64) {
+    /// A new term: the node index is rebuilt from the state (before any poll is answered: a
+    /// complete set from an empty index would tell agents to stop everything), and every node
+    /// that is not down becomes unknown with six periods of grace.
+    /// `stops` is how many times the dispatcher had stopped when this term began: a start
+    /// that finishes after leadership moved again (it runs on a blocking thread) does nothing.
+    fn start(&self, m: &Manager, term: u64, stops: u64) {
         let now = Instant::now();
+        let mut core = self.core();
+        if core.stops != stops {
+            return;
+        }
         let nodes: Vec<(NodeId, NodeState)> = m.node.state.read(|s| {
+            core.index = index::NodeIndex::default();
+            core.index.refresh(&s.state);
+            core.sessions.set_period(s.state.settings.dispatcher_heartbeat);
             let up = s.state.nodes.values().filter(|r| r.node.status.state != NodeState::Down);
             up.map(|r| (r.node.id.clone(), r.node.status.state)).collect()
         });
-        let mut core = self.core();
         core.reset(Some(term));
         let mut p = self.pending();
         for (id, state) in nodes {
@@ -94,7 +114,10 @@ impl Dispatcher {
 
     /// Leadership moved: sessions end, queued updates fail.
     fn stop(&self) {
-        self.core().reset(None);
+        let mut core = self.core();
+        core.stops += 1;
+        core.reset(None);
+        drop(core);
         let batch = std::mem::take(&mut *self.pending());
         batch.finish(&Err(not_serving()));
     }
@@ -191,34 +214,71 @@ async fn expiry_loop(m: &Manager) {
     }
 }
 
-/// Follows the applied state: refreshes the node index (off the async threads: it walks
-/// every task) and wakes the polls of the nodes whose tasks changed; drops the sessions of
-/// removed nodes.
-async fn index_loop(m: &Arc<Manager>) {
-    let mut applied = m.node.state.applied();
+/// Follows the applied commands: updates the node index (off the async threads when a
+/// command touched many tasks) and wakes the polls of the nodes whose tasks changed; ends the
+/// sessions of removed nodes. After a snapshot or missed events it rebuilds the index.
+async fn index_loop(m: &Arc<Manager>, mut events: tokio::sync::broadcast::Receiver<StoreEvent>) {
+    let mut touched = Touched::default();
+    let mut full = false;
     loop {
-        applied.borrow_and_update();
-        let m2 = m.clone();
-        let refreshed = tokio::task::spawn_blocking(move || m2.dispatcher.refresh(&m2)).await;
-        if let Err(e) = refreshed {
-            tracing::error!(error = %e, "dispatcher: the node index could not be refreshed");
+        loop {
+            match events.try_recv() {
+                Ok(event) => absorb(&event, &mut touched, &mut full),
+                Err(TryRecvError::Lagged(_)) => full = true,
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Closed) => return,
+            }
         }
-        if applied.changed().await.is_err() {
-            return;
+        let work = std::mem::take(&mut touched);
+        if full || work.tasks.len() > INLINE_TOUCHED {
+            let m2 = m.clone();
+            let job =
+                tokio::task::spawn_blocking(move || m2.dispatcher.sync_index(&m2, full, work));
+            if let Err(e) = job.await {
+                tracing::error!(error = %e, "dispatcher: the node index could not be updated");
+            }
+        } else if !work.tasks.is_empty() || !work.removed_nodes.is_empty() || work.settings {
+            m.dispatcher.sync_index(m, false, work);
+        }
+        full = false;
+        match events.recv().await {
+            Ok(event) => absorb(&event, &mut touched, &mut full),
+            Err(RecvError::Lagged(_)) => full = true,
+            Err(RecvError::Closed) => return,
         }
     }
 }
 
+/// Up to this many touched tasks are indexed on the async thread; more go to a blocking one.
+const INLINE_TOUCHED: usize = 256;
+
+fn absorb(event: &StoreEvent, touched: &mut Touched, full: &mut bool) {
+    match event {
+        StoreEvent::Applied { command, response, .. } if response.refusal.is_none() => {
+            index::touched(command, touched);
+        }
+        StoreEvent::Applied { .. } => {}
+        StoreEvent::Reset { .. } => *full = true,
+    }
+}
+
 impl Dispatcher {
-    fn refresh(&self, m: &Manager) {
+    fn sync_index(&self, m: &Manager, full: bool, touched: Touched) {
         let mut guard = self.core();
         let core = &mut *guard;
-        let (changed, removed) = m.node.state.read(|s| {
-            let changed = core.index.refresh(&s.state);
-            let removed: Vec<NodeId> =
-                core.held.keys().filter(|n| !s.state.nodes.contains_key(*n)).cloned().collect();
-            (changed, removed)
+        let (changed, mut removed) = m.node.state.read(|s| {
+            let changed = if full {
+                core.index.refresh(&s.state)
+            } else {
+                core.index.update(&s.state, &touched.tasks)
+            };
+            if full || touched.settings {
+                core.sessions.set_period(s.state.settings.dispatcher_heartbeat);
+            }
+            let gone = core.held.keys().filter(|n| !s.state.nodes.contains_key(*n));
+            (changed, gone.cloned().collect::<Vec<NodeId>>())
         });
+        removed.extend(touched.removed_nodes);
         for node in removed {
             core.sessions.remove(&node);
             core.held.remove(&node);

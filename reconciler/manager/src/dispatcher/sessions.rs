@@ -42,6 +42,11 @@ impl PeriodChooser {
         self.period
     }
 
+    /// Changes the base period (the cluster setting changed); later choices use it.
+    pub fn set_period(&mut self, period: Duration) {
+        self.period = period;
+    }
+
     /// The next period, uniformly within ±10 % of the base.
     pub fn choose(&mut self) -> Duration {
         let epsilon = self.period / 10;
@@ -90,6 +95,12 @@ impl Sessions {
     /// The base heartbeat period.
     pub fn period(&self) -> Duration {
         self.periods.period()
+    }
+
+    /// Changes the base heartbeat period: sessions keep their deadlines until their next
+    /// heartbeat (swarmkit's `updatePeriod`).
+    pub fn set_period(&mut self, period: Duration) {
+        self.periods.set_period(period);
     }
 
     /// Forgets every session (leadership lost or regained).

@@ -5,7 +5,7 @@
 //! task deleted meanwhile, a state that moved further) is left out rather than refused.
 
 use crate::error::ApiError;
-use reconciler_store::{ClusterState, Expect, StoreCommand};
+use reconciler_store::{ClusterState, StoreCommand};
 use reconciler_types::{NodeDescription, NodeId, NodeState, TaskId, TaskStatus};
 use std::collections::BTreeMap;
 use tokio::sync::oneshot;
@@ -103,23 +103,26 @@ impl Pending {
         }
         for (id, change) in &self.nodes {
             let Some(record) = state.nodes.get(id) else { continue };
-            let mut node = record.node.clone();
-            if let Some(s) = &change.status {
-                node.status.state = s.state;
-                node.status.message.clone_from(&s.message);
-                if let Some(addr) = s.addr.as_ref().filter(|a| !a.is_empty()) {
-                    node.status.addr.clone_from(addr);
-                }
-            }
+            let node = &record.node;
             if let Some(d) = &change.description {
-                let hostname = node.description.hostname.clone();
-                node.description = d.clone();
-                if node.description.hostname.is_empty() {
-                    node.description.hostname = hostname;
+                let mut description = d.clone();
+                if description.hostname.is_empty() {
+                    description.hostname.clone_from(&node.description.hostname);
+                }
+                if description != node.description {
+                    out.push(StoreCommand::SetNodeDescription { id: id.clone(), description });
                 }
             }
-            if node != record.node {
-                out.push(StoreCommand::PutNode { node, expected: Expect::Version(record.version) });
+            if let Some(s) = &change.status {
+                let mut status = node.status.clone();
+                status.state = s.state;
+                status.message.clone_from(&s.message);
+                if let Some(addr) = s.addr.as_ref().filter(|a| !a.is_empty()) {
+                    status.addr.clone_from(addr);
+                }
+                if status != node.status {
+                    out.push(StoreCommand::SetNodeStatus { id: id.clone(), status });
+                }
             }
         }
         out
@@ -152,11 +155,13 @@ pub fn refuse_report(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reconciler_store::Expect;
     use reconciler_types::{Node, Task, TaskState};
 
     fn state() -> ClusterState {
         let mut s = ClusterState::default();
-        let node = Node { id: NodeId::new("n1"), ..Node::default() };
+        let mut node = Node { id: NodeId::new("n1"), ..Node::default() };
+        node.description.hostname = "h1".into();
         s.apply(&StoreCommand::PutNode { node, expected: Expect::Absent }, 1);
         for (i, id) in ["t1", "t2"].iter().enumerate() {
             let mut task =
@@ -234,11 +239,10 @@ mod tests {
             addr: None,
         };
         p.add_node(NodeId::new("n1"), NodeChange { status: Some(down), description: None });
-        let cmds: [StoreCommand; 1] = p.commands(&s).try_into().unwrap();
-        let [StoreCommand::PutNode { node, expected }] = cmds else {
-            panic!("one node write expected");
-        };
-        assert_eq!(expected, Expect::Version(1));
+        let mut applied = s.clone();
+        let r = applied.apply(&StoreCommand::Batch { commands: p.commands(&s) }, 10);
+        assert_eq!(r.refusal, None);
+        let node = &applied.nodes[&NodeId::new("n1")].node;
         assert_eq!(
             (node.status.state, node.status.message.as_str()),
             (NodeState::Down, "heartbeat failure")
@@ -247,5 +251,11 @@ mod tests {
             (node.status.addr.as_str(), node.description.nano_cpus),
             ("10.0.0.5", 4_000_000_000)
         );
+        assert_eq!(
+            node.description.hostname, "h1",
+            "an agent reporting no hostname keeps the joined one"
+        );
+        let again = Pending { nodes: p.nodes.clone(), ..Pending::default() };
+        assert!(again.commands(&applied).is_empty(), "nothing to write when nothing changes");
     }
 }
