@@ -33,6 +33,8 @@ enum Command {
     Manager(cmd::manager::ManagerArgs),
     /// Manage nodes.
     Node(cmd::node::NodeArgs),
+    /// Manage services.
+    Service(cmd::service::ServiceArgs),
     /// Manage join tokens.
     #[command(name = "join-token")]
     JoinToken(cmd::join_token::JoinTokenArgs),
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::Reconcile(args) => cmd::reconcile::run(args, &cli.global),
         Command::Manager(args) => cmd::manager::run(args, &cli.global),
         Command::Node(args) => cmd::node::run(args, &cli.global),
+        Command::Service(args) => cmd::service::run(args, &cli.global),
         Command::JoinToken(args) => cmd::join_token::run(args, &cli.global),
         Command::State(args) => cmd::state::run(args, &cli.global),
     };

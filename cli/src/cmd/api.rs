@@ -62,22 +62,27 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Formats rows as a left-aligned table with three spaces between columns (Docker's look).
+/// Formats rows as Docker's tables do (Go's tabwriter with a minimum width of 10 and a
+/// padding of 3): every column but the last is as wide as its widest cell plus 3, and at
+/// least 10 characters; trailing blanks are trimmed.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    const MIN_WIDTH: usize = 10;
+    const PADDING: usize = 3;
+    let width = |s: &str| s.chars().count();
+    let mut widths: Vec<usize> = header.iter().map(|h| width(h)).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
+            *w = (*w).max(width(cell));
         }
     }
     let line = |cells: Vec<&str>| {
         let mut out = String::new();
         let last = cells.len().saturating_sub(1);
         for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i == last {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<w$}   ", w = *w));
+            out.push_str(cell);
+            if i != last {
+                let column = (w + PADDING).max(MIN_WIDTH);
+                out.extend(std::iter::repeat_n(' ', column - width(cell)));
             }
         }
         out.trim_end().to_owned()
@@ -95,9 +100,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_aligns_columns_with_three_spaces() {
+    fn table_pads_columns_as_dockers_tabwriter() {
         let rows =
             vec![vec!["abc".to_owned(), "x".to_owned()], vec!["a".to_owned(), String::new()]];
-        assert_eq!(table(&["ID", "NAME"], &rows), "ID    NAME\nabc   x\na");
+        assert_eq!(table(&["ID", "NAME"], &rows), "ID        NAME\nabc       x\na");
+        let wide = vec![vec!["abcdefghijkl".to_owned(), "…".to_owned(), "z".to_owned()]];
+        assert_eq!(
+            table(&["A", "B", "C"], &wide),
+            "A              B         C\nabcdefghijkl   …         z"
+        );
     }
 }

@@ -5,5 +5,6 @@ pub mod join_token;
 pub mod manager;
 pub mod node;
 pub mod reconcile;
+pub mod service;
 pub mod stack;
 pub mod state;

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! * [`operator`]: bodies of the operator API; [`dispatcher`]: the agent session protocol
-//!   (and why it is long polls); [`credential`]: a node's own credential.
+//!   (and why it is long polls); [`credential`]: a node's own credential; [`services`]: the
+//!   service endpoints (and the client's calls to them).
 //! * [`client`]: [`ApiClient`], [`DispatcherClient`], [`client::join`], [`client::unlock`].
 //! * [`error`]: [`ApiError`], the one error a client sees, with its HTTP status.
 //! * [`http`]: the HTTP client every component builds, and manager addresses as URLs.
@@ -22,6 +23,7 @@ pub mod dispatcher;
 pub mod error;
 pub mod http;
 pub mod operator;
+pub mod services;
 
 pub use client::{ApiClient, ClientError, DispatcherClient, Empty};
 pub use credential::NodeCredential;
