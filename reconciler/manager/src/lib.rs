@@ -11,7 +11,8 @@
 //!
 //! Start at [`daemon::start_manager`] (init, join, restart from a data folder), then
 //! [`server`] (the routes), [`manager`] (routing to the leader and writes), [`ops`] (joins,
-//! membership, node commands, token rotation) and [`token`] (Swarm-shaped join tokens).
+//! membership, node commands, token rotation), [`services`] (the service commands) and
+//! [`token`] (Swarm-shaped join tokens).
 //! The wire types and the typed client the CLI uses live in `reconciler-api`.
 
 pub mod daemon;
@@ -23,6 +24,7 @@ pub mod keys;
 pub mod manager;
 pub mod ops;
 pub mod server;
+pub mod services;
 pub mod token;
 pub mod views;
 

@@ -40,6 +40,8 @@ pub struct Manager {
     pub(crate) membership_lock: tokio::sync::Mutex<()>,
     /// The agents' dispatcher (serving while this manager leads).
     pub dispatcher: Dispatcher,
+    /// Serialises service creates on the leader (a name is checked free, then taken).
+    pub(crate) service_lock: tokio::sync::Mutex<()>,
 }
 
 /// Where an operation has to run.
@@ -67,6 +69,7 @@ impl Manager {
             write_timeout: Duration::from_secs(3),
             membership_lock: tokio::sync::Mutex::new(()),
             dispatcher: Dispatcher::new(DispatcherConfig::default()),
+            service_lock: tokio::sync::Mutex::new(()),
         }
     }
 

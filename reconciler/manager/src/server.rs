@@ -50,6 +50,7 @@ pub fn router(manager: Arc<Manager>) -> Router {
         .route("/v1/write", post(write))
         .route("/v1/secrets", get(list_secrets).post(put_secret))
         .route("/v1/secrets/{name}", axum::routing::delete(remove_secret))
+        .merge(crate::services::routes())
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT));
     let raft = Router::new()
         .route(APPEND_PATH, post(raft_append))

@@ -1,0 +1,222 @@
+//! `flotilla service ...` against three real manager processes, every command sent to a
+//! follower (so writes are forwarded and reads answered by the leader). Until the leader loop
+//! and agents run tasks, the test plays their part: it writes tasks through `/v1/write`.
+
+// Test helpers panic on setup failures; that is how a test reports them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use reconciler_api::ApiClient;
+use reconciler_manager::harness::ProcessCluster;
+use reconciler_store::{Expect, StoreCommand};
+use reconciler_types::{MonoTime, NodeId, ServiceId, Task, TaskId, TaskState, TaskStatus};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+struct Cli {
+    host: String,
+    token: String,
+}
+
+impl Cli {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_flotilla"));
+        cmd.args(args).env("FLOTILLA_HOST", &self.host).env("FLOTILLA_TOKEN", &self.token);
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "flotilla {args:?} failed: {stderr}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs a command that must fail; returns its stderr.
+    #[track_caller]
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "flotilla {args:?} succeeded");
+        String::from_utf8(out.stderr).unwrap()
+    }
+}
+
+fn epoch_now() -> MonoTime {
+    MonoTime(SystemTime::now().duration_since(UNIX_EPOCH).unwrap())
+}
+
+/// Writes a task of `service` in `slot` as an agent would have reported it.
+async fn put_task(
+    api: &ApiClient,
+    service: &str,
+    id: &str,
+    slot: u64,
+    spec_version: u64,
+    desired: TaskState,
+    state: TaskState,
+) {
+    let task = Task {
+        id: TaskId::new(id),
+        service_id: ServiceId::new(service),
+        slot,
+        node_id: Some(NodeId::new(api.status().await.unwrap().node_id.as_str())),
+        spec_version,
+        desired_state: desired,
+        status: TaskStatus { state, timestamp: epoch_now(), ..TaskStatus::default() },
+        ..Task::default()
+    };
+    api.write(StoreCommand::PutTask { task, expected: Expect::Any }).await.unwrap();
+}
+
+async fn start() -> (tempfile::TempDir, ProcessCluster, Cli, ApiClient) {
+    let root = tempfile::tempdir().unwrap();
+    let binary = Path::new(env!("CARGO_BIN_EXE_flotilla"));
+    let cluster = ProcessCluster::start(binary, root.path(), 3).await.unwrap();
+    let leader = cluster.leader().await.unwrap();
+    let follower = (leader + 1) % 3;
+    println!("=== leader is manager {}, the CLI talks to manager {}", leader + 1, follower + 1);
+    let cli = Cli { host: cluster.managers[follower].addr.clone(), token: cluster.token.clone() };
+    let api = cluster.client(follower).unwrap();
+    (root, cluster, cli, api)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_commands_create_list_inspect_update_scale_rollback_and_remove() {
+    let (_root, _cluster, cli, api) = start().await;
+    println!("=== service create");
+    let id = cli.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "web",
+        "--replicas",
+        "2",
+        "-p",
+        "8080:80",
+        "--update-parallelism",
+        "2",
+        "nginx:1.25",
+    ]);
+    let id = id.trim().to_owned();
+    assert_eq!(id.len(), 25, "a Swarm-style id: {id}");
+    let err = cli.fails(&["service", "create", "-d", "--name", "web", "nginx"]);
+    assert!(
+        err.contains("name conflicts with an existing object: service web already exists"),
+        "{err}"
+    );
+
+    println!("=== service ls before any task runs");
+    let ls = cli.ok(&["service", "ls"]);
+    let mut lines = ls.lines();
+    assert_eq!(
+        lines.next(),
+        Some("ID             NAME      MODE         REPLICAS   IMAGE        PORTS")
+    );
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(row, [&id[..12], "web", "replicated", "0/2", "nginx:1.25", "*:8080->80/tcp"]);
+
+    println!("=== tasks reported running show in ls and ps");
+    let info = api.inspect_service("web").await.unwrap().service;
+    put_task(&api, &id, "t000001", 1, info.spec_version, TaskState::Shutdown, TaskState::Failed)
+        .await;
+    put_task(&api, &id, "t000002", 1, info.spec_version, TaskState::Running, TaskState::Running)
+        .await;
+    put_task(&api, &id, "t000003", 2, info.spec_version, TaskState::Running, TaskState::Running)
+        .await;
+    let ls = cli.ok(&["service", "ls"]);
+    assert!(ls.lines().nth(1).unwrap().contains(" 2/2 "), "{ls}");
+    let ps = cli.ok(&["service", "ps", &id[..6]]);
+    let names: Vec<&str> =
+        ps.lines().skip(1).map(|l| l.split("   ").nth(1).unwrap().trim()).collect();
+    assert_eq!(names, ["web.1", "\\_ web.1", "web.2"], "{ps}");
+    assert!(
+        ps.contains("Running less than a second ago") || ps.contains("Running 1 second ago"),
+        "{ps}"
+    );
+
+    println!("=== inspect: JSON by default, --pretty for people");
+    let json: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["service", "inspect", "web"])).unwrap();
+    assert_eq!(json[0]["spec"]["update_config"]["parallelism"], 2);
+    let pretty = cli.ok(&["service", "inspect", "--pretty", "web"]);
+    assert!(
+        pretty.contains("Name:\t\tweb\nService Mode:\tReplicated\n Replicas:\t2\n"),
+        "{pretty}"
+    );
+
+    println!("=== update, scale, rollback");
+    assert_eq!(
+        cli.ok(&["service", "update", "-d", "--image", "nginx:1.26", "--env-add", "A=1", "web"]),
+        "web\n"
+    );
+    let spec = api.inspect_service("web").await.unwrap().service.spec;
+    assert_eq!(spec.task_template.container_spec.image, "nginx:1.26");
+    assert_eq!(cli.ok(&["service", "scale", "-d", "web=5"]), "web scaled to 5\n");
+    assert_eq!(api.inspect_service(&id).await.unwrap().service.spec.replicas(), Some(5));
+    let err = cli.fails(&["service", "update", "--rollback", "--replicas", "1", "web"]);
+    assert!(err.contains("other flags may not be combined with --rollback"), "{err}");
+    cli.ok(&["service", "rollback", "-d", "web"]);
+    let back = api.inspect_service("web").await.unwrap().service.spec;
+    assert_eq!(
+        (back.replicas(), back.task_template.container_spec.image.as_str()),
+        (Some(2), "nginx:1.26")
+    );
+
+    println!("=== Swarm's refusals");
+    let err = cli.fails(&["service", "scale", "-d", "nothing=2"]);
+    assert!(err.contains("service nothing not found"), "{err}");
+    let err = cli.fails(&["service", "update", "-d", "--update-max-failure-ratio", "2", "web"]);
+    assert!(err.contains("update-maxfailureratio cannot be less than 0 or bigger than 1"), "{err}");
+    let err = cli.fails(&["service", "create", "-d", "--name", "x", "--secret", "missing", "img"]);
+    assert!(err.contains("secret not found: missing"), "{err}");
+
+    println!("=== --output json and rm");
+    let rows: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["--output", "json", "service", "ls"])).unwrap();
+    assert_eq!(rows[0]["status"]["desired_tasks"], 2);
+    assert_eq!(cli.ok(&["service", "rm", "web"]), "web\n");
+    assert_eq!(cli.ok(&["service", "ls", "-q"]), "");
+    let err = cli.fails(&["service", "ps", "web"]);
+    assert!(err.contains("no such service: web"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_create_waits_for_its_tasks_and_the_monitor_before_converged() {
+    let (_root, _cluster, cli, api) = start().await;
+    let child = cli
+        .command(&["service", "create", "--name", "api", "--update-monitor", "1s", "img"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    println!("=== the CLI waits; the test reports the task running");
+    let info = loop {
+        if let Ok(found) = api.inspect_service("api").await {
+            break found.service;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let id = info.id.to_string();
+    put_task(&api, &id, "t000001", 1, info.spec_version, TaskState::Running, TaskState::Running)
+        .await;
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let expected = [
+        id.clone(),
+        "overall progress: 0 out of 1 tasks".into(),
+        "1/1:  ".into(),
+        "overall progress: 1 out of 1 tasks".into(),
+        "verify: Waiting 1 seconds to verify that tasks are stable...".into(),
+        format!("verify: Service {id} converged"),
+    ];
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), expected);
+}
