@@ -176,6 +176,12 @@ async fn service_commands_create_list_inspect_update_scale_rollback_and_remove()
     assert!(err.contains("update-maxfailureratio cannot be less than 0 or bigger than 1"), "{err}");
     let err = cli.fails(&["service", "create", "-d", "--name", "x", "--secret", "missing", "img"]);
     assert!(err.contains("secret not found: missing"), "{err}");
+    let err = cli.fails(&["service", "update", "-d", "--rollback", "nothing"]);
+    assert!(err.contains("service nothing not found"), "{err}");
+    cli.ok(&["service", "create", "-d", "--name", "fresh", "img"]);
+    let err = cli.fails(&["service", "rollback", "-d", "fresh"]);
+    assert!(err.contains("does not have a previous spec"), "{err}");
+    cli.ok(&["service", "rm", "fresh"]);
 
     println!("=== --output json and rm");
     let rows: serde_json::Value =

@@ -199,7 +199,8 @@ mod tests {
     #[test]
     fn node_ls_has_dockers_columns() {
         let header = render_nodes(&[]);
-        let columns: Vec<&str> = header.split("   ").map(str::trim).collect();
+        let columns: Vec<&str> =
+            header.split("   ").map(str::trim).filter(|c| !c.is_empty()).collect();
         // `docker node ls` (docker CLI 28.2.2).
         let docker =
             ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ENGINE VERSION"];

@@ -24,5 +24,6 @@ pub mod snapshot;
 pub mod steps;
 
 pub use convert::{ConvertError, ObjectFiles, StackInput, convert_stack};
+pub use convert_service::parse_cpus;
 pub use diff::{assemble, diff, diff_one};
 pub use plan::{Action, Plan, UpdateKind};

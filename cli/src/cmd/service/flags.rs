@@ -91,9 +91,7 @@ pub struct Words(pub Vec<String>);
 
 /// A shell-split command (`--entrypoint "sh -c 'x'"`, `--args`).
 pub fn shell_words(text: &str) -> Result<Words, String> {
-    shlex::split(text)
-        .map(Words)
-        .ok_or_else(|| format!("invalid command {text:?}: unbalanced quotes"))
+    schema::shlex::split(text).map(Words).map_err(|e| format!("invalid command {text:?}: {e}"))
 }
 
 /// The ports of one `--publish` (a range gives several).

@@ -10,158 +10,42 @@ use reconciler_types::{
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Parses a Go duration (`time.ParseDuration`): a sequence of decimal numbers, each with an
-/// optional fraction and a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`), such as `1h30m`,
-/// `1.5s` or `300ms`; `0` alone is zero. Negative durations are refused (no service field
-/// takes one).
+/// Parses a Go duration (`time.ParseDuration`: `1h30m`, `1.5s`, `300ms`), refusing negative
+/// ones (no service field takes one).
 ///
 /// # Errors
-/// The text is not a duration, or it is negative.
+/// Go's message for a malformed duration, or a negative one.
 pub fn go_duration(text: &str) -> Result<Duration, String> {
-    let invalid = || format!("time: invalid duration {text:?}");
-    let s = text.strip_prefix('+').unwrap_or(text);
-    if s.starts_with('-') {
-        return Err(format!("invalid duration {text:?}: it cannot be negative"));
-    }
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if s.is_empty() {
-        return Err(invalid());
-    }
-    let mut total: f64 = 0.0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_len);
-        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
-            return Err(invalid());
-        }
-        let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let scale = match unit {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            "" => return Err(format!("time: missing unit in duration {text:?}")),
-            other => return Err(format!("time: unknown unit {other:?} in duration {text:?}")),
-        };
-        let value: f64 = num.parse().map_err(|_| invalid())?;
-        total += value * scale;
-        rest = tail;
-    }
-    if !total.is_finite() || total > u64::MAX as f64 {
-        return Err(invalid());
-    }
-    // Rounding to whole nanoseconds, as Go's integer arithmetic ends up.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    Ok(Duration::from_nanos(total.round() as u64))
+    let nanos = schema::gostr::parse_duration(text)?;
+    u64::try_from(nanos)
+        .map(Duration::from_nanos)
+        .map_err(|_| format!("invalid duration {text:?}: it cannot be negative"))
 }
 
-/// Formats a duration as Go's `Duration.String()` does: `0s`, `1.5s`, `1m30s`, `1h0m0s`,
-/// `300ms`, `1.5µs`.
+/// Formats a duration as Go's `Duration.String()` does (`0s`, `1.5s`, `1m30s`).
 pub fn go_duration_string(d: Duration) -> String {
-    let nanos = d.as_nanos();
-    if nanos == 0 {
-        return "0s".into();
-    }
-    if nanos < 1_000 {
-        return format!("{nanos}ns");
-    }
-    if nanos < 1_000_000 {
-        return format!("{}µs", fraction(nanos, 1_000));
-    }
-    if nanos < 1_000_000_000 {
-        return format!("{}ms", fraction(nanos, 1_000_000));
-    }
-    let secs_part = nanos % 60_000_000_000;
-    let minutes = nanos / 60_000_000_000;
-    let seconds = format!("{}s", fraction(secs_part, 1_000_000_000));
-    match (minutes / 60, minutes % 60) {
-        (0, 0) => seconds,
-        (0, m) => format!("{m}m{seconds}"),
-        (h, m) => format!("{h}h{m}m{seconds}"),
-    }
+    reconciler_planner::fields::fmt_duration(d)
 }
 
-/// `value / unit` with its fraction, trailing zeros removed (`1500, 1000` → `1.5`).
-fn fraction(value: u128, unit: u128) -> String {
-    let whole = value / unit;
-    let frac = value % unit;
-    if frac == 0 {
-        return whole.to_string();
-    }
-    let digits = unit.ilog10() as usize;
-    let text = format!("{frac:0digits$}");
-    format!("{whole}.{}", text.trim_end_matches('0'))
-}
-
-/// Parses a memory size as Docker's `RAMInBytes`: a number with an optional binary unit
-/// (`b`, `k`, `m`, `g`, `t`, `p`, any case, optionally followed by `i` and/or `b`).
+/// Parses a memory size as Docker's `RAMInBytes` (`512m`, `1.5G`, `2GiB`).
 ///
 /// # Errors
-/// Not a size.
+/// go-units' message for a malformed size.
 pub fn mem_bytes(text: &str) -> Result<i64, String> {
-    let invalid = || format!("invalid size: '{text}'");
-    let t = text.trim_end_matches(['b', 'B']);
-    let t = t.trim_end_matches(['i', 'I']);
-    let (num, shift) = match t.chars().last() {
-        Some(c) if c.is_ascii_alphabetic() => {
-            let shift = match c.to_ascii_lowercase() {
-                'k' => 10,
-                'm' => 20,
-                'g' => 30,
-                't' => 40,
-                'p' => 50,
-                _ => return Err(invalid()),
-            };
-            (&t[..t.len() - 1], shift)
-        }
-        _ => (t, 0),
-    };
-    let num = num.trim_end();
-    let value: f64 = num.parse().map_err(|_| invalid())?;
-    if num.is_empty() || !value.is_finite() || value < 0.0 {
-        return Err(invalid());
-    }
-    let bytes = value * 2f64.powi(shift);
-    if bytes > i64::MAX as f64 {
-        return Err(invalid());
-    }
-    #[allow(clippy::cast_possible_truncation)]
-    Ok(bytes as i64)
+    schema::units::ram_in_bytes(text)
 }
 
-/// Parses a CPU count (`0.5`, `2`) into nano-CPUs, refusing more precision than 1e-9 as Docker
-/// does.
+/// Parses a CPU count (`0.5`, `2`) into nano-CPUs as Docker's `ParseCPUs`.
 ///
 /// # Errors
-/// Not a number, negative, or too precise.
+/// Not a number, or more precise than 1e-9.
 pub fn nano_cpus(text: &str) -> Result<i64, String> {
-    let invalid = || format!("failed to parse {text} as a rational number");
-    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
-    if whole.is_empty() && frac.is_empty()
-        || !whole.chars().all(|c| c.is_ascii_digit())
-        || !frac.chars().all(|c| c.is_ascii_digit())
-    {
-        return Err(invalid());
-    }
-    let frac = frac.trim_end_matches('0');
-    if frac.len() > 9 {
-        return Err("value is too precise".into());
-    }
-    let whole: i64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| invalid())? };
-    let frac_nanos: i64 =
-        if frac.is_empty() { 0 } else { format!("{frac:0<9}").parse().map_err(|_| invalid())? };
-    whole.checked_mul(1_000_000_000).and_then(|w| w.checked_add(frac_nanos)).ok_or_else(invalid)
+    reconciler_planner::parse_cpus(text)
 }
 
 /// Formats nano-CPUs as a decimal CPU count (`500000000` → `0.5`).
 pub fn cpus_string(nano: i64) -> String {
-    fraction(u128::from(nano.unsigned_abs()), 1_000_000_000)
+    reconciler_planner::fields::fmt_cpus(nano)
 }
 
 /// Formats bytes as Docker's `BytesSize` (binary units, four significant digits, Go's
@@ -200,37 +84,23 @@ pub fn ports(text: &str) -> Result<Vec<PortConfig>, String> {
     if text.contains('=') {
         return long_port(text).map(|p| vec![p]);
     }
-    let (ports, proto) = match text.rsplit_once('/') {
-        Some((p, proto)) => (p, protocol(proto)?),
-        None => (text, PortProtocol::Tcp),
-    };
-    let (published, target) = match ports.rsplit_once(':') {
-        Some((published, target)) => {
-            if published.contains(':') {
-                return Err("hostip is not supported".into());
-            }
-            (Some(port_range(published, text)?), port_range(target, text)?)
-        }
-        None => (None, port_range(ports, text)?),
-    };
-    let count = target.1 - target.0 + 1;
-    if let Some(p) = published
-        && p.1 - p.0 + 1 != count
-        && count != 1
-    {
-        return Err(format!("invalid ranges specified for container and host Ports: {text}"));
+    let spec = schema::validate::parse_port_spec(text).map_err(|e| e.to_string())?;
+    if !spec.host_ip.is_empty() {
+        return Err("hostip is not supported".into());
     }
+    let proto = protocol(&spec.protocol)?;
+    let (cs, ce) = spec.container_ports;
     let mut out = Vec::new();
-    match published {
-        None => {
-            for t in target.0..=target.1 {
-                out.push(port_config(proto, t, 0));
+    for target in cs..=ce {
+        match spec.host_ports {
+            None => out.push(port_config(proto, u32::from(target), 0)),
+            // One container port bound to a range of host ports: one entry per host port.
+            Some((hs, he)) if cs == ce => {
+                out.extend((hs..=he).map(|h| port_config(proto, u32::from(target), u32::from(h))));
             }
-        }
-        Some(p) => {
-            for (i, pub_port) in (p.0..=p.1).enumerate() {
-                let offset = if count == 1 { 0 } else { u32::try_from(i).unwrap_or(0) };
-                out.push(port_config(proto, target.0 + offset, pub_port));
+            Some((hs, _)) => {
+                let published = u32::from(hs) + u32::from(target - cs);
+                out.push(port_config(proto, u32::from(target), published));
             }
         }
     }
@@ -252,29 +122,6 @@ fn protocol(text: &str) -> Result<PortProtocol, String> {
         "udp" => Ok(PortProtocol::Udp),
         "sctp" => Ok(PortProtocol::Sctp),
         _ => Err(format!("invalid protocol value '{text}'")),
-    }
-}
-
-fn port_number(text: &str, whole: &str) -> Result<u32, String> {
-    match text.parse::<u16>() {
-        Ok(p) => Ok(u32::from(p)),
-        Err(_) => Err(format!("invalid containerPort: {whole}")),
-    }
-}
-
-fn port_range(text: &str, whole: &str) -> Result<(u32, u32), String> {
-    match text.split_once('-') {
-        Some((a, b)) => {
-            let (a, b) = (port_number(a, whole)?, port_number(b, whole)?);
-            if b < a {
-                return Err(format!("invalid range specified for port: {whole}"));
-            }
-            Ok((a, b))
-        }
-        None => {
-            let p = port_number(text, whole)?;
-            Ok((p, p))
-        }
     }
 }
 
@@ -515,7 +362,16 @@ mod tests {
             [(8080, 80), (8081, 81)]
         );
         assert_eq!(ports("1.2.3.4:80:80"), Err("hostip is not supported".into()));
-        assert!(ports("8080:80/xyz").unwrap_err().contains("invalid protocol"));
+        assert_eq!(ports("8080:80/xyz"), Err("invalid proto: xyz".into()));
+        assert_eq!(
+            ports("8080-8082:80-81"),
+            Err("invalid ranges specified for container and host Ports: 80-81 and 8080-8082".into())
+        );
+        let host_range = ports("8080-8081:80").unwrap();
+        assert_eq!(
+            host_range.iter().map(|p| (p.published_port, p.target_port)).collect::<Vec<_>>(),
+            [(8080, 80), (8081, 80)]
+        );
         assert!(ports("a:80").is_err());
     }
 

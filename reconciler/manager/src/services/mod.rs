@@ -21,11 +21,11 @@ use reconciler_api::services::{
     SERVICES_PATH, ServiceCreate, ServiceCreated, ServiceInfo, ServiceInspect, ServiceRollback,
     ServiceTasks, ServiceUpdate, service_path,
 };
-use reconciler_store::{ClusterState, Expect, StoreCommand};
-use reconciler_types::{MonoTime, NodeState, ServiceId, ServiceSpec};
+use reconciler_store::{ClusterState, Expect, StoreCommand, SystemClock};
+use reconciler_types::{Clock, MonoTime, NodeId, NodeState, ServiceId, ServiceSpec};
 use reqwest::Method;
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 type Shared = State<Arc<Manager>>;
 type ApiResult<T> = Result<Json<T>, ApiError>;
@@ -42,7 +42,7 @@ pub fn routes() -> Router<Arc<Manager>> {
 
 /// The managers' epoch clock: time since the Unix epoch, the origin every manager shares.
 fn epoch_now() -> MonoTime {
-    MonoTime(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default())
+    SystemClock::new().now()
 }
 
 /// A store refusal of a service write, in Docker's words: a version that moved is `update out
@@ -55,10 +55,7 @@ fn out_of_sequence(e: ApiError) -> ApiError {
 }
 
 impl Manager {
-    fn active_nodes(
-        &self,
-        state: &ClusterState,
-    ) -> std::collections::BTreeSet<reconciler_types::NodeId> {
+    fn active_nodes(&self, state: &ClusterState) -> BTreeSet<NodeId> {
         rules::active_nodes(state, |n| self.observed_state(n) != NodeState::Down)
     }
 
@@ -121,16 +118,18 @@ impl Manager {
         rules::validate(&spec, &state)?;
         rules::check_name_free(&state, &spec.name)?;
         let id = ServiceId::new(token::new_node_id().map_err(internal)?);
-        let cmd = StoreCommand::PutService { id: id.clone(), spec, expected: Expect::Absent };
+        let cmd = StoreCommand::CreateService { id: id.clone(), spec };
         let version = self.write(cmd).await?;
         Ok(ServiceCreated { id, version, warnings: Vec::new() })
     }
 
-    /// `service update` (leader only): the new spec, if the service is still at `version`.
+    /// `service update` (leader only): the new spec, if the service is still at `version`
+    /// (the store applies Swarm's rules: previous spec, a new spec version, the update
+    /// status cleared, no mode change, published ports free).
     ///
     /// # Errors
-    /// Swarm's refusals (rename, mode change, a bad spec), `update out of sequence`, or a
-    /// failed write.
+    /// Swarm's refusals (rename, mode change, a bad spec, a port in use), `update out of
+    /// sequence`, or a failed write.
     pub async fn update_service(
         &self,
         key: &str,
@@ -141,7 +140,7 @@ impl Manager {
         rules::validate(&req.spec, &state)?;
         rules::check_update(current, &req.spec)?;
         let id = current.id.clone();
-        let cmd = StoreCommand::PutService {
+        let cmd = StoreCommand::UpdateService {
             id: id.clone(),
             spec: req.spec.clone(),
             expected: Expect::Version(req.version),
@@ -151,7 +150,8 @@ impl Manager {
     }
 
     /// `service rollback` (leader only): the previous spec becomes the spec, and the spec the
-    /// previous one, so two rollbacks in a row toggle.
+    /// previous one, so two rollbacks in a row toggle; the status is `rollback_started` /
+    /// `manually requested rollback`.
     ///
     /// # Errors
     /// No previous spec (Swarm's FailedPrecondition), `update out of sequence`, or a failed
@@ -164,15 +164,10 @@ impl Manager {
         let state = self.node.state.snapshot();
         let current = rules::resolve(&state, key)?;
         let id = current.id.clone();
-        let Some(previous) = current.previous_spec.clone() else {
-            return Err(ApiError::FailedPrecondition(format!(
-                "service {id} does not have a previous spec"
-            )));
-        };
-        let cmd = StoreCommand::PutService {
+        let cmd = StoreCommand::RollbackService {
             id: id.clone(),
-            spec: previous,
             expected: Expect::Version(req.version),
+            at: epoch_now(),
         };
         let version = self.write(cmd).await.map_err(out_of_sequence)?;
         Ok(ServiceCreated { id, version, warnings: Vec::new() })

@@ -46,11 +46,11 @@ pub fn service_info(r: &ServiceRecord) -> ServiceInfo {
         id: r.id.clone(),
         version: r.version,
         spec: r.spec.clone(),
-        spec_version: r.version,
+        spec_version: r.spec_version,
         previous_spec: r.previous_spec.clone(),
-        previous_spec_version: None,
-        update_status: None,
-        endpoint_ports: r.spec.endpoint_spec.ports.clone(),
+        previous_spec_version: r.previous_spec_version,
+        update_status: r.update_status.clone(),
+        endpoint_ports: r.endpoint_ports.clone(),
         status: None,
     }
 }
@@ -271,17 +271,14 @@ pub fn check_name_free(state: &ClusterState, name: &str) -> Result<(), ApiError>
     Ok(())
 }
 
-/// An update may change neither the name nor the mode (Swarm's Unimplemented).
+/// An update may not rename the service (Swarm's Unimplemented; the store refuses a mode
+/// change itself).
 ///
 /// # Errors
-/// `renaming services is not supported` or `service mode change is not allowed`.
+/// `renaming services is not supported`.
 pub fn check_update(current: &ServiceRecord, spec: &ServiceSpec) -> Result<(), ApiError> {
     if current.spec.name != spec.name {
         return Err(invalid("renaming services is not supported"));
-    }
-    let global = |m: &ServiceMode| matches!(m, ServiceMode::Global);
-    if global(&current.spec.mode) != global(&spec.mode) {
-        return Err(invalid("service mode change is not allowed"));
     }
     Ok(())
 }

@@ -13,12 +13,8 @@ fn spec(name: &str) -> ServiceSpec {
 fn state_with(services: &[(&str, &str)]) -> ClusterState {
     let mut state = ClusterState::default();
     for (id, name) in services {
-        let record = ServiceRecord {
-            id: ServiceId::new(*id),
-            spec: spec(name),
-            previous_spec: None,
-            version: 1,
-        };
+        let record =
+            ServiceRecord { version: 1, ..ServiceRecord::new(ServiceId::new(*id), spec(name), 1) };
         state.services.insert(ServiceId::new(*id), record);
     }
     state
@@ -125,7 +121,7 @@ fn secrets_must_exist_and_not_share_a_target() {
 }
 
 #[test]
-fn names_are_unique_and_updates_keep_name_and_mode() {
+fn names_are_unique_and_updates_keep_the_name() {
     let state = state_with(&[("s1", "web")]);
     assert_eq!(
         message(check_name_free(&state, "web")),
@@ -134,8 +130,6 @@ fn names_are_unique_and_updates_keep_name_and_mode() {
     assert!(check_name_free(&state, "api").is_ok());
     let current = resolve(&state, "web").unwrap();
     assert_eq!(message(check_update(current, &spec("web2"))), "renaming services is not supported");
-    let global = ServiceSpec { mode: ServiceMode::Global, ..spec("web") };
-    assert_eq!(message(check_update(current, &global)), "service mode change is not allowed");
     let scaled = ServiceSpec { mode: ServiceMode::Replicated { replicas: 5 }, ..spec("web") };
     assert!(check_update(current, &scaled).is_ok());
 }
