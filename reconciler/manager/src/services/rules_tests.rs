@@ -212,7 +212,7 @@ fn task_views_name_nodes_and_show_host_ports_of_running_tasks() {
         description: NodeDescription { hostname: "box1".into(), ..NodeDescription::default() },
         ..reconciler_types::Node::default()
     };
-    state.nodes.insert(NodeId::new("n1"), NodeRecord { node, version: 1 });
+    state.nodes.insert(NodeId::new("n1"), NodeRecord { node, credential_digest: None, version: 1 });
     for t in [
         task("t1", "s1", "n1", TaskState::Running, TaskState::Running),
         task("t2", "s1", "gone", TaskState::Shutdown, TaskState::Failed),
