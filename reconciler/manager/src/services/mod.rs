@@ -55,22 +55,29 @@ fn out_of_sequence(e: ApiError) -> ApiError {
 }
 
 impl Manager {
+    /// Runs `f` on the applied state without copying it (the read lock is held meanwhile).
+    fn with_state<T>(&self, f: impl FnOnce(&ClusterState) -> T) -> T {
+        self.node.state.read(|applied| f(&applied.state))
+    }
+
     fn active_nodes(&self, state: &ClusterState) -> BTreeSet<NodeId> {
         rules::active_nodes(state, |n| self.observed_state(n) != NodeState::Down)
     }
 
     /// `service ls`, from this manager's state.
     pub fn service_list(&self) -> Vec<ServiceInfo> {
-        let state = self.node.state.snapshot();
-        let active = self.active_nodes(&state);
-        state
-            .services
-            .values()
-            .map(|r| ServiceInfo {
-                status: Some(rules::service_status(&state, r, &active)),
-                ..rules::service_info(r)
-            })
-            .collect()
+        self.with_state(|state| {
+            let active = self.active_nodes(state);
+            let mut statuses = rules::service_statuses(state, &active);
+            state
+                .services
+                .values()
+                .map(|r| ServiceInfo {
+                    status: Some(statuses.remove(&r.id).unwrap_or_default()),
+                    ..rules::service_info(r)
+                })
+                .collect()
+        })
     }
 
     /// `service inspect`, from this manager's state.
@@ -78,8 +85,8 @@ impl Manager {
     /// # Errors
     /// Unknown or ambiguous service.
     pub fn service_inspect(&self, key: &str) -> Result<ServiceInspect, ApiError> {
-        let state = self.node.state.snapshot();
-        let service = rules::service_info(rules::resolve(&state, key)?);
+        let service =
+            self.with_state(|state| rules::resolve(state, key).map(rules::service_info))?;
         Ok(ServiceInspect { service, now: epoch_now() })
     }
 
@@ -88,13 +95,14 @@ impl Manager {
     /// # Errors
     /// Unknown or ambiguous service.
     pub fn service_tasks(&self, key: &str) -> Result<ServiceTasks, ApiError> {
-        let state = self.node.state.snapshot();
-        let record = rules::resolve(&state, key)?;
-        Ok(ServiceTasks {
-            service: rules::service_info(record),
-            tasks: rules::task_views(&state, record),
-            active_nodes: self.active_nodes(&state).into_iter().collect(),
-            now: epoch_now(),
+        self.with_state(|state| {
+            let record = rules::resolve(state, key)?;
+            Ok(ServiceTasks {
+                service: rules::service_info(record),
+                tasks: rules::task_views(state, record),
+                active_nodes: self.active_nodes(state).into_iter().collect(),
+                now: epoch_now(),
+            })
         })
     }
 
@@ -107,16 +115,17 @@ impl Manager {
         let internal = |e: std::io::Error| ApiError::Internal(e.to_string());
         // Serialised so that two creates cannot both take a free name.
         let _guard = self.service_lock.lock().await;
-        let state = self.node.state.snapshot();
         while spec.name.is_empty() {
             let random = token::random_bytes(2).map_err(internal)?;
             let name = rules::generated_name([random[0], random[1]]);
-            if rules::check_name_free(&state, &name).is_ok() {
+            if self.with_state(|state| rules::check_name_free(state, &name)).is_ok() {
                 spec.name = name;
             }
         }
-        rules::validate(&spec, &state)?;
-        rules::check_name_free(&state, &spec.name)?;
+        self.with_state(|state| {
+            rules::validate(&spec, state)?;
+            rules::check_name_free(state, &spec.name)
+        })?;
         let id = ServiceId::new(token::new_node_id().map_err(internal)?);
         let cmd = StoreCommand::CreateService { id: id.clone(), spec };
         let version = self.write(cmd).await?;
@@ -135,11 +144,12 @@ impl Manager {
         key: &str,
         req: &ServiceUpdate,
     ) -> Result<ServiceCreated, ApiError> {
-        let state = self.node.state.snapshot();
-        let current = rules::resolve(&state, key)?;
-        rules::validate(&req.spec, &state)?;
-        rules::check_update(current, &req.spec)?;
-        let id = current.id.clone();
+        let id = self.with_state(|state| {
+            let current = rules::resolve(state, key)?;
+            rules::validate(&req.spec, state)?;
+            rules::check_update(current, &req.spec)?;
+            Ok::<_, ApiError>(current.id.clone())
+        })?;
         let cmd = StoreCommand::UpdateService {
             id: id.clone(),
             spec: req.spec.clone(),
@@ -161,9 +171,7 @@ impl Manager {
         key: &str,
         req: ServiceRollback,
     ) -> Result<ServiceCreated, ApiError> {
-        let state = self.node.state.snapshot();
-        let current = rules::resolve(&state, key)?;
-        let id = current.id.clone();
+        let id = self.with_state(|state| rules::resolve(state, key).map(|r| r.id.clone()))?;
         let cmd = StoreCommand::RollbackService {
             id: id.clone(),
             expected: Expect::Version(req.version),
@@ -178,12 +186,9 @@ impl Manager {
     /// # Errors
     /// Unknown service, or a failed write.
     pub async fn remove_service(&self, key: &str) -> Result<(), ApiError> {
-        let state = self.node.state.snapshot();
-        let current = rules::resolve(&state, key)?;
-        let cmd = StoreCommand::RemoveService {
-            id: current.id.clone(),
-            expected: Expect::Version(current.version),
-        };
+        let (id, version) =
+            self.with_state(|state| rules::resolve(state, key).map(|r| (r.id.clone(), r.version)))?;
+        let cmd = StoreCommand::RemoveService { id, expected: Expect::Version(version) };
         self.write(cmd).await.map(|_| ())
     }
 }

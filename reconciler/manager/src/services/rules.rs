@@ -55,16 +55,27 @@ pub fn service_info(r: &ServiceRecord) -> ServiceInfo {
     }
 }
 
-/// Docker's `ServiceStatus`: running = observed RUNNING with desired RUNNING on a node that
-/// is up; desired = the replicas, or for a global service the tasks desired to run.
-pub fn service_status(
+/// Docker's `ServiceStatus` of every service, in one pass over the tasks: running = observed
+/// RUNNING with desired RUNNING on a node that is up; desired = the replicas, or for a global
+/// service the tasks desired to run.
+pub fn service_statuses(
     state: &ClusterState,
-    r: &ServiceRecord,
     active: &BTreeSet<NodeId>,
-) -> ServiceStatus {
-    let tasks = state.tasks.values().map(|t| &t.task).filter(|t| t.service_id == r.id);
-    let mut status = ServiceStatus::default();
-    for t in tasks {
+) -> BTreeMap<ServiceId, ServiceStatus> {
+    let mut out: BTreeMap<ServiceId, ServiceStatus> = state
+        .services
+        .values()
+        .map(|r| {
+            let desired = r.spec.replicas().unwrap_or(0);
+            (r.id.clone(), ServiceStatus { running_tasks: 0, desired_tasks: desired })
+        })
+        .collect();
+    for t in state.tasks.values().map(|t| &t.task) {
+        let (Some(status), Some(record)) =
+            (out.get_mut(&t.service_id), state.services.get(&t.service_id))
+        else {
+            continue;
+        };
         let on_active = t.node_id.as_ref().is_some_and(|n| active.contains(n));
         if t.status.state == TaskState::Running
             && t.desired_state == TaskState::Running
@@ -72,14 +83,12 @@ pub fn service_status(
         {
             status.running_tasks += 1;
         }
-        if matches!(r.spec.mode, ServiceMode::Global) && t.desired_state <= TaskState::Running {
+        if matches!(record.spec.mode, ServiceMode::Global) && t.desired_state <= TaskState::Running
+        {
             status.desired_tasks += 1;
         }
     }
-    if let ServiceMode::Replicated { replicas } = r.spec.mode {
-        status.desired_tasks = replicas;
-    }
-    status
+    out
 }
 
 /// The nodes `is_up` says are not down.

@@ -170,9 +170,8 @@ fn status_counts_running_tasks_on_nodes_that_are_up() {
         state.tasks.insert(t.task.id.clone(), t);
     }
     let active: BTreeSet<NodeId> = [NodeId::new("n1")].into();
-    let r = resolve(&state, "web").unwrap();
     assert_eq!(
-        service_status(&state, r, &active),
+        service_statuses(&state, &active)[&ServiceId::new("s1")],
         ServiceStatus { running_tasks: 1, desired_tasks: 3 }
     );
 }
@@ -189,9 +188,8 @@ fn global_desired_counts_tasks_desired_to_run() {
         state.tasks.insert(t.task.id.clone(), t);
     }
     let active: BTreeSet<NodeId> = [NodeId::new("n1"), NodeId::new("n2")].into();
-    let r = resolve(&state, "agent").unwrap();
     assert_eq!(
-        service_status(&state, r, &active),
+        service_statuses(&state, &active)[&ServiceId::new("s1")],
         ServiceStatus { running_tasks: 1, desired_tasks: 2 }
     );
 }
