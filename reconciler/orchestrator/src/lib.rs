@@ -1,19 +1,25 @@
-//! flotilla's orchestration core, pure and deterministic: what Swarm's manager decides, as
-//! functions of a state snapshot and an event (or the time) that answer store changes.
+//! flotilla's orchestration core, pure and deterministic: the one replicated model of the
+//! cluster and what Swarm's manager decides about it.
 //!
 //! ```text
-//!   store events ─┐   orchestrator::handle(view, event, now)    ┌─► Vec<StoreChange>
-//!   (services,    │   ┌──────────────────────────────────────┐  │   (create task, set
-//!    tasks,       ├──►│ replicated · global · restart        ├──┤    desired state, update
-//!    nodes)       │   │ updater ─► rollout state machine     │  │    status, rollback, …)
-//!   Tick(now) ────┘   └──────────────────────────────────────┘  │
-//!                     scheduler::schedule(view, now) ───────────┤   assignments, "no
-//!                     orchestrator::after_change (reaper, …) ───┘   suitable node (…)"
+//!                      ┌──────────────────── Driver (driver) ─────────────────────┐
+//!  applied commands ──►│ events::of ─► queue ─► pass: for each event              │
+//!  (StoreEvent)        │                          orchestrator::handle(state, e)  │──► one
+//!  lead(term) ────────►│                          → try on the state, after_change│    Orchestrate
+//!  now (Clock) ───────►│                        scheduler::schedule(state)        │    batch
+//!                      │                        next_wake                          │    + next_wake
+//!                      └───────────────────────────────────────────────────────────┘
+//!                                   ▲ reads                     │ written through Raft
+//!                       ClusterState (state) ◄── apply ◄────────┘ (or the simulator)
 //! ```
 //!
+//! * [`state`]: the replicated model: [`state::ClusterState`], [`state::StoreCommand`] and the
+//!   pure `apply` with Swarm's rules for services, configs, secrets and published ports.
+//! * [`driver`]: the one driver loop (the leader's task and the simulator run it), and its
+//!   contract; [`events`]: the one translation from applied commands to events.
 //! * [`orchestrator`]: the event entry points ([`orchestrator::handle`],
-//!   [`orchestrator::after_change`], [`orchestrator::next_wake`],
-//!   [`orchestrator::reconcile_all`]).
+//!   [`orchestrator::after_change`], [`orchestrator::next_wake`]); [`pass::Pass`] is the
+//!   context every part of one handler receives whole.
 //! * [`replicated`], [`global`]: the two service orchestrators (swarmkit
 //!   `orchestrator/replicated`, `orchestrator/global`).
 //! * [`restart`]: the restart supervisor (condition, delay, max_attempts, window).
@@ -21,26 +27,25 @@
 //! * [`scheduler`]: filters that explain themselves, constraints, spread, balancing.
 //! * [`rollout`]: the rolling update / rollback state machine (`updater.go`), serializable;
 //!   [`updater`] connects it to the orchestrators.
-//! * [`service`]: a service record and its update / manual rollback / automatic rollback.
 //! * [`stack`]: beyond Swarm (opt-in `x-flotilla:`): health-gated waves and a stack-wide
 //!   failure budget.
-//! * [`state`]: the snapshot ([`state::ClusterView`]) and [`state::StoreChange`] with its
-//!   pure `apply`. [`slot`]: slots and deterministic task ids.
+//! * [`slot`]: slots and deterministic task ids.
 //!
 //! No tokio, no clock, no I/O: time comes in as `MonoTime`; identical inputs give identical
 //! outputs. The rules are those of `docs/swarm-semantics.md`; where flotilla deliberately
 //! differs (always toward a rollout that cannot hang or double up), the module says so.
 
+pub mod driver;
+pub mod events;
 pub mod global;
 pub mod orchestrator;
+pub mod pass;
 pub mod reaper;
 pub mod replicated;
 pub mod restart;
 pub mod rollout;
 pub mod scheduler;
-pub mod service;
 pub mod slot;
 pub mod stack;
 pub mod state;
 pub mod updater;
-pub mod view;

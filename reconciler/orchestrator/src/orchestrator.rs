@@ -1,89 +1,61 @@
-//! The event entry points: one pure function per kind of store event, each reading the
-//! snapshot and answering the store changes Swarm's manager would make. The driver (the
-//! leader's background task, or the simulator) applies them, runs [`crate::scheduler`], and
-//! calls [`Event::Tick`] at [`next_wake`].
-//!
-//! After applying each change the driver calls [`after_change`] (the store watchers:
-//! history pruning, REMOVE deletion, the run that follows an automatic rollback).
+//! The event entry points: one pure function per kind of store event, each reading the state
+//! and answering the store commands Swarm's manager would write. [`crate::driver`] calls
+//! them, applies each answer to the state before the next event, runs
+//! [`after_change`] on every applied command (the store watchers: history pruning, REMOVE
+//! deletion, the run that follows an automatic rollback), then the scheduler, and wakes at
+//! [`next_wake`].
 
+use crate::pass::Pass;
 use crate::reaper;
 use crate::restart::{self, RestartReason};
 use crate::rollout::{Input, SlotSnapshot};
 use crate::scheduler::filters::{Needs, NodeInfo};
-use crate::service::ServiceRecord;
 use crate::slot::{SlotKey, TaskIdAllocator};
-use crate::updater::{self, Runs};
-use crate::view::{ClusterView, StoreChange};
+use crate::state::{ClusterState, ServiceRecord, StoreCommand};
+use crate::updater;
 use crate::{global, replicated};
 use reconciler_types::{
     Availability, MonoTime, NodeId, NodeState, ServiceId, ServiceMode, Task, TaskId, TaskState,
 };
 use std::collections::BTreeMap;
 
-/// What happened in the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What happened in the store (derived from applied commands by [`crate::events::of`]), or
+/// to the leader.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Event {
     /// A service was created or its spec changed (update, rollback, scale).
     ServiceChanged(ServiceId),
     /// A service was deleted.
     ServiceRemoved(ServiceId),
-    /// A task's observed state changed (already applied to the view).
+    /// A task's observed state changed (already applied to the state).
     TaskObserved(TaskId),
-    /// A node was added or changed (availability, labels, status).
+    /// A node was added or changed (availability, labels, description, status).
     NodeChanged(NodeId),
-    /// A node was removed (its record is already gone from the view).
+    /// A node was removed (its record is already gone).
     NodeRemoved(NodeId),
     /// Time passed: start held tasks, fire rollout timers.
     Tick,
-    /// This manager became leader: resume rollouts and reconcile everything.
+    /// This manager became leader (or must resynchronise), step one (swarmkit
+    /// `taskinit.CheckTasks`): tasks that ended while nobody watched are restarted, held
+    /// starts released. [`Event::ReconcileAll`] follows, once these decisions are applied.
     LeaderElected,
+    /// Every service is reconciled and its stored run resumed; removed tasks are reaped.
+    ReconcileAll,
 }
 
-/// One handler's working state: the snapshot, the time, the id allocator, the changes so
-/// far and the rollout runs touched.
-struct Pass<'a> {
-    view: &'a ClusterView,
-    now: MonoTime,
-    ids: TaskIdAllocator,
-    out: Vec<StoreChange>,
-    runs: Runs,
-}
-
-impl<'a> Pass<'a> {
-    fn new(view: &'a ClusterView, now: MonoTime) -> Self {
-        Pass { view, now, ids: view.ids, out: Vec::new(), runs: Runs::default() }
-    }
-
-    fn finish(mut self) -> Vec<StoreChange> {
-        self.runs.flush(&mut self.out);
-        self.out
-    }
-
-    fn runs_view(&self, service: &ServiceRecord) -> Option<&crate::rollout::Rollout> {
-        self.runs.peek(self.view, &service.id)
-    }
-
-    fn feed(&mut self, service: &ServiceRecord, input: Input) {
-        updater::feed(
-            self.view,
-            &mut self.runs,
-            service,
-            input,
-            self.now,
-            &mut self.ids,
-            &mut self.out,
-        );
-    }
-}
-
-/// Handles one event. Pure: the same view, event and time give the same changes.
+/// Handles one event. Pure: the same state, event, time and ids give the same commands.
 #[must_use]
-pub fn handle(view: &ClusterView, event: &Event, now: MonoTime) -> Vec<StoreChange> {
-    let mut p = Pass::new(view, now);
+pub fn handle(
+    state: &ClusterState,
+    event: &Event,
+    now: MonoTime,
+    ids: &mut TaskIdAllocator,
+) -> Vec<StoreCommand> {
+    let mut p = Pass::new(state, now, *ids);
     match event {
         Event::ServiceChanged(id) => {
-            if let Some(s) = view.services.get(id) {
-                let tasks: Vec<&Task> = view.service_tasks(id).collect();
+            if let Some(s) = state.services.get(id) {
+                let tasks: Vec<&Task> = state.service_tasks(id).collect();
                 reconcile_service(&mut p, s, &tasks, false);
             }
         }
@@ -92,57 +64,54 @@ pub fn handle(view: &ClusterView, event: &Event, now: MonoTime) -> Vec<StoreChan
         Event::NodeChanged(id) => node_changed(&mut p, id),
         Event::NodeRemoved(id) => node_removed(&mut p, id),
         Event::Tick => tick(&mut p),
-        Event::LeaderElected => leader_elected(&mut p),
+        Event::LeaderElected => check_tasks(&mut p),
+        Event::ReconcileAll => reconcile_all(&mut p),
     }
-    p.finish()
+    let (out, next) = p.finish();
+    *ids = next;
+    out
 }
 
 /// The earliest time a [`Event::Tick`] has work to do.
-pub fn next_wake(view: &ClusterView, now: MonoTime) -> Option<MonoTime> {
-    let rollouts = view.rollouts.values().filter(|r| r.is_active()).filter_map(|r| r.next_wake());
-    rollouts.chain(restart::next_wake(view, now)).min()
+pub fn next_wake(state: &ClusterState, now: MonoTime) -> Option<MonoTime> {
+    let rollouts = state.rollouts.values().map(|r| &r.rollout);
+    let rollouts = rollouts.filter(|r| r.is_active()).filter_map(|r| r.next_wake());
+    rollouts.chain(restart::next_wake(state, now)).min()
 }
 
-/// What the store's watchers do after a change was applied (the view already holds it):
+/// What the store's watchers do after a command was applied (the state already holds it):
 /// a created task prunes its slot's history; a task set to REMOVE that never reached a node
 /// is deleted; an automatic rollback starts the rollback run.
 #[must_use]
-pub fn after_change(view: &ClusterView, change: &StoreChange, now: MonoTime) -> Vec<StoreChange> {
+pub fn after_change(
+    state: &ClusterState,
+    cmd: &StoreCommand,
+    now: MonoTime,
+    ids: &mut TaskIdAllocator,
+) -> Vec<StoreCommand> {
     let mut out = Vec::new();
-    match change {
-        StoreChange::CreateTask(task) => {
+    match cmd {
+        StoreCommand::PutTask { task, .. } => {
             if let Some(slot) = SlotKey::of(task) {
-                reaper::reap_slot(view, &task.service_id, &slot, &mut out);
+                reaper::reap_slot(state, &task.service_id, &slot, &mut out);
             }
         }
-        StoreChange::SetDesired { task, state: TaskState::Remove }
-            if view.tasks.get(task).is_some_and(reaper::removable) =>
+        StoreCommand::SetTaskDesiredState { id, state: TaskState::Remove, .. }
+            if state.task(id).is_some_and(reaper::removable) =>
         {
-            out.push(StoreChange::DeleteTask(task.clone()));
+            out.push(StoreCommand::delete_task(id));
         }
-        StoreChange::AutoRollback { service, .. } => {
-            out = handle(view, &Event::ServiceChanged(service.clone()), now)
+        StoreCommand::AutoRollback { service, .. } => {
+            out = handle(state, &Event::ServiceChanged(service.clone()), now, ids);
         }
         _ => {}
     }
     out
 }
 
-/// One reconcile pass over every service, as a new leader's orchestrators do at start.
-#[must_use]
-pub fn reconcile_all(view: &ClusterView, now: MonoTime) -> Vec<StoreChange> {
-    let mut p = Pass::new(view, now);
-    let by_service = index_by_service(view);
-    for s in view.services.values() {
-        let tasks = by_service.get(&s.id).map_or(&[][..], Vec::as_slice);
-        reconcile_service(&mut p, s, tasks, false);
-    }
-    p.finish()
-}
-
-fn index_by_service(view: &ClusterView) -> BTreeMap<&ServiceId, Vec<&Task>> {
+fn index_by_service(state: &ClusterState) -> BTreeMap<&ServiceId, Vec<&Task>> {
     let mut by_service: BTreeMap<&ServiceId, Vec<&Task>> = BTreeMap::new();
-    for t in view.tasks.values() {
+    for t in state.all_tasks() {
         by_service.entry(&t.service_id).or_default().push(t);
     }
     by_service
@@ -151,42 +120,34 @@ fn index_by_service(view: &ClusterView) -> BTreeMap<&ServiceId, Vec<&Task>> {
 /// Reconciles a service's slots, then hands them to the updater (or, on a new leader,
 /// resumes its stored run over them).
 fn reconcile_service(p: &mut Pass<'_>, s: &ServiceRecord, tasks: &[&Task], resume: bool) {
-    let (view, now) = (p.view, p.now);
     let slots = match s.spec.mode {
-        ServiceMode::Replicated { .. } => {
-            replicated::reconcile_slots(view, s, tasks, now, &mut p.ids, &mut p.out)
-        }
-        ServiceMode::Global => global::reconcile_slots(view, s, tasks, now, &mut p.ids, &mut p.out),
+        ServiceMode::Replicated { .. } => replicated::reconcile_slots(p, s, tasks),
+        ServiceMode::Global => global::reconcile_slots(p, s, tasks),
     };
     if resume {
-        updater::resume(view, &mut p.runs, s, slots, now, &mut p.ids, &mut p.out);
+        updater::resume(p, s, slots);
     } else {
-        updater::update(view, &mut p.runs, s, slots, now, &mut p.ids, &mut p.out);
+        updater::update(p, s, slots);
     }
 }
 
 fn service_removed(p: &mut Pass<'_>, id: &ServiceId) {
-    for t in p.view.service_tasks(id) {
+    for t in p.state.service_tasks(id) {
         if t.desired_state < TaskState::Remove {
-            p.out.push(StoreChange::SetDesired { task: t.id.clone(), state: TaskState::Remove });
+            p.desire(&t.id, TaskState::Remove);
         }
-    }
-    if p.view.rollouts.contains_key(id) {
-        p.out.push(StoreChange::RemoveRollout(id.clone()));
     }
 }
 
 fn task_observed(p: &mut Pass<'_>, id: &TaskId) {
-    let view = p.view;
-    let Some(task) = view.tasks.get(id) else { return };
+    let state = p.state;
+    let Some(task) = state.task(id) else { return };
     if reaper::removable(task) {
-        p.out.push(StoreChange::DeleteTask(id.clone()));
+        p.out.push(StoreCommand::delete_task(id));
     }
-    if let Some(service) = view.services.get(&task.service_id) {
-        p.feed(
-            service,
-            Input::TaskObserved { task: id.clone(), state: task.status.state, at: p.now },
-        );
+    if let Some(service) = state.services.get(&task.service_id) {
+        let input = Input::TaskObserved { task: id.clone(), state: task.status.state, at: p.now };
+        updater::feed(p, service, input);
         if task.desired_state <= TaskState::Running && task.status.state.is_terminal() {
             restart_task(p, task, service, RestartReason::Ended);
         }
@@ -194,7 +155,18 @@ fn task_observed(p: &mut Pass<'_>, id: &TaskId) {
             retire_outdated_siblings(p, task, service);
         }
     }
-    restart::release_delayed(view, p.now, &mut p.out);
+    restart::release_delayed(p);
+}
+
+/// The other live tasks of a task's slot.
+fn slot_siblings<'a>(
+    state: &'a ClusterState,
+    task: &'a Task,
+) -> impl Iterator<Item = &'a Task> + 'a {
+    let slot = SlotKey::of(task);
+    state
+        .service_tasks(&task.service_id)
+        .filter(move |t| t.id != task.id && slot.is_some() && SlotKey::of(t) == slot)
 }
 
 /// A task of the current spec reached RUNNING in a slot that still runs an outdated task no
@@ -202,104 +174,82 @@ fn task_observed(p: &mut Pass<'_>, id: &TaskId) {
 /// runs): the outdated task is shut down, so a slot never keeps two running tasks. Swarm
 /// leaves both until the next update (S26); flotilla finishes the start-first handover.
 fn retire_outdated_siblings(p: &mut Pass<'_>, task: &Task, service: &ServiceRecord) {
-    let view = p.view;
+    let state = p.state;
     let Some(slot) = SlotKey::of(task) else { return };
-    if !updater::is_clean(view, task, service) || task.desired_state != TaskState::Running {
+    if !updater::is_clean(state, task, service) || task.desired_state != TaskState::Running {
         return;
     }
-    let handled = p.runs_view(service).is_some_and(|r| r.is_active() && r.holds_slot(&slot));
-    if handled {
+    if p.run(&service.id).is_some_and(|r| r.is_active() && r.holds_slot(&slot)) {
         return;
     }
-    for t in view.service_tasks(&service.id) {
-        let sibling = t.id != task.id && SlotKey::of(t).as_ref() == Some(&slot);
-        if sibling && t.desired_state <= TaskState::Running && !updater::is_clean(view, t, service)
-        {
-            p.out.push(StoreChange::SetDesired { task: t.id.clone(), state: TaskState::Shutdown });
+    for t in slot_siblings(state, task) {
+        if t.desired_state <= TaskState::Running && !updater::is_clean(state, t, service) {
+            p.desire(&t.id, TaskState::Shutdown);
         }
     }
 }
 
 /// Whether the task's slot already holds another wanted task of the current spec (a
 /// rollout's new task), which makes a restart replacement redundant.
-fn slot_covered(view: &ClusterView, task: &Task, service: &ServiceRecord) -> bool {
-    let Some(slot) = SlotKey::of(task) else { return false };
-    view.service_tasks(&service.id).any(|t| {
-        t.id != task.id
-            && t.desired_state <= TaskState::Running
-            && SlotKey::of(t).as_ref() == Some(&slot)
-            && updater::is_clean(view, t, service)
-    })
+fn slot_covered(state: &ClusterState, task: &Task, service: &ServiceRecord) -> bool {
+    slot_siblings(state, task)
+        .any(|t| t.desired_state <= TaskState::Running && updater::is_clean(state, t, service))
+}
+
+/// A global task on a node that no longer takes it: shut it down, tell the rollout the slot
+/// is empty. Answers whether that was the case.
+fn leave_global_node(p: &mut Pass<'_>, task: &Task, service: &ServiceRecord) -> bool {
+    let node = task.node_id.as_ref().and_then(|n| p.state.node(n));
+    let keeps = node.is_some_and(|n| {
+        n.spec.availability == Availability::Active && global::eligible(service, n)
+    });
+    if keeps {
+        return false;
+    }
+    if task.desired_state < TaskState::Shutdown {
+        p.desire(&task.id, TaskState::Shutdown);
+    }
+    if let Some(slot) = SlotKey::of(task) {
+        let input = Input::SlotRefreshed { slot: SlotSnapshot { slot, tasks: Vec::new() } };
+        updater::feed(p, service, input);
+    }
+    true
 }
 
 /// Restarts a task and tells an active rollout what its slot now holds.
 fn restart_task(p: &mut Pass<'_>, task: &Task, service: &ServiceRecord, reason: RestartReason) {
-    let view = p.view;
-    if matches!(service.spec.mode, ServiceMode::Global) {
-        let node = task.node_id.as_ref().and_then(|n| view.nodes.get(n));
-        let keeps = node.is_some_and(|n| {
-            n.spec.availability == Availability::Active && global::eligible(service, n)
-        });
-        if !keeps {
-            if task.desired_state < TaskState::Shutdown {
-                p.out.push(StoreChange::SetDesired {
-                    task: task.id.clone(),
-                    state: TaskState::Shutdown,
-                });
-            }
-            if let Some(slot) = SlotKey::of(task) {
-                p.feed(
-                    service,
-                    Input::SlotRefreshed { slot: SlotSnapshot { slot, tasks: Vec::new() } },
-                );
-            }
-            return;
-        }
+    let state = p.state;
+    if matches!(service.spec.mode, ServiceMode::Global) && leave_global_node(p, task, service) {
+        return;
     }
-    if slot_covered(view, task, service) {
+    if slot_covered(state, task, service) {
         // The slot already has a task of the current spec (a rollout's new task): shut the
         // stopped one down without a second replacement.
         if task.desired_state < TaskState::Shutdown {
-            p.out.push(StoreChange::SetDesired {
-                task: task.id.clone(),
-                state: TaskState::Shutdown,
-            });
+            p.desire(&task.id, TaskState::Shutdown);
         }
         return;
     }
-    let Some(new) = restart::restart(view, task, service, reason, p.now, &mut p.ids, &mut p.out)
-    else {
-        return;
-    };
+    let Some(new) = restart::restart(p, task, service, reason) else { return };
     let Some(slot) = SlotKey::of(&new) else { return };
-    let mut tasks: Vec<&Task> = view
-        .service_tasks(&service.id)
-        .filter(|t| {
-            t.id != task.id
-                && t.desired_state <= TaskState::Running
-                && SlotKey::of(t).as_ref() == Some(&slot)
-        })
-        .collect();
+    let mut tasks: Vec<&Task> =
+        slot_siblings(state, task).filter(|t| t.desired_state <= TaskState::Running).collect();
     tasks.push(&new);
-    let snapshot: SlotSnapshot = updater::snapshot(view, service, slot, &tasks);
-    p.feed(service, Input::SlotRefreshed { slot: snapshot });
-}
-
-fn tasks_on<'a>(view: &'a ClusterView, node: &'a NodeId) -> impl Iterator<Item = &'a Task> + 'a {
-    view.tasks.values().filter(move |t| t.node_id.as_ref() == Some(node))
+    let snapshot = updater::snapshot(state, service, slot, &tasks);
+    updater::feed(p, service, Input::SlotRefreshed { slot: snapshot });
 }
 
 fn node_changed(p: &mut Pass<'_>, id: &NodeId) {
-    let view = p.view;
-    let Some(node) = view.nodes.get(id) else { return };
+    let state = p.state;
+    let Some(node) = state.node(id) else { return };
     let lost = node.status.state == NodeState::Down;
     let drained = node.spec.availability == Availability::Drain;
     if lost || drained {
         let reason = if lost { RestartReason::NodeLost } else { RestartReason::NodeDrained };
-        for t in tasks_on(view, id).filter(|t| t.desired_state <= TaskState::Running) {
-            let Some(service) = view.services.get(&t.service_id) else { continue };
+        for t in state.node_tasks(id).filter(|t| t.desired_state <= TaskState::Running) {
+            let Some(service) = state.services.get(&t.service_id) else { continue };
             if lost {
-                p.feed(service, Input::OldTaskGone { task: t.id.clone(), at: p.now });
+                updater::feed(p, service, Input::OldTaskGone { task: t.id.clone(), at: p.now });
             }
             restart_task(p, t, service, reason);
         }
@@ -307,25 +257,25 @@ fn node_changed(p: &mut Pass<'_>, id: &NodeId) {
         && node.spec.availability == Availability::Active
     {
         enforce_constraints(p, id);
-        global::reconcile_node(view, node, p.now, &mut p.ids, &mut p.out);
+        global::reconcile_node(p, node);
     }
-    restart::release_delayed(view, p.now, &mut p.out);
+    restart::release_delayed(p);
 }
 
 /// The constraint enforcer (§3.8): tasks on an active node whose service's constraints no
 /// longer match it, or whose reservations no longer fit (tasks taken in id order), are
 /// REJECTED, then restarted elsewhere per the restart policy.
 fn enforce_constraints(p: &mut Pass<'_>, id: &NodeId) {
-    let view = p.view;
-    let Some(node) = view.nodes.get(id) else { return };
+    let state = p.state;
+    let Some(node) = state.node(id) else { return };
     let mut room = NodeInfo::new(node);
-    for t in tasks_on(view, id) {
+    for t in state.node_tasks(id) {
         let wanted =
             t.desired_state >= TaskState::Assigned && t.desired_state <= TaskState::Complete;
         if !wanted || t.status.state.is_terminal() {
             continue;
         }
-        let Some(service) = view.services.get(&t.service_id) else { continue };
+        let Some(service) = state.services.get(&t.service_id) else { continue };
         let constraints = &service.spec.task_template.placement.constraints;
         let needs = Needs::reservations(t);
         if crate::scheduler::constraint::node_matches(&service.spec.name, constraints, node)
@@ -334,13 +284,9 @@ fn enforce_constraints(p: &mut Pass<'_>, id: &NodeId) {
             room.add(&needs);
             continue;
         }
-        p.out.push(StoreChange::SetObserved {
-            task: t.id.clone(),
-            state: TaskState::Rejected,
-            message: "task rejected by constraint enforcer".to_owned(),
-            err: "assigned node no longer meets constraints".to_owned(),
-            at: p.now,
-        });
+        let (message, err) =
+            ("task rejected by constraint enforcer", "assigned node no longer meets constraints");
+        p.out.push(StoreCommand::mark_task(t, TaskState::Rejected, message, err, p.now));
         let mut rejected = t.clone();
         rejected.status.state = TaskState::Rejected;
         rejected.status.timestamp = p.now;
@@ -349,39 +295,54 @@ fn enforce_constraints(p: &mut Pass<'_>, id: &NodeId) {
 }
 
 fn node_removed(p: &mut Pass<'_>, id: &NodeId) {
-    let view = p.view;
-    for t in tasks_on(view, id) {
-        let Some(service) = view.services.get(&t.service_id) else { continue };
+    let state = p.state;
+    for t in state.node_tasks(id) {
+        let Some(service) = state.services.get(&t.service_id) else { continue };
         if matches!(service.spec.mode, ServiceMode::Global) {
-            p.out.push(StoreChange::DeleteTask(t.id.clone()));
+            p.out.push(StoreCommand::delete_task(&t.id));
         } else if t.desired_state <= TaskState::Running {
-            p.feed(service, Input::OldTaskGone { task: t.id.clone(), at: p.now });
+            updater::feed(p, service, Input::OldTaskGone { task: t.id.clone(), at: p.now });
             restart_task(p, t, service, RestartReason::NodeLost);
         }
     }
-    restart::release_delayed(view, p.now, &mut p.out);
+    restart::release_delayed(p);
 }
 
 fn tick(p: &mut Pass<'_>) {
-    let view = p.view;
-    restart::release_delayed(view, p.now, &mut p.out);
-    for (id, run) in &view.rollouts {
+    let state = p.state;
+    restart::release_delayed(p);
+    for (id, record) in state.rollouts.iter() {
+        let run = &record.rollout;
         if run.is_active()
             && run.next_wake().is_some_and(|t| t <= p.now)
-            && let Some(service) = view.services.get(id)
+            && let Some(service) = state.services.get(id)
         {
-            p.feed(service, Input::Tick { now: p.now });
+            updater::feed(p, service, Input::Tick { now: p.now });
         }
     }
 }
 
-fn leader_elected(p: &mut Pass<'_>) {
-    let view = p.view;
-    let by_service = index_by_service(view);
-    for s in view.services.values() {
+/// A new leader's first step (swarmkit `taskinit.CheckTasks`): tasks that ended while
+/// nobody watched are restarted, held starts whose time came are released.
+fn check_tasks(p: &mut Pass<'_>) {
+    let state = p.state;
+    for t in state.all_tasks() {
+        let ended = t.desired_state <= TaskState::Running && t.status.state.is_terminal();
+        if let (true, Some(service)) = (ended, state.services.get(&t.service_id)) {
+            restart_task(p, t, service, RestartReason::Ended);
+        }
+    }
+    restart::release_delayed(p);
+}
+
+/// Each orchestrator's start on a new leader: every service reconciled, its stored run
+/// resumed; removed tasks reaped.
+fn reconcile_all(p: &mut Pass<'_>) {
+    let state = p.state;
+    let by_service = index_by_service(state);
+    for s in state.services.values() {
         let tasks = by_service.get(&s.id).map_or(&[][..], Vec::as_slice);
         reconcile_service(p, s, tasks, true);
     }
-    reaper::reap_removed(view, &mut p.out);
-    restart::release_delayed(view, p.now, &mut p.out);
+    reaper::reap_removed(state, &mut p.out);
 }

@@ -4,18 +4,18 @@
 //! state is REMOVE once they are down (or never reached a node).
 
 use crate::slot::SlotKey;
-use crate::view::{ClusterView, StoreChange};
+use crate::state::{ClusterState, StoreCommand};
 use reconciler_types::{ServiceId, Task, TaskState};
 
 /// The history limit for a service: `max_attempts + 1` when its restart policy has
 /// attempts, else the cluster's setting (negative = never prune).
-pub fn history_limit(view: &ClusterView, service: &ServiceId) -> i64 {
+pub fn history_limit(state: &ClusterState, service: &ServiceId) -> i64 {
     let attempts =
-        view.services.get(service).map_or(0, |s| s.spec.task_template.restart_policy.max_attempts);
+        state.services.get(service).map_or(0, |s| s.spec.task_template.restart_policy.max_attempts);
     if attempts > 0 {
         i64::try_from(attempts).unwrap_or(i64::MAX).saturating_add(1)
     } else {
-        view.settings.task_history_limit
+        state.settings.task_history_limit
     }
 }
 
@@ -28,15 +28,15 @@ pub fn removable(task: &Task) -> bool {
 /// Prunes one slot that just got a new task (§1.6): oldest first, only tasks that are
 /// terminal or will never run, until the slot holds at most the limit.
 pub fn reap_slot(
-    view: &ClusterView,
+    state: &ClusterState,
     service: &ServiceId,
     slot: &SlotKey,
-    out: &mut Vec<StoreChange>,
+    out: &mut Vec<StoreCommand>,
 ) {
-    let limit = history_limit(view, service);
+    let limit = history_limit(state, service);
     let Ok(limit) = usize::try_from(limit) else { return };
     let mut tasks: Vec<&Task> =
-        view.service_tasks(service).filter(|t| SlotKey::of(t).as_ref() == Some(slot)).collect();
+        state.service_tasks(service).filter(|t| SlotKey::of(t).as_ref() == Some(slot)).collect();
     let mut count = tasks.len();
     if count <= limit {
         return;
@@ -49,7 +49,7 @@ pub fn reap_slot(
         let dead = t.status.state.is_terminal()
             || (t.status.state < TaskState::Assigned && t.desired_state > TaskState::Running);
         if dead {
-            out.push(StoreChange::DeleteTask(t.id.clone()));
+            out.push(StoreCommand::delete_task(&t.id));
             count -= 1;
         }
     }
@@ -57,14 +57,14 @@ pub fn reap_slot(
 
 /// Deletes every REMOVE task that is down, and every task of a deleted service that is
 /// down or orphaned (the reaper's start-up scan, also run on events).
-pub fn reap_removed(view: &ClusterView, out: &mut Vec<StoreChange>) {
-    for t in view.tasks.values() {
-        let serviceless = !view.services.contains_key(&t.service_id)
+pub fn reap_removed(state: &ClusterState, out: &mut Vec<StoreCommand>) {
+    for t in state.all_tasks() {
+        let serviceless = !state.services.contains_key(&t.service_id)
             && (t.status.state == TaskState::Orphaned
                 || t.status.state.is_terminal()
                 || t.status.state < TaskState::Assigned);
         if removable(t) || serviceless {
-            out.push(StoreChange::DeleteTask(t.id.clone()));
+            out.push(StoreCommand::delete_task(&t.id));
         }
     }
 }
@@ -72,11 +72,11 @@ pub fn reap_removed(view: &ClusterView, out: &mut Vec<StoreChange>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::ServiceRecord;
+    use crate::state::{ServiceRecord, TaskRecord};
     use reconciler_types::{MonoTime, ServiceSpec, TaskId};
 
-    fn view_with_slot(states: &[(TaskState, TaskState)], max_attempts: u64) -> ClusterView {
-        let mut view = ClusterView::default();
+    fn view_with_slot(states: &[(TaskState, TaskState)], max_attempts: u64) -> ClusterState {
+        let mut view = ClusterState::default();
         let mut spec = ServiceSpec::default();
         spec.task_template.restart_policy.max_attempts = max_attempts;
         view.services.insert(ServiceId::new("s"), ServiceRecord::new(ServiceId::new("s"), spec, 1));
@@ -90,17 +90,17 @@ mod tests {
             t.desired_state = *desired;
             t.status.state = *observed;
             t.status.timestamp = MonoTime::from_secs(i as u64);
-            view.tasks.insert(t.id.clone(), t);
+            view.tasks.insert(t.id.clone(), TaskRecord { task: t, version: 0 });
         }
         view
     }
 
-    fn deleted(view: &ClusterView) -> Vec<String> {
+    fn deleted(view: &ClusterState) -> Vec<String> {
         let mut out = Vec::new();
         reap_slot(view, &ServiceId::new("s"), &SlotKey::Replica(1), &mut out);
         out.iter()
             .filter_map(|c| match c {
-                StoreChange::DeleteTask(id) => Some(id.to_string()),
+                StoreCommand::RemoveTask { id, .. } => Some(id.to_string()),
                 _ => None,
             })
             .collect()

@@ -2,20 +2,20 @@
 //! `replicas` live slots, scales up into the lowest free slot numbers, scales down choosing
 //! the slots Swarm would remove, deletes dead slots, and hands live slots to the updater.
 
+use crate::pass::Pass;
 use crate::restart::{new_task, should_restart};
 use crate::rollout::SlotSnapshot;
-use crate::service::ServiceRecord;
-use crate::slot::{SlotKey, TaskIdAllocator};
+use crate::slot::SlotKey;
+use crate::state::{ClusterState, ServiceRecord, StoreCommand};
 use crate::updater;
-use crate::view::{ClusterView, StoreChange};
-use reconciler_types::{MonoTime, NodeId, Task, TaskState, UpdateState};
+use reconciler_types::{NodeId, Task, TaskState, UpdateState};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The updatable tasks of a slot (swarmkit `UpdatableTasksInSlot`): those with desired ≤
 /// RUNNING; else, unless a rollback is in progress, the newest task if the restart policy
 /// says it must not be restarted (the slot stays live). Empty = a dead slot.
 pub fn updatable_tasks<'a>(
-    view: &ClusterView,
+    state: &ClusterState,
     service: &ServiceRecord,
     slot: &[&'a Task],
 ) -> Vec<&'a Task> {
@@ -32,7 +32,7 @@ pub fn updatable_tasks<'a>(
         .copied()
         .max_by(|a, b| (a.status.timestamp, &a.id).cmp(&(b.status.timestamp, &b.id)));
     match newest {
-        Some(t) if !should_restart(view, t, service) => vec![t],
+        Some(t) if !should_restart(state, t, service) => vec![t],
         _ => Vec::new(),
     }
 }
@@ -66,13 +66,11 @@ fn keep_order(live: Vec<(u64, Vec<&Task>)>) -> Vec<(u64, Vec<&Task>)> {
 /// Reconciles one replicated service (swarmkit `reconcile`): deletes dead slots, scales,
 /// and answers the live slots kept, for the updater.
 pub fn reconcile_slots(
-    view: &ClusterView,
+    p: &mut Pass<'_>,
     service: &ServiceRecord,
     tasks: &[&Task],
-    now: MonoTime,
-    ids: &mut TaskIdAllocator,
-    out: &mut Vec<StoreChange>,
 ) -> Vec<SlotSnapshot> {
+    let state = p.state;
     let replicas = service.spec.replicas().unwrap_or(0);
     let mut slots: BTreeMap<u64, Vec<&Task>> = BTreeMap::new();
     for t in tasks.iter().filter(|t| t.slot > 0) {
@@ -80,9 +78,9 @@ pub fn reconcile_slots(
     }
     let mut live = Vec::new();
     for (n, slot_tasks) in &slots {
-        let up = updatable_tasks(view, service, slot_tasks);
+        let up = updatable_tasks(state, service, slot_tasks);
         if up.is_empty() {
-            out.extend(slot_tasks.iter().map(|t| StoreChange::DeleteTask(t.id.clone())));
+            p.out.extend(slot_tasks.iter().map(|t| StoreCommand::delete_task(&t.id)));
         } else {
             live.push((*n, up));
         }
@@ -93,7 +91,7 @@ pub fn reconcile_slots(
         let keep = usize::try_from(replicas).unwrap_or(usize::MAX);
         for (n, _) in &ordered[keep..] {
             for t in &slots[n] {
-                out.push(StoreChange::SetDesired { task: t.id.clone(), state: TaskState::Remove });
+                p.desire(&t.id, TaskState::Remove);
             }
         }
         ordered.into_iter().take(keep).collect()
@@ -106,18 +104,14 @@ pub fn reconcile_slots(
         while used.contains(&next) {
             next += 1;
         }
-        out.push(StoreChange::CreateTask(Box::new(new_task(
-            service,
-            &SlotKey::Replica(next),
-            TaskState::Running,
-            now,
-            ids,
-        ))));
+        let task =
+            new_task(service, &SlotKey::Replica(next), TaskState::Running, p.now, &mut p.ids);
+        p.out.push(StoreCommand::create_task(task));
         next += 1;
     }
     let mut kept = kept;
     kept.sort_by_key(|(n, _)| *n);
     kept.into_iter()
-        .map(|(n, t)| updater::snapshot(view, service, SlotKey::Replica(n), &t))
+        .map(|(n, t)| updater::snapshot(state, service, SlotKey::Replica(n), &t))
         .collect()
 }

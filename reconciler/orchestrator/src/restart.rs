@@ -3,9 +3,9 @@
 //! same slot, held at desired READY until the restart delay has elapsed and the old task has
 //! stopped (or 60 s passed).
 
-use crate::service::ServiceRecord;
+use crate::pass::Pass;
 use crate::slot::{SlotKey, TaskIdAllocator};
-use crate::view::{ClusterView, DelayedStart, StoreChange};
+use crate::state::{ClusterState, DelayedStart, ServiceRecord, StoreCommand};
 use reconciler_types::{
     MonoTime, NodeId, RestartCondition, ServiceMode, Task, TaskState, TaskStatus,
 };
@@ -29,7 +29,7 @@ pub enum RestartReason {
 }
 
 /// Whether the restart policy lets `task` be replaced (§5.2, §5.3).
-pub fn should_restart(view: &ClusterView, task: &Task, service: &ServiceRecord) -> bool {
+pub fn should_restart(state: &ClusterState, task: &Task, service: &ServiceRecord) -> bool {
     let policy = &task.spec.restart_policy;
     match policy.condition {
         RestartCondition::None => return false,
@@ -40,7 +40,7 @@ pub fn should_restart(view: &ClusterView, task: &Task, service: &ServiceRecord) 
         return true;
     }
     let Some(slot) = SlotKey::of(task) else { return true };
-    let history = view
+    let history = state
         .restarts
         .get(&service.id)
         .and_then(|m| m.get(&slot))
@@ -89,19 +89,16 @@ pub fn new_task(
 /// Shuts `task` down and, if the policy allows, creates its replacement. Answers the
 /// replacement.
 pub fn restart(
-    view: &ClusterView,
+    p: &mut Pass<'_>,
     task: &Task,
     service: &ServiceRecord,
     reason: RestartReason,
-    now: MonoTime,
-    ids: &mut TaskIdAllocator,
-    out: &mut Vec<StoreChange>,
 ) -> Option<Task> {
     if task.desired_state < TaskState::Shutdown {
-        out.push(StoreChange::SetDesired { task: task.id.clone(), state: TaskState::Shutdown });
+        p.desire(&task.id, TaskState::Shutdown);
     }
     let slot = SlotKey::of(task)?;
-    if !should_restart(view, task, service) {
+    if !should_restart(p.state, task, service) {
         return None;
     }
     if matches!(service.spec.mode, ServiceMode::Global) && reason != RestartReason::Ended {
@@ -116,10 +113,11 @@ pub fn restart(
         .then(|| task.id.clone());
     let immediate = delay.is_zero() && wait_for.is_none();
     let desired = if immediate { TaskState::Running } else { TaskState::Ready };
-    let replacement = new_task(service, &slot, desired, now, ids);
-    out.push(StoreChange::CreateTask(Box::new(replacement.clone())));
+    let now = p.now;
+    let replacement = new_task(service, &slot, desired, now, &mut p.ids);
+    p.out.push(StoreCommand::create_task(replacement.clone()));
     if policy.max_attempts > 0 {
-        out.push(StoreChange::RecordRestart {
+        p.out.push(StoreCommand::RecordRestart {
             service: service.id.clone(),
             slot,
             spec_version: service.spec_version,
@@ -129,41 +127,44 @@ pub fn restart(
     if !immediate {
         let delay =
             DelayedStart { not_before: now + delay, wait_for, deadline: now + OLD_TASK_TIMEOUT };
-        out.push(StoreChange::DelayStart { task: replacement.id.clone(), delay });
+        p.out.push(StoreCommand::DelayStart { task: replacement.id.clone(), delay });
     }
     Some(replacement)
 }
 
 /// Starts the held replacements whose delay has elapsed and whose old task has stopped, is
 /// gone, or has had 60 s (§5.4).
-pub fn release_delayed(view: &ClusterView, now: MonoTime, out: &mut Vec<StoreChange>) {
-    for (id, d) in &view.delayed {
-        let Some(task) = view.tasks.get(id) else {
-            out.push(StoreChange::ClearDelay(id.clone()));
+pub fn release_delayed(p: &mut Pass<'_>) {
+    let (state, now) = (p.state, p.now);
+    for (id, d) in state.delayed.iter() {
+        let clear = StoreCommand::ClearDelay { task: id.clone() };
+        let Some(task) = state.task(id) else {
+            p.out.push(clear);
             continue;
         };
         if task.desired_state > TaskState::Ready {
-            out.push(StoreChange::ClearDelay(id.clone()));
+            p.out.push(clear);
             continue;
         }
         if now < d.not_before {
             continue;
         }
         let old_done = d.wait_for.as_ref().is_none_or(|old| {
-            view.tasks
-                .get(old)
-                .is_none_or(|o| o.status.state.is_terminal() || view.node_lost(o.node_id.as_ref()))
+            state
+                .task(old)
+                .is_none_or(|o| o.status.state.is_terminal() || state.node_lost(o.node_id.as_ref()))
         });
         if old_done || now >= d.deadline {
-            out.push(StoreChange::SetDesired { task: id.clone(), state: TaskState::Running });
-            out.push(StoreChange::ClearDelay(id.clone()));
+            p.desire(id, TaskState::Running);
+            p.out.push(clear);
         }
     }
 }
 
 /// The next time a held replacement may start.
-pub fn next_wake(view: &ClusterView, now: MonoTime) -> Option<MonoTime> {
-    view.delayed
+pub fn next_wake(state: &ClusterState, now: MonoTime) -> Option<MonoTime> {
+    state
+        .delayed
         .values()
         .map(|d| if now < d.not_before { d.not_before } else { d.deadline })
         .filter(|t| *t > now)
@@ -173,24 +174,25 @@ pub fn next_wake(view: &ClusterView, now: MonoTime) -> Option<MonoTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::view::RestartHistory;
+    use crate::state::RestartHistory;
     use reconciler_types::{ServiceId, ServiceSpec};
+    use std::collections::BTreeMap;
 
     fn setup(
         max_attempts: u64,
         window: Option<u64>,
         restarts: &[u64],
-    ) -> (ClusterView, ServiceRecord, Task) {
+    ) -> (ClusterState, ServiceRecord, Task) {
         let mut spec = ServiceSpec::default();
         spec.task_template.restart_policy.max_attempts = max_attempts;
         spec.task_template.restart_policy.window = window.map(Duration::from_secs);
         let service = ServiceRecord::new(ServiceId::new("s"), spec, 1);
-        let mut view = ClusterView::default();
+        let mut view = ClusterState::default();
         let times = restarts.iter().map(|s| MonoTime::from_secs(*s)).collect();
-        view.restarts
-            .entry(service.id.clone())
-            .or_default()
-            .insert(SlotKey::Replica(1), RestartHistory { spec_version: 1, times });
+        view.restarts.insert(
+            service.id.clone(),
+            BTreeMap::from([(SlotKey::Replica(1), RestartHistory { spec_version: 1, times })]),
+        );
         let mut task = Task {
             slot: 1,
             service_id: service.id.clone(),

@@ -16,11 +16,10 @@
 //!   every other service the deployment already changed rolls back to its previous spec
 //!   (the previous commit's), with status `rollback_started` and a message naming the cause.
 //!
-//! [`step`] is pure: it reads the view and the deployment record and answers what to do
+//! [`step`] is pure: it reads the state and the deployment record and answers what to do
 //! next; the driver applies it and calls it again on every service event.
 
-use crate::service::ServiceRecord;
-use crate::view::{ClusterView, StoreChange};
+use crate::state::{ClusterState, ServiceRecord, StoreCommand};
 use reconciler_types::{
     MonoTime, ServiceId, ServiceSpec, StackName, TaskState, UpdateState, UpdateStatus,
 };
@@ -94,8 +93,8 @@ pub enum StackAction {
         /// Its new spec.
         spec: Box<ServiceSpec>,
     },
-    /// A store change (a stack-budget rollback).
-    Change(StoreChange),
+    /// A store command (a stack-budget rollback).
+    Change(Box<StoreCommand>),
     /// Nothing to do for this service until it is healthy.
     Wait {
         /// The service.
@@ -116,9 +115,9 @@ enum Health {
     Failed { rolled_back: bool },
 }
 
-fn health(view: &ClusterView, dep: &StackDeployment, id: &ServiceId) -> Health {
+fn health(state: &ClusterState, dep: &StackDeployment, id: &ServiceId) -> Health {
     let Some(version) = dep.applied.get(id) else { return Health::NotApplied };
-    let Some(svc) = view.services.get(id) else { return Health::Failed { rolled_back: false } };
+    let Some(svc) = state.services.get(id) else { return Health::Failed { rolled_back: false } };
     match svc.update_status.as_ref().map(|s| s.state) {
         Some(UpdateState::Paused | UpdateState::RollbackPaused) => {
             return Health::Failed { rolled_back: false };
@@ -132,7 +131,7 @@ fn health(view: &ClusterView, dep: &StackDeployment, id: &ServiceId) -> Health {
         Some(UpdateState::Updating) => return Health::Progressing("updating".to_owned()),
         None => {}
     }
-    let running = running_current(view, svc);
+    let running = running_current(state, svc);
     let wanted = svc.spec.replicas().map_or(running, |r| usize::try_from(r).unwrap_or(usize::MAX));
     if running >= wanted {
         Health::Healthy
@@ -141,10 +140,11 @@ fn health(view: &ClusterView, dep: &StackDeployment, id: &ServiceId) -> Health {
     }
 }
 
-fn running_current(view: &ClusterView, svc: &ServiceRecord) -> usize {
-    view.service_tasks(&svc.id)
+fn running_current(state: &ClusterState, svc: &ServiceRecord) -> usize {
+    state
+        .service_tasks(&svc.id)
         .filter(|t| t.desired_state == TaskState::Running && t.status.state == TaskState::Running)
-        .filter(|t| crate::updater::is_clean(view, t, svc))
+        .filter(|t| crate::updater::is_clean(state, t, svc))
         .count()
 }
 
@@ -164,24 +164,24 @@ fn waves(dep: &StackDeployment) -> Vec<Vec<ServiceId>> {
 
 /// Decides the deployment's next actions.
 #[must_use]
-pub fn step(view: &ClusterView, dep: &StackDeployment, now: MonoTime) -> Vec<StackAction> {
+pub fn step(state: &ClusterState, dep: &StackDeployment, now: MonoTime) -> Vec<StackAction> {
     if dep.state != DeploymentState::Rolling {
         return Vec::new();
     }
-    let failed = dep.targets.keys().find_map(|id| match health(view, dep, id) {
+    let failed = dep.targets.keys().find_map(|id| match health(state, dep, id) {
         Health::Failed { rolled_back } => Some((id, rolled_back)),
         _ => None,
     });
     if let Some((cause, rolled_back)) = failed {
         if rolled_back && dep.policy.failure_budget == FailureBudget::Stack {
-            return roll_back_stack(view, dep, cause, now);
+            return roll_back_stack(state, dep, cause, now);
         }
         return vec![StackAction::SetState(DeploymentState::Halted { cause: cause.clone() })];
     }
     for wave in waves(dep) {
         let mut actions = Vec::new();
         for id in &wave {
-            match health(view, dep, id) {
+            match health(state, dep, id) {
                 Health::NotApplied => {
                     let spec = Box::new(dep.targets[id].clone());
                     actions.push(StackAction::Apply { service: id.clone(), spec });
@@ -201,14 +201,14 @@ pub fn step(view: &ClusterView, dep: &StackDeployment, now: MonoTime) -> Vec<Sta
 
 /// The stack failure budget: every other changed service goes back to its previous spec.
 fn roll_back_stack(
-    view: &ClusterView,
+    state: &ClusterState,
     dep: &StackDeployment,
     cause: &ServiceId,
     now: MonoTime,
 ) -> Vec<StackAction> {
     let mut actions = Vec::new();
     for (id, version) in &dep.applied {
-        let Some(svc) = view.services.get(id) else { continue };
+        let Some(svc) = state.services.get(id) else { continue };
         if id == cause || svc.spec_version != *version || svc.previous_spec.is_none() {
             continue;
         }
@@ -221,8 +221,10 @@ fn roll_back_stack(
             started_at: Some(now),
             completed_at: None,
         };
-        actions
-            .push(StackAction::Change(StoreChange::AutoRollback { service: id.clone(), status }));
+        actions.push(StackAction::Change(Box::new(StoreCommand::AutoRollback {
+            service: id.clone(),
+            status,
+        })));
     }
     actions.push(StackAction::SetState(DeploymentState::RolledBack { cause: cause.clone() }));
     actions

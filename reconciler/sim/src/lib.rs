@@ -1,24 +1,28 @@
 //! A deterministic simulator of a flotilla cluster for tests: a [`FakeClock`], simulated
-//! nodes and agents that follow their tasks' desired states with scripted [`Workload`]s,
-//! injectable failures (task crashes, slow starts, node loss), and a driver that feeds every
-//! store event to the pure orchestration core exactly as the leader's driver would.
+//! nodes and agents that follow their tasks' desired states with scripted [`Workload`]s
+//! (slow starts, health checks, crashes), injectable failures (node loss, leader changes,
+//! a stale leader's batch), all driven by the orchestration core's own driver loop.
 //!
 //! ```text
 //!   SimCluster::run_until(t)
-//!     loop: next event (agent report | heartbeat timeout | tick | operator action)
-//!       └─► apply to ClusterView ─► orchestrator::handle ─► StoreChanges ─► apply
-//!             └─► scheduler::schedule ─► apply ─► agents react (schedule reports)
+//!     loop: next event (agent report | heartbeat timeout | registration | tick | operator)
+//!       └─► StoreCommand ─► ClusterState::apply (as the Raft state machine does)
+//!             └─► Driver::observe ─► Driver::pass ─► one Orchestrate batch ─► apply
+//!                   └─► agents react (schedule their reports) ─► tick at next_wake
 //! ```
 //!
 //! Everything is ordered (time, then insertion), so a run is a function of its inputs and
 //! its seed: a failing [`random`] run prints its seed and `SIM_SEED=<seed>` replays it.
 
+pub mod agents;
 pub mod cluster;
+pub mod narrative;
 pub mod random;
 
-pub use cluster::{SimCluster, Workload};
+pub use agents::Workload;
+pub use cluster::{Applied, SimCluster};
 
-use reconciler_types::MonoTime;
+use reconciler_types::{Clock, MonoTime};
 use std::time::Duration;
 
 /// A clock that only moves when told to.
@@ -46,6 +50,12 @@ impl FakeClock {
     /// Moves to `t` (never backwards).
     pub fn set(&mut self, t: MonoTime) {
         self.now = self.now.max(t);
+    }
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> MonoTime {
+        self.now
     }
 }
 

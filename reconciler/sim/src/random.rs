@@ -87,7 +87,8 @@ fn build(rng: &mut SimRng) -> (SimCluster, Vec<String>) {
 
 /// Checks that hold at every moment.
 fn check_always(c: &SimCluster) -> Result<(), String> {
-    for (id, run) in &c.view.rollouts {
+    for (id, record) in c.state.rollouts.iter() {
+        let run = &record.rollout;
         if run.in_flight() > run.capacity() {
             return Err(format!(
                 "{id}: {} slots in flight with {} workers",
@@ -96,9 +97,9 @@ fn check_always(c: &SimCluster) -> Result<(), String> {
             ));
         }
     }
-    for t in c.view.tasks.values() {
+    for t in c.state.all_tasks() {
         if t.status.state == TaskState::Assigned
-            && let Some(n) = t.node_id.as_ref().and_then(|n| c.view.nodes.get(n))
+            && let Some(n) = t.node_id.as_ref().and_then(|n| c.state.node(n))
             && n.status.state == NodeState::Unknown
         {
             return Err(format!("{} assigned to a node in unknown state", t.id));
@@ -110,7 +111,7 @@ fn check_always(c: &SimCluster) -> Result<(), String> {
 /// Checks once the run has settled.
 fn check_settled(c: &SimCluster, names: &[String]) -> Result<(), String> {
     for name in names {
-        let svc = &c.view.services[&reconciler_types::ServiceId::new(name.as_str())];
+        let svc = &c.state.services[&reconciler_types::ServiceId::new(name.as_str())];
         let state = svc.update_status.as_ref().map(|s| s.state);
         if state == Some(UpdateState::Updating) || state == Some(UpdateState::RollbackStarted) {
             return Err(format!("{name}: still {} long after the update", c.status_line(name)));
@@ -121,7 +122,7 @@ fn check_settled(c: &SimCluster, names: &[String]) -> Result<(), String> {
         let mut outdated = Vec::new();
         let mut current_running = std::collections::BTreeSet::new();
         for t in c.tasks_of(name) {
-            let on_live_node = !c.view.node_lost(t.node_id.as_ref());
+            let on_live_node = !c.state.node_lost(t.node_id.as_ref());
             let Some(slot) = SlotKey::of(t) else { continue };
             if t.spec_version == svc.spec_version && t.status.state == TaskState::Running {
                 current_running.insert(slot.clone());
@@ -195,9 +196,8 @@ fn simulate_into(seed: u64, out: &mut SimCluster) -> Result<Outcome, String> {
         }
         if t == crash_at {
             let victim = c
-                .view
-                .tasks
-                .values()
+                .state
+                .all_tasks()
                 .find(|t| t.status.state == TaskState::Running)
                 .map(|t| t.id.clone());
             if let Some(id) = victim {
@@ -205,7 +205,7 @@ fn simulate_into(seed: u64, out: &mut SimCluster) -> Result<Outcome, String> {
             }
         }
         if node_loss_at == Some(t) {
-            let node = format!("n{}", 1 + rng.below(c.view.nodes.len() as u64));
+            let node = format!("n{}", 1 + rng.below(c.state.nodes.len() as u64));
             c.stop_heartbeats(&node);
         }
         if failover_at == Some(t) {

@@ -4,10 +4,11 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed step should panic
 
+use reconciler_orchestrator::state::StoreCommand;
 use reconciler_sim::{SimCluster, Workload};
 use reconciler_types::{
     Availability, GenericResource, MonoTime, PlacementPreference, PortConfig, PublishMode,
-    RestartCondition, ServiceMode, ServiceSpec, TaskState,
+    RestartCondition, ServiceMode, ServiceSpec, TaskId, TaskState,
 };
 use std::time::Duration;
 
@@ -79,7 +80,7 @@ fn s2_scale_up_places_new_slots_on_different_nodes() {
     assert_eq!(new.iter().map(|r| r.0).collect::<Vec<_>>(), [4, 5]);
     assert_ne!(new[0].1, new[1].1, "the two new slots go to different nodes");
     assert!(
-        before.iter().all(|id| c.view.tasks[id].desired_state == TaskState::Running),
+        before.iter().all(|id| c.task(id).unwrap().desired_state == TaskState::Running),
         "no existing task replaced"
     );
 }
@@ -166,7 +167,21 @@ fn s6_global_creates_exactly_one_task_on_a_new_node() {
         .into_iter()
         .find(|t| t.node_id.as_ref().is_some_and(|n| n.as_str() == "n4"))
         .unwrap();
-    assert_eq!(t.status.message, "scheduler confirmed task can run on preassigned node");
+    assert_eq!(
+        assignment_message(&c, &t.id),
+        Some("scheduler confirmed task can run on preassigned node")
+    );
+}
+
+/// The message the scheduler wrote when it assigned `task`.
+fn assignment_message<'a>(c: &'a SimCluster, task: &TaskId) -> Option<&'a str> {
+    c.history.iter().find_map(|a| match &a.command {
+        StoreCommand::Orchestrate { commands, .. } => commands.iter().find_map(|cmd| match cmd {
+            StoreCommand::AssignTask { id, message, .. } if id == task => Some(message.as_str()),
+            _ => None,
+        }),
+        _ => None,
+    })
 }
 
 #[test]
@@ -213,7 +228,7 @@ fn s8_global_with_constraint_follows_labels() {
         n.spec.labels.remove("type");
     });
     c.run_until(at(3));
-    let t = &c.view.tasks[&n1_task];
+    let t = &c.task(&n1_task).unwrap();
     assert_eq!(t.status.state, TaskState::Rejected);
     assert_eq!(t.status.err, "assigned node no longer meets constraints");
     assert_eq!(t.desired_state, TaskState::Shutdown);
@@ -256,7 +271,7 @@ fn s10_explanations_are_ordered_by_failure_count() {
             "no suitable node (scheduling constraints not satisfied on 2 nodes; 1 node not available for new tasks)"
         ]
     );
-    let pass = reconciler_orchestrator::scheduler::schedule(&c.view, c.now());
+    let pass = reconciler_orchestrator::scheduler::schedule(&c.state, c.now());
     assert_eq!(pass.unschedulable[0].detail, "3 nodes: 2 constraints not satisfied, 1 drained");
 }
 
@@ -270,7 +285,7 @@ fn s11_resources_leave_the_third_task_pending() {
     c.run_until(at(1));
     assert_eq!(c.running("svc").len(), 2);
     assert_eq!(pending_errs(&c, "svc"), ["no suitable node (insufficient resources on 1 node)"]);
-    let pass = reconciler_orchestrator::scheduler::schedule(&c.view, c.now());
+    let pass = reconciler_orchestrator::scheduler::schedule(&c.state, c.now());
     assert_eq!(pass.unschedulable[0].detail, "1 node: 1 lacks 1 CPUs");
     set_replicas(&mut c, 2);
     c.run_until(at(2));
@@ -291,7 +306,7 @@ fn s11_generic_resources_and_memory_are_reserved_too() {
     c.create_service("svc", s);
     c.run_until(at(1));
     assert_eq!(c.running("svc").len(), 1);
-    let pass = reconciler_orchestrator::scheduler::schedule(&c.view, c.now());
+    let pass = reconciler_orchestrator::scheduler::schedule(&c.state, c.now());
     assert_eq!(pass.unschedulable[0].detail, "1 node: 1 lacks 1 gpu");
 }
 
@@ -417,8 +432,8 @@ fn s17_default_restart_after_five_seconds() {
     c.create_service("svc", spec("v1", 1));
     c.run_until(at(11));
     let t1 = c.tasks_of("svc")[0].id.clone();
-    assert_eq!(c.view.tasks[&t1].status.state, TaskState::Complete);
-    assert_eq!(c.view.tasks[&t1].desired_state, TaskState::Shutdown);
+    assert_eq!(c.task(&t1).unwrap().status.state, TaskState::Complete);
+    assert_eq!(c.task(&t1).unwrap().desired_state, TaskState::Shutdown);
     let t2 = c.tasks_of("svc")[1].id.clone();
     assert!(
         c.lines(&format!("create {t2}"))
@@ -577,8 +592,8 @@ fn s39_drain_moves_tasks_without_delay_after_the_old_one_stops() {
     assert_eq!(nodes_of(&c, "svc"), ["n1", "n2"]);
     c.update_node("n2", |n| n.spec.availability = Availability::Drain);
     let new = c.tasks_of("svc").into_iter().last().unwrap().id.clone();
-    assert_eq!(c.view.tasks[&new].node_id.as_ref().map(|n| n.as_str()), Some("n3"));
-    assert_eq!(c.view.tasks[&new].desired_state, TaskState::Ready);
+    assert_eq!(c.task(&new).unwrap().node_id.as_ref().map(|n| n.as_str()), Some("n3"));
+    assert_eq!(c.task(&new).unwrap().desired_state, TaskState::Ready);
     c.run_until(at(10));
     assert_eq!(c.lines(&format!("desire {new} running")), [format!("t=3 desire {new} running")]);
     assert_eq!(nodes_of(&c, "svc"), ["n1", "n3"]);
@@ -606,7 +621,7 @@ fn s41_task_history_limit() {
     let tasks = c.tasks_of("svc");
     assert_eq!(tasks.len(), 5);
     assert_eq!(tasks.iter().filter(|t| t.status.state == TaskState::Failed).count(), 4);
-    c.view.settings.task_history_limit = 2;
+    c.update_settings(|s| s.task_history_limit = 2);
     c.run_until(at(64));
     assert_eq!(c.tasks_of("svc").len(), 2);
 }

@@ -162,7 +162,7 @@ fn s32_automatic_rollback_end_to_end() {
             ),
         ]
     );
-    let svc = &c.view.services[&reconciler_types::ServiceId::new("svc")];
+    let svc = &c.service("svc").unwrap();
     assert_eq!(
         (svc.spec.task_template.container_spec.image.as_str(), svc.previous_spec.is_none()),
         ("v1", true)

@@ -63,7 +63,7 @@ fn waves() -> Vec<Vec<ServiceId>> {
 }
 
 fn image_of(c: &SimCluster, service: &str) -> String {
-    c.view.services[&ServiceId::new(service)].spec.task_template.container_spec.image.clone()
+    c.service(service).unwrap().spec.task_template.container_spec.image.clone()
 }
 
 fn crashing() -> Workload {

@@ -52,6 +52,16 @@ pub(super) struct Created {
     pub(super) counted: bool,
 }
 
+/// What a run is, whole: the service, update or rollback, the target spec version, the config
+/// in use and the status it starts from.
+struct RunSpec {
+    service: ServiceId,
+    kind: RolloutKind,
+    spec_version: u64,
+    config: UpdateConfig,
+    status: Option<UpdateStatus>,
+}
+
 /// The identity of a run: which service, toward which spec version, with which configs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RolloutTarget<'a> {
@@ -86,16 +96,14 @@ impl Rollout {
             _ => RolloutKind::Update,
         };
         let config = policy::effective_config(kind, target.update_config, target.rollback_config);
-        Rollout::begin(
-            target.service.clone(),
+        let run = RunSpec {
+            service: target.service.clone(),
             kind,
-            target.spec_version,
+            spec_version: target.spec_version,
             config,
             status,
-            slots,
-            now,
-            ids,
-        )
+        };
+        Rollout::begin(run, slots, now, ids)
     }
 
     /// Resumes this run on a new leader, as swarmkit does: the dirty slots are recomputed
@@ -112,25 +120,19 @@ impl Rollout {
         if self.phase == Phase::Cancelled {
             return (self, Vec::new());
         }
-        Rollout::begin(
-            self.service,
-            self.kind,
-            self.spec_version,
-            self.config,
-            self.status,
-            slots,
-            now,
-            ids,
-        )
+        let run = RunSpec {
+            service: self.service,
+            kind: self.kind,
+            spec_version: self.spec_version,
+            config: self.config,
+            status: self.status,
+        };
+        Rollout::begin(run, slots, now, ids)
     }
 
-    #[allow(clippy::too_many_arguments)] // the private constructor shared by start and resume
+    /// The constructor shared by start and resume.
     fn begin(
-        service: ServiceId,
-        kind: RolloutKind,
-        spec_version: u64,
-        config: UpdateConfig,
-        status: Option<UpdateStatus>,
+        run: RunSpec,
         slots: Vec<SlotSnapshot>,
         now: MonoTime,
         ids: &mut TaskIdAllocator,
@@ -139,13 +141,13 @@ impl Rollout {
             slots.into_iter().filter(SlotSnapshot::is_dirty).collect();
         dirty.sort_by(|a, b| a.slot.cmp(&b.slot));
         let dirty_slots = u32::try_from(dirty.len()).unwrap_or(u32::MAX);
-        let capacity = policy::worker_count(&config, dirty.len());
+        let capacity = policy::worker_count(&run.config, dirty.len());
         let mut r = Rollout {
-            service,
-            kind,
-            spec_version,
-            config,
-            status,
+            service: run.service,
+            kind: run.kind,
+            spec_version: run.spec_version,
+            config: run.config,
+            status: run.status,
             queue: dirty.into(),
             workers: Vec::new(),
             capacity,

@@ -11,7 +11,7 @@ pub mod constraint;
 pub mod filters;
 pub mod spread;
 
-use crate::view::{ClusterView, StoreChange};
+use crate::state::{ClusterState, StoreCommand};
 use filters::{Needs, NodeInfo, Rejection};
 use reconciler_types::{MonoTime, NodeId, ServiceId, Task, TaskId, TaskState};
 use std::collections::BTreeMap;
@@ -38,8 +38,8 @@ pub struct Unschedulable {
 #[derive(Debug, Clone, PartialEq, Default)]
 #[must_use]
 pub struct SchedulePass {
-    /// Store changes (assignments, pending explanations).
-    pub changes: Vec<StoreChange>,
+    /// Store commands (assignments, pending explanations).
+    pub commands: Vec<StoreCommand>,
     /// Tasks left pending and why.
     pub unschedulable: Vec<Unschedulable>,
 }
@@ -49,15 +49,17 @@ fn is_active(t: &Task) -> bool {
     t.node_id.is_some() && t.desired_state <= TaskState::Complete && !t.status.state.is_terminal()
 }
 
-fn node_infos(view: &ClusterView) -> (Vec<NodeInfo<'_>>, BTreeMap<&NodeId, usize>) {
-    let mut infos: Vec<NodeInfo<'_>> = view.nodes.values().map(NodeInfo::new).collect();
+fn node_infos(state: &ClusterState) -> (Vec<NodeInfo<'_>>, BTreeMap<&NodeId, usize>) {
+    let mut infos: Vec<NodeInfo<'_>> =
+        state.nodes.values().map(|r| NodeInfo::new(&r.node)).collect();
     let index: BTreeMap<&NodeId, usize> =
-        view.nodes.keys().enumerate().map(|(i, id)| (id, i)).collect();
+        state.nodes.keys().enumerate().map(|(i, id)| (id, i)).collect();
     let mut ports: BTreeMap<&ServiceId, Vec<_>> = BTreeMap::new();
-    for t in view.tasks.values().filter(|t| is_active(t)) {
+    for t in state.all_tasks().filter(|t| is_active(t)) {
         let Some(i) = t.node_id.as_ref().and_then(|n| index.get(n)) else { continue };
         let host_ports = ports.entry(&t.service_id).or_insert_with(|| {
-            view.services
+            state
+                .services
                 .get(&t.service_id)
                 .map(|s| filters::host_ports(&s.spec))
                 .unwrap_or_default()
@@ -72,23 +74,23 @@ fn node_infos(view: &ClusterView) -> (Vec<NodeInfo<'_>>, BTreeMap<&NodeId, usize
 /// are checked against their node, the others are placed by (service, spec version) group.
 /// Tasks already told to stop are placed too (their agent reports them shut down at once),
 /// except REMOVE ones, which the reaper deletes.
-pub fn schedule(view: &ClusterView, now: MonoTime) -> SchedulePass {
-    let (mut infos, index) = node_infos(view);
+pub fn schedule(state: &ClusterState, now: MonoTime) -> SchedulePass {
+    let (mut infos, index) = node_infos(state);
     let mut pass = SchedulePass::default();
     let mut groups: BTreeMap<(&ServiceId, u64), Vec<&Task>> = BTreeMap::new();
-    for t in view.tasks.values().filter(|t| t.status.state <= TaskState::Pending) {
-        if !view.services.contains_key(&t.service_id) || t.desired_state > TaskState::Shutdown {
+    for t in state.all_tasks().filter(|t| t.status.state <= TaskState::Pending) {
+        if !state.services.contains_key(&t.service_id) || t.desired_state > TaskState::Shutdown {
             continue;
         }
         match &t.node_id {
             Some(node) => {
-                preassigned(view, t, index.get(node).copied(), &mut infos, now, &mut pass)
+                preassigned(state, t, index.get(node).copied(), &mut infos, now, &mut pass)
             }
             None => groups.entry((&t.service_id, t.spec_version)).or_default().push(t),
         }
     }
     for ((service_id, _), mut tasks) in groups {
-        let Some(service) = view.services.get(service_id) else { continue };
+        let Some(service) = state.services.get(service_id) else { continue };
         tasks.sort_by(|a, b| (a.slot, &a.id).cmp(&(b.slot, &b.id)));
         let needs = Needs::of(service_id, &service.spec, tasks[0]);
         let descriptors: Vec<&str> = tasks[0]
@@ -104,16 +106,18 @@ pub fn schedule(view: &ClusterView, now: MonoTime) -> SchedulePass {
         spread::schedule_subtree(tasks.len(), &tree, &mut infos, &needs, &mut chosen);
         for (t, node) in tasks.iter().zip(&chosen) {
             let node = infos[*node].node.id.clone();
-            pass.changes.push(StoreChange::Assign {
-                task: t.id.clone(),
+            let message = MSG_ASSIGNED.to_owned();
+            pass.commands.push(StoreCommand::AssignTask {
+                id: t.id.clone(),
                 node,
-                message: MSG_ASSIGNED.to_owned(),
+                message,
+                at: now,
             });
         }
         if chosen.len() < tasks.len() {
             let rejections = reject_all(&infos, &needs);
             for t in &tasks[chosen.len()..] {
-                still_pending(view, t, &rejections, infos.len(), now, &mut pass);
+                still_pending(state, t, &rejections, infos.len(), now, &mut pass);
             }
         }
     }
@@ -134,48 +138,36 @@ fn reject_all(infos: &[NodeInfo<'_>], needs: &Needs) -> Vec<Rejection> {
 }
 
 fn still_pending(
-    view: &ClusterView,
+    state: &ClusterState,
     t: &Task,
     rejections: &[Rejection],
     nodes: usize,
     now: MonoTime,
     pass: &mut SchedulePass,
 ) {
-    let version = view.services.get(&t.service_id).map(|s| s.spec_version);
+    let version = state.services.get(&t.service_id).map(|s| s.spec_version);
     if t.desired_state >= TaskState::Shutdown && version != Some(t.spec_version) {
         // A stopped task of another spec version that fits nowhere is simply shut down.
-        pass.changes.push(StoreChange::SetObserved {
-            task: t.id.clone(),
-            state: TaskState::Shutdown,
-            message: "shutdown".to_owned(),
-            err: String::new(),
-            at: now,
-        });
+        pass.commands.push(StoreCommand::mark_task(t, TaskState::Shutdown, "shutdown", "", now));
         return;
     }
     let err = filters::explain(rejections);
     let detail = filters::explain_nodes(nodes, rejections);
     if t.status.err != err || t.status.state != TaskState::Pending {
-        pass.changes.push(StoreChange::SetObserved {
-            task: t.id.clone(),
-            state: TaskState::Pending,
-            message: MSG_PENDING.to_owned(),
-            err: err.clone(),
-            at: now,
-        });
+        pass.commands.push(StoreCommand::mark_task(t, TaskState::Pending, MSG_PENDING, &err, now));
     }
     pass.unschedulable.push(Unschedulable { task: t.id.clone(), err, detail });
 }
 
 fn preassigned(
-    view: &ClusterView,
+    state: &ClusterState,
     t: &Task,
     node: Option<usize>,
     infos: &mut [NodeInfo<'_>],
     now: MonoTime,
     pass: &mut SchedulePass,
 ) {
-    let Some(service) = view.services.get(&t.service_id) else { return };
+    let Some(service) = state.services.get(&t.service_id) else { return };
     let needs = Needs::of(&t.service_id, &service.spec, t);
     let verdict = match node {
         Some(i) => infos[i].check(&needs).map(|()| i).map_err(|(filter, detail)| {
@@ -187,12 +179,14 @@ fn preassigned(
         Ok(i) => {
             infos[i].add(&needs);
             let node = infos[i].node.id.clone();
-            pass.changes.push(StoreChange::Assign {
-                task: t.id.clone(),
+            let message = MSG_PREASSIGNED.to_owned();
+            pass.commands.push(StoreCommand::AssignTask {
+                id: t.id.clone(),
                 node,
-                message: MSG_PREASSIGNED.to_owned(),
+                message,
+                at: now,
             });
         }
-        Err(rejections) => still_pending(view, t, &rejections, 1, now, pass),
+        Err(rejections) => still_pending(state, t, &rejections, 1, now, pass),
     }
 }

@@ -316,6 +316,48 @@ pub enum StoreCommand {
     },
 }
 
+impl StoreCommand {
+    /// The orchestrator creates a task (its id must be new).
+    pub fn create_task(task: Task) -> StoreCommand {
+        StoreCommand::PutTask { task, expected: Expect::Absent }
+    }
+
+    /// The orchestrator changes a task's desired state.
+    pub fn set_desired(id: &TaskId, state: TaskState) -> StoreCommand {
+        StoreCommand::SetTaskDesiredState { id: id.clone(), state, expected: Expect::Any }
+    }
+
+    /// The orchestrator deletes a task.
+    pub fn delete_task(id: &TaskId) -> StoreCommand {
+        StoreCommand::RemoveTask { id: id.clone(), expected: Expect::Any }
+    }
+
+    /// A manager component (scheduler, constraint enforcer) sets a task's observed state,
+    /// message and error, keeping the rest of its status.
+    pub fn mark_task(
+        task: &Task,
+        state: TaskState,
+        message: &str,
+        err: &str,
+        at: MonoTime,
+    ) -> StoreCommand {
+        let status = TaskStatus {
+            state,
+            timestamp: at,
+            message: message.to_owned(),
+            err: err.to_owned(),
+            ..task.status.clone()
+        };
+        StoreCommand::SetTaskStatus { id: task.id.clone(), status }
+    }
+
+    /// The orchestrator stores a service's rollout run.
+    pub fn put_rollout(rollout: Rollout) -> StoreCommand {
+        let service = rollout.service().clone();
+        StoreCommand::PutRollout { service, rollout: Box::new(rollout), expected: Expect::Any }
+    }
+}
+
 /// The kind of record a refusal is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

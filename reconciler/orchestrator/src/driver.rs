@@ -1,0 +1,237 @@
+//! The one driver loop of the orchestration core, shared by the leader's background task and
+//! the simulator: events in, one batch of store commands and a wake-up time out.
+//!
+//! # Contract (what a leader loop does)
+//!
+//! ```text
+//!   became leader at term T ─► driver.lead(T)
+//!   every applied store command (StoreEvent::Applied, in log order, refused ones too)
+//!                           ─► driver.observe(&command, &response)
+//!   lagged / snapshot installed ─► driver.resync()
+//!   lost leadership         ─► driver.step_down()            (before anything else is written)
+//!   whenever it may have work (after observing, or at next_wake):
+//!       out = driver.pass(&mut state, clock.now())           (state: the applied state, see below)
+//!       out.batch: Some(cmd) ─► write cmd through Raft as ONE entry; do not call pass again
+//!                               until that entry was observed (applied or refused)
+//!       out.next_wake         ─► sleep until then, or until the next applied command
+//! ```
+//!
+//! * **Inputs**: the applied commands ([`Driver::observe`], which derives events with
+//!   [`crate::events::of`]), the time (`now`, from a `Clock`; ticks are raised by `pass`
+//!   itself when `next_wake` has come), and leadership ([`Driver::lead`] with the Raft term as
+//!   the epoch, [`Driver::step_down`]).
+//! * **Output**: at most one [`StoreCommand::Orchestrate`] per pass: every decision of every
+//!   pending event, the scheduler's placements, all fenced together (epoch, task-id counter).
+//!   A new leader's first batch claims its epoch, even when it decides nothing.
+//! * **The state**: `pass` needs `&mut ClusterState` only to try its decisions as it makes
+//!   them (each event's handler sees the earlier handlers' decisions); it leaves the state
+//!   exactly as it found it ([`ClusterState::tentatively`]). The store's
+//!   `StateHandle::pass` runs it on the applied state under the write lock without copying
+//!   it; run that on a blocking thread.
+//! * **After the batch is applied**: observe it like every other command; that clears the
+//!   in-flight mark (and, for a new leader, records the claim). Then call `pass` again if
+//!   events arrived meanwhile.
+//! * **When the batch is refused**: [`Refusal::Fenced`] because another manager claimed a
+//!   newer epoch → the driver steps down by itself ([`Driver::is_leader`] turns false: stop
+//!   the loop). Any other refusal → the batch is lost, so the driver queues a full
+//!   resynchronisation ([`Event::LeaderElected`], [`Event::ReconcileAll`]) for the next pass.
+//! * A batch written by a newer epoch (another leader's) also steps this driver down.
+
+use crate::events;
+use crate::orchestrator::{self, Event};
+use crate::scheduler;
+use crate::slot::TaskIdAllocator;
+use crate::state::{ClusterState, Fence, Refusal, StoreCommand, StoreResponse};
+use reconciler_types::MonoTime;
+use std::collections::{BTreeSet, VecDeque};
+
+/// Leading at an epoch, and whether the cluster has seen this epoch's claim applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Leadership {
+    epoch: u64,
+    claimed: bool,
+}
+
+/// What one pass produced.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[must_use]
+pub struct PassOutput {
+    /// The batch to write (one Raft entry), if there is anything to write.
+    pub batch: Option<StoreCommand>,
+    /// When to call `pass` again at the latest (nothing else happening).
+    pub next_wake: Option<MonoTime>,
+    /// Decisions the state refused while the pass tried them (a decision about a task that
+    /// is gone); left out of the batch. Anything but a moot refusal here is a bug.
+    pub dropped: Vec<(StoreCommand, Refusal)>,
+}
+
+/// The driver: pending events, leadership, the batch in flight, the next wake-up.
+#[derive(Debug, Clone, Default)]
+pub struct Driver {
+    leader: Option<Leadership>,
+    queue: VecDeque<Event>,
+    queued: BTreeSet<Event>,
+    in_flight: Option<Fence>,
+    wake: Option<MonoTime>,
+}
+
+impl Driver {
+    /// A driver that does not lead (yet).
+    pub fn new() -> Self {
+        Driver::default()
+    }
+
+    /// This manager leads at `epoch` (its Raft term): forget everything and start with a
+    /// full resynchronisation; the first batch claims the epoch.
+    pub fn lead(&mut self, epoch: u64) {
+        self.step_down();
+        self.leader = Some(Leadership { epoch, claimed: false });
+        self.resync();
+    }
+
+    /// This manager no longer leads: nothing more is decided or written.
+    pub fn step_down(&mut self) {
+        *self = Driver::new();
+    }
+
+    /// Whether this driver leads.
+    pub fn is_leader(&self) -> bool {
+        self.leader.is_some()
+    }
+
+    /// The epoch it leads at.
+    pub fn epoch(&self) -> Option<u64> {
+        self.leader.map(|l| l.epoch)
+    }
+
+    /// Whether a batch was written and not yet observed.
+    pub fn in_flight(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// When the driver wants its next pass at the latest.
+    pub fn next_wake(&self) -> Option<MonoTime> {
+        self.wake
+    }
+
+    /// Queues a full resynchronisation (after lagging behind the applied commands, a
+    /// snapshot install, or a lost batch).
+    pub fn resync(&mut self) {
+        self.push(Event::LeaderElected);
+        self.push(Event::ReconcileAll);
+    }
+
+    fn push(&mut self, event: Event) {
+        if self.queued.insert(event.clone()) {
+            self.queue.push_back(event);
+        }
+    }
+
+    /// The store applied (or refused) `cmd`: queue the events it raises, or settle the batch
+    /// in flight.
+    pub fn observe(&mut self, cmd: &StoreCommand, response: &StoreResponse) {
+        if let StoreCommand::Orchestrate { fence, .. } = cmd {
+            self.observe_batch(fence, response);
+        } else if response.refusal.is_none() && self.leader.is_some() {
+            for e in events::of(cmd) {
+                self.push(e);
+            }
+        }
+    }
+
+    fn observe_batch(&mut self, fence: &Fence, response: &StoreResponse) {
+        let Some(lead) = self.leader else { return };
+        let ours = self.in_flight == Some(*fence);
+        if ours {
+            self.in_flight = None;
+        }
+        match (&response.refusal, ours) {
+            (None, true) => self.leader = Some(Leadership { claimed: true, ..lead }),
+            (None, false) if fence.epoch > lead.epoch => self.step_down(),
+            (Some(Refusal::Fenced { current_epoch, .. }), true)
+                if *current_epoch > lead.epoch || (fence.claim && *current_epoch >= lead.epoch) =>
+            {
+                self.step_down()
+            }
+            (Some(_), true) => self.resync(),
+            _ => {}
+        }
+    }
+
+    /// One pass: every pending event (and a tick when `next_wake` has come) handled in order,
+    /// each handler's decisions tried on `state` before the next, then the scheduler. Leaves
+    /// `state` as it found it. Nothing happens while a batch is in flight or when not leading.
+    pub fn pass(&mut self, state: &mut ClusterState, now: MonoTime) -> PassOutput {
+        let idle = PassOutput { next_wake: self.wake, ..PassOutput::default() };
+        let Some(lead) = self.leader else { return idle };
+        if self.in_flight.is_some() {
+            return idle;
+        }
+        if self.wake.is_some_and(|w| w <= now) {
+            self.push(Event::Tick);
+        }
+        if self.queue.is_empty() && lead.claimed {
+            return idle;
+        }
+        let events: Vec<Event> = self.queue.drain(..).collect();
+        self.queued.clear();
+        let start = state.counters.next_task_id;
+        let tried = state.tentatively(|s| decide(s, &events, now, start));
+        self.wake = tried.wake;
+        if tried.batch.is_empty() && lead.claimed {
+            return PassOutput { next_wake: tried.wake, dropped: tried.dropped, batch: None };
+        }
+        let fence = Fence {
+            epoch: lead.epoch,
+            claim: !lead.claimed,
+            next_task_id: start,
+            task_ids: tried.ids.next.saturating_sub(start),
+        };
+        self.in_flight = Some(fence);
+        let batch = StoreCommand::Orchestrate { fence, commands: tried.batch };
+        PassOutput { batch: Some(batch), next_wake: tried.wake, dropped: tried.dropped }
+    }
+}
+
+/// A pass's decisions as tried on the state.
+struct Tried {
+    batch: Vec<StoreCommand>,
+    dropped: Vec<(StoreCommand, Refusal)>,
+    ids: TaskIdAllocator,
+    wake: Option<MonoTime>,
+}
+
+fn decide(state: &mut ClusterState, events: &[Event], now: MonoTime, start: u64) -> Tried {
+    let mut tried = Tried {
+        batch: Vec::new(),
+        dropped: Vec::new(),
+        ids: TaskIdAllocator::starting_at(start),
+        wake: None,
+    };
+    for event in events {
+        let cmds = orchestrator::handle(state, event, now, &mut tried.ids);
+        try_all(state, cmds, now, &mut tried);
+    }
+    let placed = scheduler::schedule(state, now);
+    try_all(state, placed.commands, now, &mut tried);
+    tried.wake = orchestrator::next_wake(state, now);
+    tried
+}
+
+/// Applies one handler's decisions to the state, in order, then what the store's watchers do
+/// about each of them ([`orchestrator::after_change`]), which sees all of them applied (so a
+/// run a handler stored cannot overwrite the run an automatic rollback starts).
+fn try_all(state: &mut ClusterState, cmds: Vec<StoreCommand>, now: MonoTime, tried: &mut Tried) {
+    let first = tried.batch.len();
+    for cmd in cmds {
+        let index = state.last_index;
+        match state.apply(&cmd, index).refusal {
+            Some(refusal) => tried.dropped.push((cmd, refusal)),
+            None => tried.batch.push(cmd),
+        }
+    }
+    for i in first..tried.batch.len() {
+        let more = orchestrator::after_change(state, &tried.batch[i], now, &mut tried.ids);
+        try_all(state, more, now, tried);
+    }
+}
