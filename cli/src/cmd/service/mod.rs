@@ -21,7 +21,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use flags::{CreateArgs, UpdateArgs, UpdateFlags, WaitFlags};
 use reconciler_api::ApiClient;
-use reconciler_api::services::{ServiceCreated, ServiceTasks};
+use reconciler_api::services::{ServiceCreated, ServiceInfo, ServiceTasks};
 use reconciler_types::{ServiceMode, TaskState};
 use render::PsOptions;
 use std::process::ExitCode;
@@ -45,6 +45,10 @@ enum ServiceCommand {
         /// Only display IDs
         #[arg(short, long)]
         quiet: bool,
+        /// Filter output based on conditions provided (id=<prefix>, name=<prefix>,
+        /// label=<key> or label=<key>=<value>, mode=replicated|global)
+        #[arg(short, long = "filter", value_name = "filter")]
+        filters: Vec<String>,
     },
     /// List the tasks of one or more services
     Ps(PsArgs),
@@ -110,7 +114,7 @@ pub fn run(args: ServiceArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         match args.command {
             ServiceCommand::Create(a) => create(&client, &a, json).await,
             ServiceCommand::Update(a) => update(&client, &a, json).await,
-            ServiceCommand::Ls { quiet } => ls(&client, quiet, json).await,
+            ServiceCommand::Ls { quiet, filters } => ls(&client, quiet, &filters, json).await,
             ServiceCommand::Ps(a) => ps(&client, &a, json).await,
             ServiceCommand::Inspect { pretty, services } => {
                 inspect(&client, &services, pretty).await
@@ -186,8 +190,39 @@ async fn rollback(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn ls(client: &ApiClient, quiet: bool, json: bool) -> anyhow::Result<ExitCode> {
-    let services = client.services().await?;
+/// Keeps the services that pass `service ls`'s filters (Docker's: every filter must hold).
+fn filter_services(services: &mut Vec<ServiceInfo>, filters: &[String]) -> anyhow::Result<()> {
+    for f in filters {
+        let Some((key, value)) = f.split_once('=') else {
+            bail!("bad format of filter (expected name=value)");
+        };
+        match key {
+            "id" => services.retain(|s| s.id.as_str().starts_with(value)),
+            "name" => services.retain(|s| s.spec.name.starts_with(value)),
+            "label" => services.retain(|s| match value.split_once('=') {
+                Some((k, v)) => s.spec.labels.get(k).is_some_and(|x| x == v),
+                None => s.spec.labels.contains_key(value),
+            }),
+            "mode" => match value {
+                "replicated" | "global" => {
+                    services.retain(|s| render::mode_name(&s.spec.mode) == value);
+                }
+                other => bail!("Invalid filter: 'mode'='{other}'"),
+            },
+            other => bail!("invalid filter '{other}'"),
+        }
+    }
+    Ok(())
+}
+
+async fn ls(
+    client: &ApiClient,
+    quiet: bool,
+    filters: &[String],
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut services = client.services().await?;
+    filter_services(&mut services, filters)?;
     if json {
         print_json(&services)?;
     } else if quiet {
@@ -369,6 +404,53 @@ async fn rm(client: &ApiClient, services: &[String], json: bool) -> anyhow::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn service(
+        id: &str,
+        name: &str,
+        mode: ServiceMode,
+        label: Option<(&str, &str)>,
+    ) -> ServiceInfo {
+        let mut spec =
+            reconciler_types::ServiceSpec { name: name.into(), mode, ..Default::default() };
+        spec.labels.extend(label.map(|(k, v)| (k.to_owned(), v.to_owned())));
+        ServiceInfo {
+            id: reconciler_types::ServiceId::new(id),
+            version: 1,
+            spec,
+            spec_version: 1,
+            previous_spec: None,
+            previous_spec_version: None,
+            update_status: None,
+            endpoint_ports: Vec::new(),
+            status: None,
+        }
+    }
+
+    #[test]
+    fn ls_filters_are_dockers() {
+        let all = vec![
+            service("abc1", "web", ServiceMode::Replicated { replicas: 1 }, Some(("team", "a"))),
+            service("abd2", "web-admin", ServiceMode::Global, Some(("team", "b"))),
+            service("xyz3", "api", ServiceMode::Replicated { replicas: 1 }, None),
+        ];
+        let names = |filters: &[&str]| {
+            let mut s = all.clone();
+            let filters: Vec<String> = filters.iter().map(|f| (*f).to_owned()).collect();
+            filter_services(&mut s, &filters)
+                .map(|()| s.iter().map(|x| x.spec.name.clone()).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            names(&["name=web"]).unwrap(),
+            ["web", "web-admin"],
+            "a name filter is a prefix"
+        );
+        assert_eq!(names(&["id=ab", "mode=global"]).unwrap(), ["web-admin"]);
+        assert_eq!(names(&["label=team"]).unwrap(), ["web", "web-admin"]);
+        assert_eq!(names(&["label=team=a"]).unwrap(), ["web"]);
+        assert!(names(&["mode=job"]).is_err());
+        assert!(names(&["colour=red"]).is_err());
+    }
 
     #[test]
     fn scale_pairs_parse_as_dockers() {
