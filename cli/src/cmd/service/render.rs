@@ -334,6 +334,7 @@ pub fn pretty(s: &ServiceInfo, now: MonoTime) -> String {
             );
         }
     }
+    pretty_health(&mut out, spec.task_template.container_spec.healthcheck.as_ref());
     out
 }
 
@@ -404,7 +405,10 @@ fn pretty_container(out: &mut String, spec: &reconciler_types::ServiceSpec) {
             }
         }
     }
-    let r = &spec.task_template.resources;
+    pretty_resources(out, &spec.task_template.resources);
+}
+
+fn pretty_resources(out: &mut String, r: &reconciler_types::Resources) {
     let (res, lim) = (&r.reservations, &r.limits);
     if res.nano_cpus > 0 || res.memory_bytes > 0 || lim.nano_cpus > 0 || lim.memory_bytes > 0 {
         out.push_str("Resources:\n");
@@ -423,7 +427,10 @@ fn pretty_container(out: &mut String, spec: &reconciler_types::ServiceSpec) {
             }
         }
     }
-    if let Some(h) = &c.healthcheck {
+}
+
+fn pretty_health(out: &mut String, health: Option<&reconciler_types::HealthConfig>) {
+    if let Some(h) = health {
         let d = |v: Option<Duration>| go_duration_string(v.unwrap_or_default());
         let _ = writeln!(
             out,
