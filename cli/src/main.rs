@@ -40,6 +40,11 @@ enum Command {
     JoinToken(cmd::join_token::JoinTokenArgs),
     /// Export the cluster state.
     State(cmd::state::StateArgs),
+    /// A built-in HTTP workload for demos and tests (and its health-check command).
+    Probe(cmd::probe::ProbeArgs),
+    /// The supervisor of one process task (started by the agent).
+    #[command(name = "agent-shim", hide = true)]
+    AgentShim(cmd::agent_shim::ShimArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +57,8 @@ fn main() -> ExitCode {
         Command::Service(args) => cmd::service::run(args, &cli.global),
         Command::JoinToken(args) => cmd::join_token::run(args, &cli.global),
         Command::State(args) => cmd::state::run(args, &cli.global),
+        Command::Probe(args) => cmd::probe::run(args),
+        Command::AgentShim(args) => return cmd::agent_shim::run(args),
     };
     match result {
         Ok(code) => code,

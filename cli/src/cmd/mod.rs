@@ -1,9 +1,11 @@
 //! One module per command group.
 
+pub mod agent_shim;
 pub mod api;
 pub mod join_token;
 pub mod manager;
 pub mod node;
+pub mod probe;
 pub mod reconcile;
 pub mod service;
 pub mod stack;
