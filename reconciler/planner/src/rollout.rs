@@ -5,7 +5,8 @@
 //! for the new task to run, then sleep `delay`. With instant starts that is batches of
 //! `parallelism` every `delay`. After the last batch the updater keeps watching for
 //! `monitor` (or `delay + 1s` when `delay ≥ monitor`). A health check adds the wait for the
-//! first probe, since a task only counts as running once healthy.
+//! first probe, since a task only counts as running once healthy. The batch size and the
+//! tail come from `reconciler_types::rollout_math`, the arithmetic the rollout machine runs.
 
 use crate::fields::{failure_action_str, fmt_duration, order_str};
 use crate::plan::{Batch, Rollout};
@@ -48,10 +49,10 @@ fn nanos(d: Duration) -> u64 {
 pub fn plan_rollout(cfg: &UpdateConfig, tasks: Option<u64>, spec: &ServiceSpec) -> Rollout {
     let batches: Vec<Batch> = match tasks {
         Some(n) => {
-            let size = if cfg.parallelism == 0 { n.max(1) } else { cfg.parallelism };
+            let slots = usize::try_from(n).unwrap_or(usize::MAX);
             (1..=n)
                 .collect::<Vec<u64>>()
-                .chunks(usize::try_from(size).unwrap_or(usize::MAX))
+                .chunks(cfg.workers(slots))
                 .map(|c| Batch { slots: c.to_vec() })
                 .collect()
         }
@@ -59,8 +60,8 @@ pub fn plan_rollout(cfg: &UpdateConfig, tasks: Option<u64>, spec: &ServiceSpec) 
     };
     let health = health_wait(spec);
     let per_batch = health + cfg.delay;
-    let tail =
-        if cfg.delay >= cfg.monitor { cfg.delay + Duration::from_secs(1) } else { cfg.monitor };
+    // The run's own arithmetic (reconciler_types::rollout_math), so estimate and run agree.
+    let tail = cfg.with_default_monitor().monitoring_tail();
     let count = u32::try_from(batches.len()).unwrap_or(u32::MAX);
     let (total, formula) = match tasks {
         Some(_) => {
@@ -119,6 +120,14 @@ mod tests {
         let cfg = UpdateConfig { parallelism: 0, ..Default::default() };
         let r = plan_rollout(&cfg, Some(4), &ServiceSpec::default());
         assert_eq!(r.batches.len(), 1);
+        assert_eq!(r.min_duration_ns, 5_000_000_000);
+    }
+
+    #[test]
+    fn a_zero_monitor_is_estimated_as_the_run_watches_it() {
+        // The rollout machine watches 5 s when the monitor is 0; the estimate must agree.
+        let cfg = UpdateConfig { monitor: Duration::ZERO, ..Default::default() };
+        let r = plan_rollout(&cfg, Some(1), &ServiceSpec::default());
         assert_eq!(r.min_duration_ns, 5_000_000_000);
     }
 

@@ -17,6 +17,7 @@
 pub mod duration_ns;
 pub mod ids;
 pub mod node;
+pub mod rollout_math;
 pub mod spec;
 pub mod stack;
 pub mod task;

@@ -32,6 +32,16 @@ pub struct StackPolicy {
     pub sync: SyncPolicy,
     /// Remove services that left the stack file (otherwise they are orphaned).
     pub prune: bool,
+    /// Return services changed by hand to Git's state (default: on with auto sync).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_heal: Option<bool>,
+}
+
+impl StackPolicy {
+    /// Whether drift is reverted by the next pass: as set, else on for auto sync.
+    pub fn self_heals(&self) -> bool {
+        self.self_heal.unwrap_or(self.sync == SyncPolicy::Auto)
+    }
 }
 
 /// One stack, converted.

@@ -5,8 +5,7 @@ use super::RolloutKind;
 use reconciler_types::{TaskId, UpdateConfig};
 use std::time::Duration;
 
-/// The monitor period used when a config leaves it at zero (swarmkit `api/defaults`).
-pub const DEFAULT_MONITOR: Duration = Duration::from_secs(5);
+pub use reconciler_types::rollout_math::DEFAULT_MONITOR;
 
 /// How long a stop-first replacement waits for the old task to stop before starting anyway
 /// (swarmkit `restart.go`, `defaultOldTaskTimeout`).
@@ -19,32 +18,21 @@ pub fn effective_config(
     update: &UpdateConfig,
     rollback: &UpdateConfig,
 ) -> UpdateConfig {
-    let mut config = match kind {
-        RolloutKind::Update => update.clone(),
-        RolloutKind::Rollback => rollback.clone(),
-    };
-    if config.monitor.is_zero() {
-        config.monitor = DEFAULT_MONITOR;
+    match kind {
+        RolloutKind::Update => update.with_default_monitor(),
+        RolloutKind::Rollback => rollback.with_default_monitor(),
     }
-    config
 }
 
 /// The number of workers: `parallelism`, or one per dirty slot when it is 0.
 pub fn worker_count(config: &UpdateConfig, dirty_slots: usize) -> usize {
-    match usize::try_from(config.parallelism) {
-        Ok(0) | Err(_) => dirty_slots.max(1),
-        Ok(n) => n,
-    }
+    config.workers(dirty_slots)
 }
 
 /// How long failures are still watched after the last worker finished: `monitor`, or
 /// `delay + 1 s` when the delay is at least the monitor period (`updater.go`).
 pub fn monitoring_tail(config: &UpdateConfig) -> Duration {
-    if config.delay >= config.monitor {
-        config.delay + Duration::from_secs(1)
-    } else {
-        config.monitor
-    }
+    config.monitoring_tail()
 }
 
 /// Whether `failures` out of `dirty_slots` exceeds the tolerated ratio. Computed in `f32`
