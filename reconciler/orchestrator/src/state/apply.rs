@@ -167,6 +167,7 @@ impl ClusterState {
             | C::PutRollout { .. }
             | C::RemoveRollout { .. }
             | C::RecordStackCommit { .. } => self.apply_object(cmd, index),
+            C::Gitops(g) => self.apply_gitops(g, index),
             C::Batch { .. } | C::Orchestrate { .. } => {
                 Err(Refusal::invalid("an orchestrator batch cannot contain another batch"))
             }

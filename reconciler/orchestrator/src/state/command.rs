@@ -300,6 +300,8 @@ pub enum StoreCommand {
         /// CAS on the stack's history.
         expected: Expect,
     },
+    /// A write of GitOps state (the Git source, deployments, sync state).
+    Gitops(super::gitops::GitopsCommand),
     /// Several commands applied atomically: all of them, or none when one is refused.
     Batch {
         /// The commands, in order.

@@ -22,6 +22,7 @@
 
 mod apply;
 pub mod command;
+pub mod gitops;
 mod objects;
 mod ports;
 mod records;
@@ -29,6 +30,7 @@ mod services;
 pub mod table;
 
 pub use command::{Expect, Fence, RecordKind, Refusal, StoreCommand, StoreResponse};
+pub use gitops::{GitSource, GitopsCommand, SourceStatus};
 pub use ports::{DYNAMIC_PORTS_END, DYNAMIC_PORTS_START};
 pub use records::{
     AppliedCommit, ClusterInfo, ClusterSettings, ConfigRecord, Counters, DelayedStart, LastPorts,
@@ -79,6 +81,12 @@ pub struct ClusterState {
     /// Counters (task ids, spec versions, orchestrator epoch, dynamic ports).
     #[serde(default)]
     pub counters: Counters,
+    /// The Git source the leader deploys from, and what it last saw of it.
+    #[serde(default)]
+    pub source: Option<GitSource>,
+    /// What the leader last saw of the Git source.
+    #[serde(default)]
+    pub source_status: SourceStatus,
     /// The last log index applied.
     pub last_index: u64,
 }
@@ -89,6 +97,8 @@ struct Savepoint {
     cluster: Option<ClusterInfo>,
     settings: ClusterSettings,
     counters: Counters,
+    source: Option<GitSource>,
+    source_status: SourceStatus,
     last_index: u64,
 }
 
@@ -117,6 +127,8 @@ impl ClusterState {
             cluster: self.cluster.clone(),
             settings: self.settings,
             counters: self.counters,
+            source: self.source.clone(),
+            source_status: self.source_status.clone(),
             last_index: self.last_index,
         }
     }
@@ -127,6 +139,8 @@ impl ClusterState {
         self.cluster = sp.cluster;
         self.settings = sp.settings;
         self.counters = sp.counters;
+        self.source = sp.source;
+        self.source_status = sp.source_status;
         self.last_index = sp.last_index;
     }
 

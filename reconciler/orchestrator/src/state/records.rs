@@ -174,6 +174,9 @@ pub struct AppliedCommit {
 pub struct StackHistory {
     /// Applied commits, oldest first.
     pub applied: Vec<AppliedCommit>,
+    /// Deployment records and sync state (the GitOps loop's).
+    #[serde(default)]
+    pub deploy: super::gitops::StackDeploys,
     /// The log index that last wrote it.
     pub version: u64,
 }

@@ -1,0 +1,361 @@
+//! What the GitOps loop replicates: the Git source the leader deploys from (so whichever
+//! manager leads runs the loop), what the leader last saw of it, and per stack its
+//! deployment records and sync state. Written only through [`GitopsCommand`], one variant of
+//! [`StoreCommand`](super::StoreCommand); read by `stack ls|ps|history` on any manager.
+//!
+//! Credentials and webhook secrets are sealed with the cluster key before they are written;
+//! this module never sees them in the clear.
+
+use super::apply::check;
+use super::command::{Expect, RecordKind, Refusal};
+use super::{ClusterState, StackHistory};
+use reconciler_types::{MonoTime, ServiceId, StackName};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How many deployment records a stack keeps.
+pub const DEPLOYMENT_HISTORY_LIMIT: usize = 50;
+
+/// The default poll interval of a Git source.
+pub const DEFAULT_POLL: Duration = Duration::from_secs(60);
+
+/// A credential for a private repository, sealed with the cluster key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedCredential {
+    /// `ssh-key` (a private key for ssh URLs) or `token` (an https password or token).
+    pub kind: CredentialKind,
+    /// The user name given with a token (`x-access-token`, `oauth2`, ...).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The sealed secret.
+    pub sealed: Vec<u8>,
+}
+
+impl std::fmt::Debug for SealedCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedCredential").field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+/// The kind of a repository credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CredentialKind {
+    /// An ssh private key.
+    SshKey,
+    /// An https token (used as the password).
+    Token,
+}
+
+/// The Git source of the cluster's stacks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitSource {
+    /// A URL (https, ssh, file) or a folder on the managers.
+    pub url: String,
+    /// The branch whose head is deployed.
+    pub branch: String,
+    /// The folder of the repository that holds the stacks.
+    pub path: String,
+    /// How often the leader fetches (with jitter).
+    #[serde(with = "reconciler_types::duration_ns")]
+    pub poll: Duration,
+    /// A credential for a private repository.
+    #[serde(default)]
+    pub credential: Option<SealedCredential>,
+    /// The webhook secret (GitHub and Gitea signatures, GitLab's token), sealed.
+    #[serde(default)]
+    pub webhook_secret: Option<Vec<u8>>,
+    /// The log index that last wrote it (ignored in commands).
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// What the leader last saw of the source.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SourceStatus {
+    /// The branch head at the last successful fetch.
+    pub commit: Option<String>,
+    /// Why the last fetch or load failed (`None` when it succeeded).
+    pub error: Option<String>,
+    /// When the leader last looked.
+    pub at: MonoTime,
+}
+
+/// How a deployment ended (or that it has not yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Written; the rollouts it started are still running.
+    InProgress,
+    /// Every rollout it started completed.
+    Succeeded,
+    /// A rollout failed and was rolled back (never a success).
+    RolledBack,
+    /// A rollout failed and stopped (paused), or the plan could not be applied.
+    Failed,
+}
+
+impl Outcome {
+    /// `in progress`, `succeeded`, `rolled back`, `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::InProgress => "in progress",
+            Outcome::Succeeded => "succeeded",
+            Outcome::RolledBack => "rolled back",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// What made a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Trigger {
+    /// The loop applied a new commit (auto sync).
+    Sync,
+    /// `flotilla reconcile --stack S` (manual sync, or a held mass deletion allowed).
+    Reconcile {
+        /// Who asked.
+        by: String,
+    },
+    /// Self-heal returned drifted services to Git's state.
+    SelfHeal,
+    /// `flotilla stack rollback`.
+    Rollback {
+        /// Who asked.
+        by: String,
+    },
+}
+
+/// One deployment of one stack at one commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// Its id: the log index that recorded it.
+    #[serde(default)]
+    pub id: u64,
+    /// The commit whose specs were applied.
+    pub commit: String,
+    /// The commit's author (`Name <email>`).
+    pub author: String,
+    /// The commit's subject line.
+    #[serde(default)]
+    pub subject: String,
+    /// When it was applied.
+    pub at: MonoTime,
+    /// The plan's summary (`1 created, 2 updated`).
+    pub summary: String,
+    /// What made it.
+    pub trigger: Trigger,
+    /// The services it wrote, with the spec version each got: its outcome follows their
+    /// rollouts.
+    pub services: BTreeMap<ServiceId, u64>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Why it failed or rolled back.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// A stack's sync state besides its deployments.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StackSync {
+    /// The commit Git last offered for this stack.
+    pub head: Option<String>,
+    /// Why the head is not applied: invalid files, a refused plan, a held mass deletion.
+    pub error: Option<String>,
+    /// A held plan waits for `reconcile --stack S --allow-mass-delete`.
+    #[serde(default)]
+    pub held: bool,
+    /// Services whose spec differs from the applied commit's (changed by hand).
+    #[serde(default)]
+    pub drifted: Vec<String>,
+    /// The commit the stack was rolled back from: auto sync does not apply it again.
+    #[serde(default)]
+    pub rolled_back_from: Option<String>,
+}
+
+/// A stack's deployments (newest last) and sync state, kept in its [`StackHistory`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StackDeploys {
+    /// Deployment records, oldest first.
+    pub deployments: Vec<Deployment>,
+    /// The sync state.
+    pub sync: StackSync,
+}
+
+/// A write of GitOps state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "gitops", rename_all = "snake_case")]
+pub enum GitopsCommand {
+    /// Sets (or, with `None`, clears) the Git source.
+    SetSource {
+        /// The source.
+        source: Option<GitSource>,
+        /// CAS on the source.
+        expected: Expect,
+    },
+    /// Records what the leader saw of the source.
+    SourceStatus {
+        /// The observation.
+        status: SourceStatus,
+    },
+    /// Appends a deployment record: its id becomes the log index and each of its services
+    /// gets the spec version it has now (write it after the service commands of the same
+    /// batch). The stack's head becomes the commit, the sync error, hold and drift are
+    /// cleared, and `rolled_back_from` is kept only by a rollback.
+    Deployed {
+        /// The stack.
+        stack: StackName,
+        /// The record.
+        deployment: Deployment,
+    },
+    /// Sets a deployment's outcome.
+    SetOutcome {
+        /// The stack.
+        stack: StackName,
+        /// The deployment's id.
+        id: u64,
+        /// The outcome.
+        outcome: Outcome,
+        /// Why, for a failure or a rollback.
+        message: String,
+    },
+    /// Replaces a stack's sync state.
+    SetSync {
+        /// The stack.
+        stack: StackName,
+        /// The new sync state.
+        sync: StackSync,
+    },
+}
+
+impl ClusterState {
+    pub(super) fn apply_gitops(&mut self, cmd: &GitopsCommand, index: u64) -> Result<(), Refusal> {
+        match cmd {
+            GitopsCommand::SetSource { source, expected } => {
+                let actual = self.source.as_ref().map(|s| s.version);
+                check(RecordKind::Settings, "git source", *expected, actual)?;
+                self.source = source.clone().map(|s| GitSource { version: index, ..s });
+                Ok(())
+            }
+            GitopsCommand::SourceStatus { status } => {
+                self.source_status = status.clone();
+                Ok(())
+            }
+            GitopsCommand::Deployed { stack, deployment } => {
+                let mut record = Deployment { id: index, ..deployment.clone() };
+                for (id, v) in &mut record.services {
+                    *v = self.services.get(id).map_or(0, |r| r.spec_version);
+                }
+                let h = self.stack_mut(stack, index);
+                let rollback = matches!(deployment.trigger, Trigger::Rollback { .. });
+                h.deploy.deployments.push(record);
+                let excess = h.deploy.deployments.len().saturating_sub(DEPLOYMENT_HISTORY_LIMIT);
+                h.deploy.deployments.drain(..excess);
+                let sync = &mut h.deploy.sync;
+                sync.head = Some(deployment.commit.clone());
+                sync.error = None;
+                sync.held = false;
+                sync.drifted.clear();
+                if !rollback {
+                    sync.rolled_back_from = None;
+                }
+                Ok(())
+            }
+            GitopsCommand::SetOutcome { stack, id, outcome, message } => {
+                let h = self.stack_mut(stack, index);
+                let Some(d) = h.deploy.deployments.iter_mut().find(|d| d.id == *id) else {
+                    return Err(Refusal::NotFound {
+                        kind: RecordKind::Stack,
+                        id: format!("{stack} deployment {id}"),
+                    });
+                };
+                d.outcome = *outcome;
+                d.message.clone_from(message);
+                Ok(())
+            }
+            GitopsCommand::SetSync { stack, sync } => {
+                self.stack_mut(stack, index).deploy.sync = sync.clone();
+                Ok(())
+            }
+        }
+    }
+
+    fn stack_mut(&mut self, stack: &StackName, index: u64) -> &mut StackHistory {
+        let h = self.stacks.get_or_insert_with(stack.clone(), Default::default);
+        h.version = index;
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::StoreCommand;
+
+    fn source(url: &str) -> GitSource {
+        GitSource {
+            url: url.into(),
+            branch: "main".into(),
+            path: "stacks".into(),
+            poll: DEFAULT_POLL,
+            credential: None,
+            webhook_secret: None,
+            version: 0,
+        }
+    }
+
+    #[test]
+    fn the_source_is_set_with_compare_and_set_and_survives_serialization() {
+        let mut state = ClusterState::default();
+        let set = |s: GitSource, expected| {
+            StoreCommand::Gitops(GitopsCommand::SetSource { source: Some(s), expected })
+        };
+        let cmd = set(source("https://example.com/a.git"), Expect::Absent);
+        let json = serde_json::to_string(&cmd).unwrap();
+        assert_eq!(serde_json::from_str::<StoreCommand>(&json).unwrap(), cmd);
+        assert_eq!(state.apply(&cmd, 3).refusal, None);
+        assert_eq!(state.source.as_ref().unwrap().version, 3);
+        let stale = set(source("https://example.com/b.git"), Expect::Absent);
+        assert!(state.apply(&stale, 4).refusal.is_some());
+        assert_eq!(state.source.as_ref().unwrap().url, "https://example.com/a.git");
+        let round: ClusterState =
+            serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
+        assert_eq!(round.source, state.source);
+    }
+
+    #[test]
+    fn a_refused_batch_undoes_the_source_and_the_deployment_record() {
+        let mut state = ClusterState::default();
+        let d = Deployment {
+            id: 0,
+            commit: "c1".into(),
+            author: String::new(),
+            subject: String::new(),
+            at: MonoTime::ZERO,
+            summary: String::new(),
+            trigger: Trigger::Sync,
+            services: BTreeMap::new(),
+            outcome: Outcome::InProgress,
+            message: String::new(),
+        };
+        let stack = StackName::new("shop");
+        let batch = StoreCommand::Batch {
+            commands: vec![
+                StoreCommand::Gitops(GitopsCommand::SetSource {
+                    source: Some(source("x")),
+                    expected: Expect::Any,
+                }),
+                StoreCommand::Gitops(GitopsCommand::Deployed {
+                    stack: stack.clone(),
+                    deployment: d,
+                }),
+                StoreCommand::RemoveNetwork { name: "missing".into(), expected: Expect::Any },
+            ],
+        };
+        assert!(state.apply(&batch, 5).refusal.is_some());
+        assert_eq!(state.source, None);
+        assert!(!state.stacks.contains_key(&stack));
+    }
+}
