@@ -7,22 +7,25 @@
 //!  -H URL (default) ► the manager's /v1/state ──────────────► actual ──┘
 //! ```
 //!
+//! The assembly (read, convert, diff) is `reconciler-gitops`, the library the leader's loop
+//! plans with too.
+//!
 //! Exit status: 0 nothing would change, 2 something would, 1 error (every broken stack is
 //! reported with file, field and reason).
 
 use super::api::{GlobalArgs, OutputFormat, block_on};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use reconciler_planner::plan::StackPlan;
+use reconciler_gitops::desired::only;
+use reconciler_gitops::{short, show_problem};
+use reconciler_planner::Plan;
 use reconciler_planner::render::{Format, render};
 use reconciler_planner::snapshot::stacks_from_snapshot;
-use reconciler_planner::{Plan, StackInput, assemble, convert_stack, diff, diff_one};
-use reconciler_source::{Repo, Revision, StackProblem, StackSource};
-use reconciler_types::{StackName, StackSet, StackSpec};
+use reconciler_source::{Repo, StackProblem};
+use reconciler_types::StackSet;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 /// `flotilla reconcile`.
 #[derive(Debug, Args)]
@@ -65,70 +68,6 @@ fn cache_dir(given: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("flotilla-repos"))
 }
 
-fn short(commit: &str) -> &str {
-    commit.get(..12).unwrap_or(commit)
-}
-
-fn show_problem(p: &StackProblem) -> String {
-    let mut at = p.file.clone();
-    if let Some(l) = p.line {
-        at.push_str(&format!(":{l}"));
-    }
-    match &p.path {
-        Some(path) if !p.message.starts_with(path.as_str()) => {
-            format!("stack {}: {at}: {path}: {}", p.stack, p.message)
-        }
-        _ => format!("stack {}: {at}: {}", p.stack, p.message),
-    }
-}
-
-/// A stack's specs, or why it could not be converted.
-type Converted = Result<StackSpec, Vec<StackProblem>>;
-
-/// [`Converted`], shared by both revisions when a stack is loaded once for both.
-type Shared = Arc<Converted>;
-
-/// Converts one loaded stack (on the thread that loaded it, so that its loaded form is freed
-/// at once); conversion problems name the stack's first file.
-fn convert_source(s: &StackSource) -> Converted {
-    let input = StackInput { name: &s.name, config: &s.config, files: &s.files, policy: s.policy };
-    convert_stack(&input).map_err(|errors| {
-        let file = format!("{}/{}", s.dir, s.config.filename.rsplit('/').next().unwrap_or(""));
-        errors
-            .into_iter()
-            .map(|e| StackProblem {
-                stack: s.name.to_string(),
-                file: file.clone(),
-                path: Some(e.path),
-                line: None,
-                message: e.message,
-            })
-            .collect()
-    })
-}
-
-/// The specs of a revision's stacks; conversion problems follow the load problems.
-fn stack_set(rev: Revision<Converted>) -> (StackSet, Vec<StackProblem>) {
-    let mut problems = rev.problems;
-    let mut set = StackSet { source: short(&rev.commit).to_owned(), stacks: Default::default() };
-    for (name, converted) in rev.stacks {
-        match converted {
-            Ok(spec) => {
-                set.stacks.insert(name, spec);
-            }
-            Err(errors) => problems.extend(errors),
-        }
-    }
-    (set, problems)
-}
-
-fn filter(mut set: StackSet, only: Option<&str>) -> StackSet {
-    if let Some(only) = only {
-        set.stacks.retain(|k: &StackName, _| k.as_str() == only);
-    }
-    set
-}
-
 /// What runs: a state snapshot, or the live cluster.
 fn actual(args: &ReconcileArgs, global: &GlobalArgs) -> Result<StackSet> {
     if let Some(file) = &args.state {
@@ -138,7 +77,7 @@ fn actual(args: &ReconcileArgs, global: &GlobalArgs) -> Result<StackSet> {
             .file_name()
             .map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
         let set = stacks_from_snapshot(&text, &format!("state {name}"))?;
-        return Ok(filter(set, args.stack.as_deref()));
+        return Ok(only(set, args.stack.as_deref()));
     }
     let client = global
         .client()
@@ -147,7 +86,7 @@ fn actual(args: &ReconcileArgs, global: &GlobalArgs) -> Result<StackSet> {
         .with_context(|| format!("cannot read the cluster state from {}", global.host))?;
     let text = serde_json::to_string(&state)?;
     let set = stacks_from_snapshot(&text, &format!("manager {}", global.host))?;
-    Ok(filter(set, args.stack.as_deref()))
+    Ok(only(set, args.stack.as_deref()))
 }
 
 fn format_of(global: &GlobalArgs) -> Format {
@@ -208,101 +147,39 @@ fn refuse_problems(problems: &[StackProblem], commit: &str) -> Result<()> {
 /// Git's stacks against the cluster (`--state FILE` or `-H URL`).
 fn plan_against_cluster(args: &ReconcileArgs, repo: &Repo, global: &GlobalArgs) -> Result<Plan> {
     let only = args.stack.as_deref();
-    let head = repo.read_with(&args.rev, &args.path, only, convert_source)?;
+    let head = reconciler_gitops::desired(repo, &args.rev, &args.path, only, false)?;
     if !head.path_found {
         bail!("{} has no folder {:?} at {}", repo.display, args.path, args.rev);
     }
     if let Some(only) = only
-        && head.stacks.is_empty()
+        && head.set.stacks.is_empty()
         && head.problems.is_empty()
         && args.state.is_none()
     {
         eprintln!("warning: stack {only} is not in {} at {}", repo.display, args.rev);
     }
-    let default_policy = head.default_policy;
-    let commit = head.commit.clone();
-    let (desired, problems) = stack_set(head);
-    refuse_problems(&problems, &commit)?;
+    refuse_problems(&head.problems, &head.commit)?;
     let actual = actual(args, global)?;
-    Ok(diff(&desired, &actual, default_policy))
+    Ok(reconciler_gitops::plan(&head, &actual))
 }
 
-/// One stack of both revisions, compared on the thread that made its second side.
-struct Met {
-    /// Why the head's side could not be converted.
-    head_problems: Vec<StackProblem>,
-    /// Why the base's side could not be converted (it is left out of the base).
-    base_problems: Vec<StackProblem>,
-    /// The stack's part of the plan (`None`: unchanged).
-    part: Option<StackPlan>,
-    /// A stack only the base has: its part needs the head's default policy, so it is made
-    /// afterwards.
-    gone: Option<StackSpec>,
-}
-
-/// The two sides of a stack, compared where they met; both are freed there. A stack that
-/// was loaded once for both revisions (its inputs are equal) has one spec on both sides,
-/// and a spec never differs from itself: it is not diffed.
-fn meet(_: &StackName, head: Option<Shared>, base: Option<Shared>) -> Met {
-    if let (Some(h), Some(b)) = (&head, &base)
-        && Arc::ptr_eq(h, b)
-        && h.is_ok()
-    {
-        return Met {
-            head_problems: Vec::new(),
-            base_problems: Vec::new(),
-            part: None,
-            gone: None,
-        };
-    }
-    let side = |c: Option<Shared>| match c.map(Arc::unwrap_or_clone) {
-        Some(Ok(spec)) => (Some(spec), Vec::new()),
-        Some(Err(p)) => (None, p),
-        None => (None, Vec::new()),
-    };
-    let ((desired, head_problems), (actual, base_problems)) = (side(head), side(base));
-    let (part, gone) = match desired {
-        // The default policy only applies to stacks the head does not have.
-        Some(d) => (diff_one(Some(&d), actual.as_ref(), d.policy), None),
-        None => (None, actual),
-    };
-    Met { head_problems, base_problems, part, gone }
-}
-
-/// The head against `--base REV`: both revisions load at once, a stack whose folder did not
-/// change is loaded only once, and each stack is diffed as soon as its two sides are there.
+/// The head against `--base REV` (see `reconciler_gitops::base`).
 fn plan_against_base(args: &ReconcileArgs, repo: &Repo, base: &str) -> Result<Plan> {
     let only = args.stack.as_deref();
-    let convert = |s: &StackSource| Arc::new(convert_source(s));
-    let compared = repo.compare(&args.rev, base, &args.path, only, convert, meet)?;
-    let head = compared.head;
-    if !head.path_found {
+    let compared = reconciler_gitops::base::against_base(repo, &args.rev, base, &args.path, only)?;
+    if !compared.head_path_found {
         bail!("{} has no folder {:?} at {}", repo.display, args.path, args.rev);
     }
-    let mut problems = head.problems;
-    problems.extend(compared.stacks.values().flat_map(|m| m.head_problems.iter().cloned()));
-    refuse_problems(&problems, &head.commit)?;
+    refuse_problems(&compared.head_problems, &compared.head_commit)?;
     let base = compared.base?;
-    let mut warnings = base.problems;
-    warnings.extend(compared.stacks.values().flat_map(|m| m.base_problems.iter().cloned()));
-    for p in &warnings {
+    for p in &base.problems {
         eprintln!(
             "warning: base {}: {} (the stack is left out of the base)",
             short(&base.commit),
             show_problem(p)
         );
     }
-    let mut parts = std::collections::BTreeMap::new();
-    for (name, met) in compared.stacks {
-        let part = match met.gone {
-            Some(a) => diff_one(None, Some(&a), head.default_policy),
-            None => met.part,
-        };
-        if let Some(part) = part {
-            parts.insert(name.to_string(), part);
-        }
-    }
-    Ok(assemble(short(&head.commit).to_owned(), short(&base.commit).to_owned(), parts))
+    Ok(base.plan)
 }
 
 #[cfg(test)]

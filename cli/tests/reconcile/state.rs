@@ -53,6 +53,7 @@ fn deployed(repo: &GitRepo, rev: &str) -> ClusterState {
         let history = StackHistory {
             applied: vec![AppliedCommit { commit: revision.commit.clone(), index: 4 }],
             version: 4,
+            ..StackHistory::default()
         };
         state.stacks.insert(name.clone(), history);
     }

@@ -129,6 +129,28 @@ pub fn convert_stack(input: &StackInput<'_>) -> Result<StackSpec, Vec<ConvertErr
     })
 }
 
+/// The plain values of a stack's own secrets, by cluster name (the names and files
+/// [`convert_stack`] gives them), for the leader to seal; secrets it could not read are left
+/// out ([`convert_stack`] reports them).
+pub fn secret_values<'f>(input: &StackInput<'f>) -> BTreeMap<String, &'f [u8]> {
+    let names = Names {
+        stack: input.name.as_str(),
+        config: input.config,
+        config_versions: BTreeMap::new(),
+    };
+    let mut ignored = Vec::new();
+    let mut out = BTreeMap::new();
+    for (key, obj) in &input.config.secrets {
+        if obj.external.external {
+            continue;
+        }
+        if let Some(data) = read_object("secret", key, obj, input.files, &mut ignored) {
+            out.insert(names.object_name(key, obj), data);
+        }
+    }
+    out
+}
+
 fn read_object<'f>(
     kind: &str,
     key: &str,

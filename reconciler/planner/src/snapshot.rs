@@ -90,17 +90,60 @@ pub fn unversioned_config_name(name: &str) -> &str {
     }
 }
 
+/// What runs, as plain objects, before it is grouped into stacks: read from a snapshot by
+/// [`stacks_from_snapshot`], or from the live `ClusterState` by the leader, so that the dry
+/// run and the loop see the cluster through one [`group`].
+#[derive(Debug, Clone, Default)]
+pub struct LiveObjects {
+    /// Every service's spec.
+    pub services: Vec<ServiceSpec>,
+    /// Every network.
+    pub networks: Vec<NetworkSpec>,
+    /// Every secret (digest only).
+    pub secrets: Vec<SecretSpec>,
+    /// Every config, under its versioned name.
+    pub configs: Vec<ConfigSpec>,
+    /// The last applied commit of each stack that has one.
+    pub applied: BTreeMap<String, String>,
+}
+
 /// Reads a snapshot into stacks. `source` names it in the plan.
 ///
 /// # Errors
 /// When the text is not JSON or a service spec is unreadable.
 pub fn stacks_from_snapshot(json: &str, source: &str) -> Result<StackSet, SnapshotError> {
     let view: StateView = serde_json::from_str(json)?;
-    let mut stacks: BTreeMap<StackName, StackSpec> = BTreeMap::new();
-    let mut used_configs = BTreeSet::new();
+    let mut live = LiveObjects::default();
     for (id, s) in view.services {
         let spec = read_spec(s.spec)
             .map_err(|source| SnapshotError::Service { service: id.clone(), source })?;
+        live.services.push(spec);
+    }
+    live.networks = view.networks.into_values().map(|n| n.spec).collect();
+    live.secrets = view
+        .secrets
+        .into_values()
+        .map(|s| SecretSpec { name: s.name, labels: s.labels, digest: s.digest, external: false })
+        .collect();
+    live.configs = view
+        .configs
+        .into_values()
+        .map(|c| ConfigSpec { name: c.name, labels: c.labels, data: c.data, external: false })
+        .collect();
+    live.applied = view
+        .stacks
+        .into_iter()
+        .filter_map(|(name, h)| h.applied.last().map(|c| (name, c.commit.clone())))
+        .collect();
+    Ok(group(live, source))
+}
+
+/// Groups what runs into stacks by the `com.docker.stack.namespace` label. `source` names
+/// it in the plan (followed by each stack's applied commit).
+pub fn group(live: LiveObjects, source: &str) -> StackSet {
+    let mut stacks: BTreeMap<StackName, StackSpec> = BTreeMap::new();
+    let mut used_configs = BTreeSet::new();
+    for spec in live.services {
         let Some(stack) = stack_of(&spec.labels) else { continue };
         for c in &spec.task_template.container_spec.configs {
             used_configs.insert(c.config_name.clone());
@@ -108,27 +151,19 @@ pub fn stacks_from_snapshot(json: &str, source: &str) -> Result<StackSet, Snapsh
         let short = spec.name.strip_prefix(&format!("{stack}_")).unwrap_or(&spec.name).to_owned();
         stack_mut(&mut stacks, stack).services.insert(short, spec);
     }
-    for (_, n) in view.networks {
-        if let Some(stack) = stack_of(&n.spec.labels) {
-            stack_mut(&mut stacks, stack).networks.insert(n.spec.name.clone(), n.spec);
+    for n in live.networks {
+        if let Some(stack) = stack_of(&n.labels) {
+            stack_mut(&mut stacks, stack).networks.insert(n.name.clone(), n);
         }
     }
-    for (_, s) in view.secrets {
+    for s in live.secrets {
         if let Some(stack) = stack_of(&s.labels) {
-            let spec = SecretSpec {
-                name: s.name.clone(),
-                labels: s.labels,
-                digest: s.digest,
-                external: false,
-            };
-            stack_mut(&mut stacks, stack).secrets.insert(s.name, spec);
+            stack_mut(&mut stacks, stack).secrets.insert(s.name.clone(), s);
         }
     }
-    for (_, c) in view.configs {
-        let Some(stack) = stack_of(&c.labels) else { continue };
-        let base = unversioned_config_name(&c.name).to_owned();
-        let spec =
-            ConfigSpec { name: c.name.clone(), labels: c.labels, data: c.data, external: false };
+    for spec in live.configs {
+        let Some(stack) = stack_of(&spec.labels) else { continue };
+        let base = unversioned_config_name(&spec.name).to_owned();
         let configs = &mut stack_mut(&mut stacks, stack).configs;
         // Several versions may be kept (for rollbacks): the one services use now wins.
         let keep = match configs.get(&base) {
@@ -139,17 +174,14 @@ pub fn stacks_from_snapshot(json: &str, source: &str) -> Result<StackSet, Snapsh
             configs.insert(base, spec);
         }
     }
-    let applied: Vec<String> = view
-        .stacks
-        .iter()
-        .filter_map(|(name, h)| h.applied.last().map(|c| format!("{name}@{}", short(&c.commit))))
-        .collect();
+    let applied: Vec<String> =
+        live.applied.iter().map(|(name, c)| format!("{name}@{}", short(c))).collect();
     let source = if applied.is_empty() {
         source.to_owned()
     } else {
         format!("{source} ({})", applied.join(", "))
     };
-    Ok(StackSet { source, stacks })
+    StackSet { source, stacks }
 }
 
 /// Overlays `value` on `base`: objects merge key by key, anything else replaces.

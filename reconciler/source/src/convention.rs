@@ -6,6 +6,7 @@
 //! ```yaml
 //! prune: false          # default for every stack (services that left Git are orphaned)
 //! sync: auto            # auto | manual
+//! self_heal: true       # revert changes made by hand (default: on with auto sync)
 //! stacks:               # optional: when present, exactly these stacks
 //!   shop:
 //!     path: shop        # folder under the stacks path (default: the stack's name)
@@ -13,6 +14,7 @@
 //!     env_files: [.env] # interpolation variables (default: `.env` when the folder has one)
 //!     sync: manual
 //!     prune: true
+//!     self_heal: false
 //! ```
 
 use reconciler_types::{StackPolicy, SyncPolicy};
@@ -42,6 +44,9 @@ pub struct Settings {
     /// Default sync policy.
     #[serde(default)]
     pub sync: SyncPolicy,
+    /// Default self-heal.
+    #[serde(default)]
+    pub self_heal: Option<bool>,
     /// Stacks listed explicitly (when present, discovery is off).
     #[serde(default)]
     pub stacks: Option<BTreeMap<String, StackSettings>>,
@@ -66,6 +71,9 @@ pub struct StackSettings {
     /// Prune.
     #[serde(default)]
     pub prune: Option<bool>,
+    /// Self-heal.
+    #[serde(default)]
+    pub self_heal: Option<bool>,
 }
 
 impl Settings {
@@ -85,6 +93,7 @@ impl Settings {
         StackPolicy {
             sync: stack.and_then(|s| s.sync).unwrap_or(self.sync),
             prune: stack.and_then(|s| s.prune).unwrap_or(self.prune),
+            self_heal: stack.and_then(|s| s.self_heal).or(self.self_heal),
         }
     }
 
@@ -114,7 +123,12 @@ mod tests {
         assert!(s.prune);
         let shop = &s.stacks.as_ref().unwrap()["shop"];
         assert_eq!(shop.files, vec!["a.yml", "b.yml"]);
-        assert_eq!(s.policy(Some(shop)), StackPolicy { sync: SyncPolicy::Manual, prune: true });
+        assert_eq!(
+            s.policy(Some(shop)),
+            StackPolicy { sync: SyncPolicy::Manual, prune: true, self_heal: None }
+        );
+        assert!(!s.policy(Some(shop)).self_heals());
+        assert!(s.default_policy().self_heals());
     }
 
     #[test]

@@ -14,19 +14,50 @@ use std::process::{Command, Stdio};
 /// Branches and tags, mirrored under `origin/`.
 const REFSPECS: [&str; 2] = ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"];
 
+/// What one fetch hands to `git` besides the user's own setup: environment variables and
+/// `-c` settings that live only in the `git` process (a token in a credential helper that
+/// reads it from the environment, an ssh command naming a key file that exists only for
+/// the fetch). Its `Debug` never shows the values.
+#[derive(Clone, Default)]
+pub struct FetchAuth {
+    /// Environment variables of the `git` process.
+    pub env: Vec<(String, String)>,
+    /// `-c key=value` settings.
+    pub config: Vec<String>,
+}
+
+impl std::fmt::Debug for FetchAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.env.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("FetchAuth").field("env", &names).finish_non_exhaustive()
+    }
+}
+
 /// Clones `url` bare into `path` when it is not there yet, then fetches it.
 ///
 /// # Errors
 /// When `git` cannot be run, the cache folder cannot be made, or the fetch fails (git's own
 /// message, e.g. an unreachable host or refused credentials).
 pub fn fetch(url: &str, path: &Path) -> Result<(), SourceError> {
+    fetch_with(url, path, &FetchAuth::default())
+}
+
+/// [`fetch`] with credentials that exist only in the `git` process.
+///
+/// # Errors
+/// As [`fetch`].
+pub fn fetch_with(url: &str, path: &Path, auth: &FetchAuth) -> Result<(), SourceError> {
     let fail = |message: String| SourceError::Fetch { url: url.to_owned(), message };
     if !has_origin(path) {
         create(url, path).map_err(fail)?;
     }
-    let mut args = vec!["fetch", "--quiet", "--prune", "--no-write-fetch-head", "origin"];
+    let mut args: Vec<&str> = Vec::new();
+    for c in &auth.config {
+        args.extend(["-c", c.as_str()]);
+    }
+    args.extend(["fetch", "--quiet", "--prune", "--no-write-fetch-head", "origin"]);
     args.extend(REFSPECS);
-    git(path, &args).map_err(fail)?;
+    git_env(path, &args, &auth.env).map_err(fail)?;
     // The remote's default branch becomes `origin/HEAD`; a remote without one (empty, or a
     // server that does not say) leaves `HEAD` to be named explicitly.
     let _ = git(path, &["remote", "set-head", "origin", "--auto"]);
@@ -55,6 +86,11 @@ fn create(url: &str, path: &Path) -> Result<(), String> {
 
 /// Runs `git -C dir ARGS` without a terminal prompt; on failure, git's last words.
 fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
+    git_env(dir, args, &[])
+}
+
+/// [`git`] with extra environment variables (after flotilla's own, so they win).
+fn git_env(dir: &Path, args: &[&str], env: &[(String, String)]) -> Result<(), String> {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -62,6 +98,7 @@ fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
         .envs(batch_ssh())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run git (is it installed and on PATH?): {e}"))?;
@@ -71,7 +108,8 @@ fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let message = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>();
     Err(if message.is_empty() {
-        format!("git {} failed: {}", args[0], out.status)
+        let verb = args.iter().find(|a| !a.starts_with('-') && !a.contains('=')).unwrap_or(&"");
+        format!("git {verb} failed: {}", out.status)
     } else {
         message.join("; ")
     })

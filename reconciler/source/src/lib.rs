@@ -14,6 +14,7 @@
 //! loading threads, each stack converted where it loaded) [`Repo::read_pair`] and
 //! [`Repo::compare`]. [`webhook::verify`] checks a forge's push webhook.
 
+pub mod commit;
 pub mod convention;
 pub mod fetch;
 pub mod read;
@@ -21,6 +22,8 @@ pub mod repo;
 pub mod tree;
 pub mod webhook;
 
+pub use commit::CommitInfo;
+pub use fetch::FetchAuth;
 pub use read::{Revision, StackProblem, StackSource};
 pub use repo::Repo;
 

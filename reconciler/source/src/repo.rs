@@ -44,8 +44,20 @@ impl Repo {
     /// # Errors
     /// When the folder is not a repository, or the fetch fails.
     pub fn open(spec: &str, cache: &Path) -> Result<Repo, SourceError> {
+        Self::open_with(spec, cache, &crate::FetchAuth::default())
+    }
+
+    /// [`Repo::open`], a remote fetched with `auth` (see [`crate::fetch::fetch_with`]).
+    ///
+    /// # Errors
+    /// As [`Repo::open`].
+    pub fn open_with(
+        spec: &str,
+        cache: &Path,
+        auth: &crate::FetchAuth,
+    ) -> Result<Repo, SourceError> {
         if is_url(spec) {
-            return Self::open_remote(spec, cache);
+            return Self::open_remote(spec, cache, auth);
         }
         let repo = Repository::open(spec).map_err(|e| SourceError::Open {
             repo: spec.to_owned(),
@@ -54,9 +66,9 @@ impl Repo {
         Ok(Repo { inner: Mutex::new(repo), display: spec.to_owned(), remote: false })
     }
 
-    fn open_remote(url: &str, cache: &Path) -> Result<Repo, SourceError> {
+    fn open_remote(url: &str, cache: &Path, auth: &crate::FetchAuth) -> Result<Repo, SourceError> {
         let path = cache_path(cache, url);
-        crate::fetch::fetch(url, &path)?;
+        crate::fetch::fetch_with(url, &path, auth)?;
         let repo = Repository::open_bare(&path).map_err(|e| SourceError::Fetch {
             url: url.to_owned(),
             message: e.message().to_owned(),

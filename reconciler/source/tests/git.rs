@@ -89,7 +89,10 @@ fn read_follows_flotilla_yaml_when_it_lists_stacks() {
     assert_eq!(rev.stacks.keys().map(|k| k.as_str()).collect::<Vec<_>>(), vec!["other"]);
     let other = &rev.stacks[&"other".into()];
     assert_eq!(other.config.services[0].image, "busybox:2");
-    assert_eq!(other.policy, StackPolicy { sync: SyncPolicy::Manual, prune: true });
+    assert_eq!(
+        other.policy,
+        StackPolicy { sync: SyncPolicy::Manual, prune: true, self_heal: None }
+    );
     assert!(rev.default_policy.prune);
 }
 
