@@ -52,7 +52,8 @@ pub fn of(cmd: &StoreCommand) -> Vec<Event> {
         | C::RemoveSecret { .. }
         | C::PutNetwork { .. }
         | C::RemoveNetwork { .. }
-        | C::RecordStackCommit { .. } => Vec::new(),
+        | C::RecordStackCommit { .. }
+        | C::Gitops(_) => Vec::new(),
     }
 }
 
