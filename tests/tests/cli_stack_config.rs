@@ -10,19 +10,17 @@ fn flotilla() -> Command {
     Command::cargo_bin("flotilla").expect("the flotilla binary is built")
 }
 
+/// Writes `text` to `name` in a new folder and runs `flotilla stack config -c name` there.
+fn stack_config_of(name: &str, text: &str) -> std::process::Output {
+    let dir = tempdir();
+    std::fs::write(dir.join(name), text).expect("write");
+    flotilla().current_dir(&dir).args(["stack", "config", "-c", name]).output().expect("runs")
+}
+
 #[test]
 fn stack_config_prints_the_final_file() {
-    let dir = tempdir();
-    std::fs::write(
-        dir.join("stack.yml"),
-        "services:\n  web:\n    image: nginx\n    ports: [\"80\"]\n",
-    )
-    .expect("write");
-    let out = flotilla()
-        .current_dir(&dir)
-        .args(["stack", "config", "-c", "stack.yml"])
-        .output()
-        .expect("runs");
+    let out =
+        stack_config_of("stack.yml", "services:\n  web:\n    image: nginx\n    ports: [\"80\"]\n");
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
@@ -43,14 +41,7 @@ fn stack_config_reads_stdin() {
 
 #[test]
 fn stack_config_names_file_line_and_field_on_error() {
-    let dir = tempdir();
-    std::fs::write(dir.join("bad.yml"), "version: '3.8'\nservices:\n  web:\n    image: 42\n")
-        .expect("write");
-    let out = flotilla()
-        .current_dir(&dir)
-        .args(["stack", "config", "-c", "bad.yml"])
-        .output()
-        .expect("runs");
+    let out = stack_config_of("bad.yml", "version: '3.8'\nservices:\n  web:\n    image: 42\n");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("services.web.image must be a string\n"), "{err}");
@@ -59,15 +50,9 @@ fn stack_config_names_file_line_and_field_on_error() {
 
 #[test]
 fn stack_config_lists_every_schema_violation_after_the_first() {
-    let dir = tempdir();
     let text =
         "version: '3.8'\nservices:\n  web:\n    image: 42\n    ports: x\n  db:\n    image: [1]\n";
-    std::fs::write(dir.join("bad.yml"), text).expect("write");
-    let out = flotilla()
-        .current_dir(&dir)
-        .args(["stack", "config", "-c", "bad.yml"])
-        .output()
-        .expect("runs");
+    let out = stack_config_of("bad.yml", text);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
@@ -96,15 +81,9 @@ fn stack_config_fails_on_missing_file_and_no_file() {
 /// docker CLI 28.2.2's, recorded in the corpus case `valid/written__ports-short-long`.
 #[test]
 fn stack_config_prints_warnings_like_docker() {
-    let dir = tempdir();
     let text =
         "version: '3.8'\nservices:\n  edge:\n    image: x\n    ports: [\"127.0.0.1:8090:90\"]\n";
-    std::fs::write(dir.join("ports.yml"), text).expect("write");
-    let out = flotilla()
-        .current_dir(&dir)
-        .args(["stack", "config", "-c", "ports.yml"])
-        .output()
-        .expect("runs");
+    let out = stack_config_of("ports.yml", text);
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
@@ -142,14 +121,8 @@ fn stack_config_refuses_a_folder_and_an_oversized_file() {
 
 #[test]
 fn stack_config_locates_decoding_errors() {
-    let dir = tempdir();
     let text = "version: '3.8'\nservices:\n  web:\n    image: x\n    volumes: [':/data']\n";
-    std::fs::write(dir.join("v.yml"), text).expect("write");
-    let out = flotilla()
-        .current_dir(&dir)
-        .args(["stack", "config", "-c", "v.yml"])
-        .output()
-        .expect("runs");
+    let out = stack_config_of("v.yml", text);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("invalid spec: :/data: empty section between colons"), "{err}");

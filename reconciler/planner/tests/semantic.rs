@@ -7,14 +7,10 @@ mod support;
 
 use proptest::prelude::*;
 use reconciler_planner::diff::diff_stack;
-use reconciler_planner::{StackInput, convert_stack};
-use reconciler_types::{
-    FailureAction, MountType, RestartCondition, ServiceMode, StackName, StackPolicy, UpdateOrder,
-};
-use schema::load::{LoadInput, SourceFile, load};
+use reconciler_types::{FailureAction, MountType, RestartCondition, ServiceMode, UpdateOrder};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use support::{MemFiles, convert};
+use support::{convert, convert_config, load_stack};
 
 #[test]
 fn convert_uses_docker_names_labels_and_defaults() {
@@ -60,23 +56,8 @@ fn convert_uses_docker_names_labels_and_defaults() {
 #[test]
 fn convert_reports_every_broken_reference() {
     let yaml = "services:\n  a:\n    image: x\n    secrets: [nope]\n  b:\n    image: y\n    configs: [gone]\n";
-    let reader = MemFiles(BTreeMap::new());
-    let input = LoadInput {
-        files: vec![SourceFile { filename: "stack.yml".into(), bytes: yaml.as_bytes().to_vec() }],
-        working_dir: "/repo".into(),
-        env: BTreeMap::new(),
-        skip_interpolation: false,
-        reader: &reader,
-    };
-    let loaded = load(&input).unwrap();
-    let name = StackName::new("s");
-    let errors = convert_stack(&StackInput {
-        name: &name,
-        config: &loaded.config,
-        files: &BTreeMap::new(),
-        policy: StackPolicy::default(),
-    })
-    .unwrap_err();
+    let (config, files) = load_stack(yaml, &[]);
+    let errors = convert_config("s", &config, &files).unwrap_err();
     let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, vec!["services.a.secrets", "services.b.configs"]);
 }
