@@ -18,6 +18,7 @@ mod world;
 use anyhow::{Result, ensure};
 use reconciler_orchestrator::driver::Driver;
 use reconciler_orchestrator::orchestrator::{self, Event};
+use reconciler_orchestrator::pass::Scratch;
 use reconciler_orchestrator::scheduler;
 use reconciler_orchestrator::slot::TaskIdAllocator;
 use reconciler_orchestrator::state::{ClusterState, Fence, StoreCommand};
@@ -78,8 +79,10 @@ fn bench_reconcile() -> Result<(Duration, Duration)> {
     let (mut reconcile, mut first_pass) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
         let start = Instant::now();
-        let mut ids = TaskIdAllocator::starting_at(state.counters.next_task_id);
-        let out = orchestrator::handle(&state, &Event::ReconcileAll, MonoTime::ZERO, &mut ids);
+        let ids = TaskIdAllocator::starting_at(state.counters.next_task_id);
+        let mut scratch = Scratch::new(MonoTime::ZERO, ids);
+        let mut out = orchestrator::handle(&state, &Event::ReconcileAll, &mut scratch);
+        out.extend(scratch.flush(&state));
         reconcile.push(start.elapsed());
         ensure!(out.is_empty(), "an unchanged cluster produced {} commands", out.len());
         let mut driver = Driver::new();

@@ -80,6 +80,7 @@ pub fn scheduling() -> ClusterState {
         state.services.insert(rec.id.clone(), rec);
     }
     state.counters.next_task_id = ids.next;
+    state.reindex();
     state
 }
 
@@ -104,5 +105,6 @@ pub fn steady(services: usize, replicas: u64) -> ClusterState {
     }
     state.counters.next_task_id = ids.next;
     state.counters.next_spec_version = 2;
+    state.reindex();
     state
 }

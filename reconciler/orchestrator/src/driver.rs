@@ -39,6 +39,7 @@
 
 use crate::events;
 use crate::orchestrator::{self, Event};
+use crate::pass::Scratch;
 use crate::scheduler;
 use crate::slot::TaskIdAllocator;
 use crate::state::{ClusterState, Fence, Refusal, StoreCommand, StoreResponse};
@@ -185,7 +186,7 @@ impl Driver {
             epoch: lead.epoch,
             claim: !lead.claimed,
             next_task_id: start,
-            task_ids: tried.ids.next.saturating_sub(start),
+            task_ids: tried.scratch.ids.next.saturating_sub(start),
         };
         self.in_flight = Some(fence);
         let batch = StoreCommand::Orchestrate { fence, commands: tried.batch };
@@ -197,23 +198,21 @@ impl Driver {
 struct Tried {
     batch: Vec<StoreCommand>,
     dropped: Vec<(StoreCommand, Refusal)>,
-    ids: TaskIdAllocator,
+    scratch: Scratch,
     wake: Option<MonoTime>,
 }
 
 fn decide(state: &mut ClusterState, events: &[Event], now: MonoTime, start: u64) -> Tried {
-    let mut tried = Tried {
-        batch: Vec::new(),
-        dropped: Vec::new(),
-        ids: TaskIdAllocator::starting_at(start),
-        wake: None,
-    };
+    let scratch = Scratch::new(now, TaskIdAllocator::starting_at(start));
+    let mut tried = Tried { batch: Vec::new(), dropped: Vec::new(), scratch, wake: None };
     for event in events {
-        let cmds = orchestrator::handle(state, event, now, &mut tried.ids);
-        try_all(state, cmds, now, &mut tried);
+        let cmds = orchestrator::handle(state, event, &mut tried.scratch);
+        try_all(state, cmds, &mut tried);
     }
+    let runs = tried.scratch.flush(state);
+    try_all(state, runs, &mut tried);
     let placed = scheduler::schedule(state, now);
-    try_all(state, placed.commands, now, &mut tried);
+    try_all(state, placed.commands, &mut tried);
     tried.wake = orchestrator::next_wake(state, now);
     tried
 }
@@ -221,7 +220,7 @@ fn decide(state: &mut ClusterState, events: &[Event], now: MonoTime, start: u64)
 /// Applies one handler's decisions to the state, in order, then what the store's watchers do
 /// about each of them ([`orchestrator::after_change`]), which sees all of them applied (so a
 /// run a handler stored cannot overwrite the run an automatic rollback starts).
-fn try_all(state: &mut ClusterState, cmds: Vec<StoreCommand>, now: MonoTime, tried: &mut Tried) {
+fn try_all(state: &mut ClusterState, cmds: Vec<StoreCommand>, tried: &mut Tried) {
     let first = tried.batch.len();
     for cmd in cmds {
         let index = state.last_index;
@@ -231,7 +230,7 @@ fn try_all(state: &mut ClusterState, cmds: Vec<StoreCommand>, now: MonoTime, tri
         }
     }
     for i in first..tried.batch.len() {
-        let more = orchestrator::after_change(state, &tried.batch[i], now, &mut tried.ids);
-        try_all(state, more, now, tried);
+        let more = orchestrator::after_change(state, &tried.batch[i], &mut tried.scratch);
+        try_all(state, more, tried);
     }
 }

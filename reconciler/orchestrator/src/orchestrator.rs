@@ -5,12 +5,12 @@
 //! deletion, the run that follows an automatic rollback), then the scheduler, and wakes at
 //! [`next_wake`].
 
-use crate::pass::Pass;
+use crate::pass::{Pass, Scratch};
 use crate::reaper;
 use crate::restart::{self, RestartReason};
 use crate::rollout::{Input, SlotSnapshot};
 use crate::scheduler::filters::{Needs, NodeInfo};
-use crate::slot::{SlotKey, TaskIdAllocator};
+use crate::slot::SlotKey;
 use crate::state::{ClusterState, ServiceRecord, StoreCommand};
 use crate::updater;
 use crate::{global, replicated};
@@ -43,15 +43,12 @@ pub enum Event {
     ReconcileAll,
 }
 
-/// Handles one event. Pure: the same state, event, time and ids give the same commands.
+/// Handles one event within a pass (`scratch`: the time, the id allocator, the runs touched
+/// so far, written back by [`Scratch::flush`] at the end). Pure: the same state, event and
+/// scratch give the same commands.
 #[must_use]
-pub fn handle(
-    state: &ClusterState,
-    event: &Event,
-    now: MonoTime,
-    ids: &mut TaskIdAllocator,
-) -> Vec<StoreCommand> {
-    let mut p = Pass::new(state, now, *ids);
+pub fn handle(state: &ClusterState, event: &Event, scratch: &mut Scratch) -> Vec<StoreCommand> {
+    let mut p = Pass::new(state, scratch);
     match event {
         Event::ServiceChanged(id) => {
             if let Some(s) = state.services.get(id) {
@@ -68,7 +65,7 @@ pub fn handle(
         Event::ReconcileAll => reconcile_all(&mut p),
     }
     let (out, next) = p.finish();
-    *ids = next;
+    scratch.ids = next;
     out
 }
 
@@ -86,8 +83,7 @@ pub fn next_wake(state: &ClusterState, now: MonoTime) -> Option<MonoTime> {
 pub fn after_change(
     state: &ClusterState,
     cmd: &StoreCommand,
-    now: MonoTime,
-    ids: &mut TaskIdAllocator,
+    scratch: &mut Scratch,
 ) -> Vec<StoreCommand> {
     let mut out = Vec::new();
     match cmd {
@@ -102,7 +98,7 @@ pub fn after_change(
             out.push(StoreCommand::delete_task(id));
         }
         StoreCommand::AutoRollback { service, .. } => {
-            out = handle(state, &Event::ServiceChanged(service.clone()), now, ids);
+            out = handle(state, &Event::ServiceChanged(service.clone()), scratch);
         }
         _ => {}
     }
@@ -158,15 +154,15 @@ fn task_observed(p: &mut Pass<'_>, id: &TaskId) {
     restart::release_delayed(p);
 }
 
-/// The other live tasks of a task's slot.
+/// The other tasks of a task's slot.
 fn slot_siblings<'a>(
     state: &'a ClusterState,
     task: &'a Task,
 ) -> impl Iterator<Item = &'a Task> + 'a {
-    let slot = SlotKey::of(task);
-    state
-        .service_tasks(&task.service_id)
-        .filter(move |t| t.id != task.id && slot.is_some() && SlotKey::of(t) == slot)
+    SlotKey::of(task)
+        .into_iter()
+        .flat_map(move |slot| state.slot_tasks(&task.service_id, slot))
+        .filter(move |t| t.id != task.id)
 }
 
 /// A task of the current spec reached RUNNING in a slot that still runs an outdated task no
@@ -311,12 +307,10 @@ fn node_removed(p: &mut Pass<'_>, id: &NodeId) {
 fn tick(p: &mut Pass<'_>) {
     let state = p.state;
     restart::release_delayed(p);
-    for (id, record) in state.rollouts.iter() {
-        let run = &record.rollout;
-        if run.is_active()
-            && run.next_wake().is_some_and(|t| t <= p.now)
-            && let Some(service) = state.services.get(id)
-        {
+    for id in p.services_with_runs() {
+        let due =
+            p.run(&id).is_some_and(|r| r.is_active() && r.next_wake().is_some_and(|t| t <= p.now));
+        if let (true, Some(service)) = (due, state.services.get(&id)) {
             updater::feed(p, service, Input::Tick { now: p.now });
         }
     }

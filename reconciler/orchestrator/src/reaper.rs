@@ -35,8 +35,7 @@ pub fn reap_slot(
 ) {
     let limit = history_limit(state, service);
     let Ok(limit) = usize::try_from(limit) else { return };
-    let mut tasks: Vec<&Task> =
-        state.service_tasks(service).filter(|t| SlotKey::of(t).as_ref() == Some(slot)).collect();
+    let mut tasks: Vec<&Task> = state.slot_tasks(service, slot.clone()).collect();
     let mut count = tasks.len();
     if count <= limit {
         return;

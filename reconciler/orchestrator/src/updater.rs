@@ -72,11 +72,10 @@ pub fn update(p: &mut Pass<'_>, service: &ServiceRecord, slots: Vec<SlotSnapshot
     };
     let (run, cmds) = Rollout::start(&target, slots, p.now, &mut p.ids);
     if cmds.is_empty() && !run.is_active() && !existing_active {
-        p.set_run(&service.id, None);
         return;
     }
     convert(p, service, cmds);
-    p.set_run(&service.id, Some(run));
+    p.set_run(&service.id, run);
 }
 
 /// Feeds an input to the service's run, if it has an active one toward the current spec.
@@ -98,7 +97,7 @@ pub fn resume(p: &mut Pass<'_>, service: &ServiceRecord, slots: Vec<SlotSnapshot
         Some(run) if run.spec_version() == service.spec_version && !run.is_cancelled() => {
             let (run, cmds) = run.clone().resume(slots, p.now, &mut p.ids);
             convert(p, service, cmds);
-            p.set_run(&service.id, Some(run));
+            p.set_run(&service.id, run);
         }
         _ => update(p, service, slots),
     }

@@ -50,9 +50,9 @@ pub struct Rejection {
 
 /// What the tasks of one service (at one spec version) need from a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Needs {
+pub struct Needs<'a> {
     /// The service.
-    pub service: ServiceId,
+    pub service: &'a ServiceId,
     /// Reserved CPU (1e-9 CPUs).
     pub nano_cpus: i64,
     /// Reserved memory (bytes).
@@ -67,9 +67,9 @@ pub struct Needs {
     pub max_replicas: u64,
 }
 
-impl Needs {
+impl<'a> Needs<'a> {
     /// The needs of a task of `service` made from `spec`.
-    pub fn of(service: &ServiceId, spec: &ServiceSpec, task: &Task) -> Needs {
+    pub fn of(service: &'a ServiceId, spec: &ServiceSpec, task: &Task) -> Needs<'a> {
         let r = &task.spec.resources.reservations;
         let mut generic = BTreeMap::new();
         for g in &r.generic_resources {
@@ -77,7 +77,7 @@ impl Needs {
         }
         let placement = &task.spec.placement;
         Needs {
-            service: service.clone(),
+            service,
             nano_cpus: r.nano_cpus,
             memory_bytes: r.memory_bytes,
             generic,
@@ -86,18 +86,16 @@ impl Needs {
             max_replicas: placement.max_replicas,
         }
     }
-}
 
-impl Needs {
     /// Only what an already placed task reserves on its node (resources), for accounting.
-    pub fn reservations(task: &Task) -> Needs {
+    pub fn reservations(task: &'a Task) -> Needs<'a> {
         let r = &task.spec.resources.reservations;
         let mut generic = BTreeMap::new();
         for g in &r.generic_resources {
             *generic.entry(g.kind.clone()).or_insert(0) += g.value;
         }
         Needs {
-            service: task.service_id.clone(),
+            service: &task.service_id,
             nano_cpus: r.nano_cpus,
             memory_bytes: r.memory_bytes,
             generic,
@@ -126,7 +124,7 @@ pub struct NodeInfo<'a> {
     /// Active tasks (assigned, desired ≤ COMPLETE).
     pub total: usize,
     /// Active tasks per service.
-    pub per_service: BTreeMap<ServiceId, usize>,
+    pub per_service: BTreeMap<&'a ServiceId, usize>,
     /// Unreserved CPU.
     pub nano_cpus: i64,
     /// Unreserved memory.
@@ -156,9 +154,9 @@ impl<'a> NodeInfo<'a> {
     }
 
     /// Accounts for a task placed here.
-    pub fn add(&mut self, needs: &Needs) {
+    pub fn add(&mut self, needs: &Needs<'a>) {
         self.total += 1;
-        *self.per_service.entry(needs.service.clone()).or_insert(0) += 1;
+        *self.per_service.entry(needs.service).or_insert(0) += 1;
         self.nano_cpus -= needs.nano_cpus;
         self.memory_bytes -= needs.memory_bytes;
         for (k, v) in &needs.generic {
@@ -173,7 +171,7 @@ impl<'a> NodeInfo<'a> {
     }
 
     /// Runs the pipeline: `Ok` or the first failing filter with its reason.
-    pub fn check(&self, needs: &Needs) -> Result<(), (Filter, String)> {
+    pub fn check(&self, needs: &Needs<'_>) -> Result<(), (Filter, String)> {
         let n = self.node;
         if n.status.state != NodeState::Ready || n.spec.availability != Availability::Active {
             let why = match (n.status.state, n.spec.availability) {
@@ -192,7 +190,7 @@ impl<'a> NodeInfo<'a> {
         if let Some((proto, port)) = needs.host_ports.iter().find(|p| self.host_ports.contains(p)) {
             return Err((Filter::HostPort, format!("port {port}/{proto:?} in use").to_lowercase()));
         }
-        if needs.max_replicas > 0 && self.of_service(&needs.service) as u64 >= needs.max_replicas {
+        if needs.max_replicas > 0 && self.of_service(needs.service) as u64 >= needs.max_replicas {
             return Err((
                 Filter::MaxReplicas,
                 format!("already runs {} of the service", needs.max_replicas),
@@ -202,11 +200,11 @@ impl<'a> NodeInfo<'a> {
     }
 
     /// Whether the reservations fit in what is left.
-    pub fn fits(&self, needs: &Needs) -> bool {
+    pub fn fits(&self, needs: &Needs<'_>) -> bool {
         self.check_resources(needs).is_ok()
     }
 
-    fn check_resources(&self, needs: &Needs) -> Result<(), String> {
+    fn check_resources(&self, needs: &Needs<'_>) -> Result<(), String> {
         if needs.nano_cpus > self.nano_cpus {
             let lack = needs.nano_cpus - self.nano_cpus.max(0);
             return Err(format!("lacks {} CPUs", fmt_cpus(lack)));

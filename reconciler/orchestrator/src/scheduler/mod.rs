@@ -75,13 +75,18 @@ fn node_infos(state: &ClusterState) -> (Vec<NodeInfo<'_>>, BTreeMap<&NodeId, usi
 /// Tasks already told to stop are placed too (their agent reports them shut down at once),
 /// except REMOVE ones, which the reaper deletes.
 pub fn schedule(state: &ClusterState, now: MonoTime) -> SchedulePass {
-    let (mut infos, index) = node_infos(state);
     let mut pass = SchedulePass::default();
+    let pending: Vec<&Task> = state
+        .all_tasks()
+        .filter(|t| t.status.state <= TaskState::Pending && t.desired_state <= TaskState::Shutdown)
+        .filter(|t| state.services.contains_key(&t.service_id))
+        .collect();
+    if pending.is_empty() {
+        return pass;
+    }
+    let (mut infos, index) = node_infos(state);
     let mut groups: BTreeMap<(&ServiceId, u64), Vec<&Task>> = BTreeMap::new();
-    for t in state.all_tasks().filter(|t| t.status.state <= TaskState::Pending) {
-        if !state.services.contains_key(&t.service_id) || t.desired_state > TaskState::Shutdown {
-            continue;
-        }
+    for t in pending {
         match &t.node_id {
             Some(node) => {
                 preassigned(state, t, index.get(node).copied(), &mut infos, now, &mut pass)
@@ -159,11 +164,11 @@ fn still_pending(
     pass.unschedulable.push(Unschedulable { task: t.id.clone(), err, detail });
 }
 
-fn preassigned(
-    state: &ClusterState,
-    t: &Task,
+fn preassigned<'a>(
+    state: &'a ClusterState,
+    t: &'a Task,
     node: Option<usize>,
-    infos: &mut [NodeInfo<'_>],
+    infos: &mut [NodeInfo<'a>],
     now: MonoTime,
     pass: &mut SchedulePass,
 ) {

@@ -33,10 +33,10 @@ pub fn is_spread_descriptor(descriptor: &str) -> bool {
 
 impl Tree {
     /// Builds the tree over every node (including ones failing the filters).
-    pub fn build(infos: &[NodeInfo<'_>], descriptors: &[&str], needs: &Needs) -> Tree {
+    pub fn build(infos: &[NodeInfo<'_>], descriptors: &[&str], needs: &Needs<'_>) -> Tree {
         let mut root = Tree::default();
         for (i, info) in infos.iter().enumerate() {
-            let count = info.of_service(&needs.service);
+            let count = info.of_service(needs.service);
             let mut level = &mut root;
             level.tasks += count;
             for d in descriptors {
@@ -52,19 +52,19 @@ impl Tree {
 
 /// Swarm's node ranking: fewer tasks of this service, then fewer tasks in total; flotilla
 /// breaks remaining ties by node id.
-pub fn node_less(a: &NodeInfo<'_>, b: &NodeInfo<'_>, needs: &Needs) -> Ordering {
-    a.of_service(&needs.service)
-        .cmp(&b.of_service(&needs.service))
+pub fn node_less(a: &NodeInfo<'_>, b: &NodeInfo<'_>, needs: &Needs<'_>) -> Ordering {
+    a.of_service(needs.service)
+        .cmp(&b.of_service(needs.service))
         .then(a.total.cmp(&b.total))
         .then_with(|| a.node.id.cmp(&b.node.id))
 }
 
 /// Places up to `n` tasks in the subtree; answers the chosen node indexes in order.
-pub fn schedule_subtree(
+pub fn schedule_subtree<'a>(
     n: usize,
     tree: &Tree,
-    infos: &mut [NodeInfo<'_>],
-    needs: &Needs,
+    infos: &mut [NodeInfo<'a>],
+    needs: &Needs<'a>,
     out: &mut Vec<usize>,
 ) -> usize {
     if tree.next.is_empty() {
@@ -105,11 +105,11 @@ pub fn schedule_subtree(
 
 /// Fills ranked nodes: stay on a node until the next one ranks better, then round-robin
 /// over the nodes that still pass the filters.
-pub fn schedule_on_nodes(
+pub fn schedule_on_nodes<'a>(
     n: usize,
     nodes: &[usize],
-    infos: &mut [NodeInfo<'_>],
-    needs: &Needs,
+    infos: &mut [NodeInfo<'a>],
+    needs: &Needs<'a>,
     out: &mut Vec<usize>,
 ) -> usize {
     let count = nodes.len();
@@ -143,7 +143,7 @@ pub fn schedule_on_nodes(
         }
         if iter + 1 < count {
             let next = nodes[(iter + 1) % count];
-            let rank = |i: &NodeInfo<'_>| (i.of_service(&needs.service), i.total);
+            let rank = |i: &NodeInfo<'_>| (i.of_service(needs.service), i.total);
             if rank(&infos[next]) < rank(&infos[cur]) {
                 iter += 1;
             }

@@ -51,6 +51,9 @@ impl ClusterState {
     /// Applies one command written at log `index`. Pure: the same command on the same state
     /// always gives the same result. A refused command changes nothing but `last_index`.
     pub fn apply(&mut self, cmd: &StoreCommand, index: u64) -> StoreResponse {
+        if self.derived.savepoints == 0 && !self.indexed() {
+            self.reindex();
+        }
         let result = match cmd {
             StoreCommand::Batch { commands } => self.apply_batch(commands, index),
             StoreCommand::Orchestrate { fence, commands } => {
@@ -272,21 +275,29 @@ impl ClusterState {
     fn put_task(&mut self, task: &Task, expected: Expect, index: u64) -> Result<(), Refusal> {
         let actual = self.tasks.get(&task.id).map(|r| r.version);
         check(RecordKind::Task, task.id.as_str(), expected, actual)?;
-        self.tasks.insert(task.id.clone(), TaskRecord { task: task.clone(), version: index });
+        let record = TaskRecord { task: task.clone(), version: index };
+        self.write_task(&task.id, |tasks| tasks.insert(task.id.clone(), record));
         Ok(())
     }
 
-    fn task_mut(
+    /// Changes a task in place after its CAS check (the indexes follow).
+    fn update_task(
         &mut self,
         id: &TaskId,
         expected: Expect,
         index: u64,
-    ) -> Result<&mut Task, Refusal> {
-        let record =
-            self.tasks.get_mut(id).ok_or_else(|| not_found(RecordKind::Task, id.as_str()))?;
-        check(RecordKind::Task, id.as_str(), expected, Some(record.version))?;
-        record.version = index;
-        Ok(&mut record.task)
+        f: impl FnOnce(&mut Task),
+    ) -> Result<(), Refusal> {
+        let version = self.tasks.get(id).map(|r| r.version);
+        let version = version.ok_or_else(|| not_found(RecordKind::Task, id.as_str()))?;
+        check(RecordKind::Task, id.as_str(), expected, Some(version))?;
+        self.write_task(id, |tasks| {
+            if let Some(record) = tasks.get_mut(id) {
+                record.version = index;
+                f(&mut record.task);
+            }
+        });
+        Ok(())
     }
 
     fn set_desired(
@@ -296,8 +307,7 @@ impl ClusterState {
         expected: Expect,
         index: u64,
     ) -> Result<(), Refusal> {
-        self.task_mut(id, expected, index)?.desired_state = state;
-        Ok(())
+        self.update_task(id, expected, index, |t| t.desired_state = state)
     }
 
     fn set_task_status(
@@ -315,8 +325,7 @@ impl ClusterState {
                 proposed: status.state,
             });
         }
-        self.task_mut(id, Expect::Any, index)?.status = status.clone();
-        Ok(())
+        self.update_task(id, Expect::Any, index, |t| t.status = status.clone())
     }
 
     fn assign(
@@ -327,20 +336,20 @@ impl ClusterState {
         at: MonoTime,
         index: u64,
     ) -> Result<(), Refusal> {
-        let t = self.task_mut(id, Expect::Any, index)?;
-        t.node_id = Some(node.clone());
-        t.status.state = t.status.state.max(TaskState::Assigned);
-        message.clone_into(&mut t.status.message);
-        t.status.err.clear();
-        t.status.timestamp = at;
-        Ok(())
+        self.update_task(id, Expect::Any, index, |t| {
+            t.node_id = Some(node.clone());
+            t.status.state = t.status.state.max(TaskState::Assigned);
+            message.clone_into(&mut t.status.message);
+            t.status.err.clear();
+            t.status.timestamp = at;
+        })
     }
 
     fn remove_task(&mut self, id: &TaskId, expected: Expect) -> Result<(), Refusal> {
         let actual = self.tasks.get(id).map(|r| r.version);
         let _ = actual.ok_or_else(|| not_found(RecordKind::Task, id.as_str()))?;
         check(RecordKind::Task, id.as_str(), expected, actual)?;
-        self.tasks.remove(id);
+        self.write_task(id, |tasks| tasks.remove(id));
         self.delayed.remove(id);
         Ok(())
     }

@@ -23,6 +23,7 @@
 mod apply;
 pub mod command;
 pub mod gitops;
+mod index;
 mod objects;
 mod ports;
 mod records;
@@ -89,17 +90,41 @@ pub struct ClusterState {
     pub source_status: SourceStatus,
     /// The last log index applied.
     pub last_index: u64,
+    /// What is derived from the rest (indexes) and the open savepoints; never serialized,
+    /// never compared.
+    #[serde(skip)]
+    derived: Derived,
+}
+
+/// The derived part of the state.
+#[derive(Clone, Default)]
+struct Derived {
+    index: index::TaskIndex,
+    savepoints: usize,
+}
+
+impl PartialEq for Derived {
+    fn eq(&self, _: &Derived) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Derived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Derived")
+    }
 }
 
 /// Where every table's journal stood, and the small records, when a savepoint was taken.
 struct Savepoint {
-    marks: [Mark; 10],
+    marks: [Mark; 12],
     cluster: Option<ClusterInfo>,
     settings: ClusterSettings,
     counters: Counters,
     source: Option<GitSource>,
     source_status: SourceStatus,
     last_index: u64,
+    synced: u64,
 }
 
 /// Calls `$f` (with the table's mark, when given) on every table, in a fixed order.
@@ -116,12 +141,15 @@ macro_rules! each_table {
             $s.stacks.$f($($marks[7])?),
             $s.delayed.$f($($marks[8])?),
             $s.restarts.$f($($marks[9])?),
+            $s.derived.index.by_slot.$f($($marks[10])?),
+            $s.derived.index.by_node.$f($($marks[11])?),
         ]
     };
 }
 
 impl ClusterState {
     fn savepoint(&mut self) -> Savepoint {
+        self.derived.savepoints += 1;
         Savepoint {
             marks: each_table!(self, mark),
             cluster: self.cluster.clone(),
@@ -130,6 +158,7 @@ impl ClusterState {
             source: self.source.clone(),
             source_status: self.source_status.clone(),
             last_index: self.last_index,
+            synced: self.derived.index.synced,
         }
     }
 
@@ -142,16 +171,22 @@ impl ClusterState {
         self.source = sp.source;
         self.source_status = sp.source_status;
         self.last_index = sp.last_index;
+        self.derived.index.synced = sp.synced;
+        self.derived.savepoints -= 1;
     }
 
     fn commit(&mut self, sp: Savepoint) {
         each_table!(self, release, sp.marks);
+        self.derived.savepoints -= 1;
     }
 
     /// Runs `f` on this state, then undoes every change `f` made (also when it panics). The
     /// orchestrator's pass uses it to see its own decisions while it makes them; the
     /// decisions reach the state for real only through `apply`. Costs what `f` touched.
     pub fn tentatively<T>(&mut self, f: impl FnOnce(&mut ClusterState) -> T) -> T {
+        if !self.indexed() {
+            self.reindex();
+        }
         let sp = self.savepoint();
         let guard = Undo { state: self, sp: Some(sp) };
         f(&mut *guard.state)
@@ -170,19 +205,6 @@ impl ClusterState {
     /// Every task, in id order.
     pub fn all_tasks(&self) -> impl Iterator<Item = &Task> + '_ {
         self.tasks.values().map(|r| &r.task)
-    }
-
-    /// The tasks of a service, in id order.
-    pub fn service_tasks<'a>(
-        &'a self,
-        service: &'a ServiceId,
-    ) -> impl Iterator<Item = &'a Task> + 'a {
-        self.all_tasks().filter(move |t| &t.service_id == service)
-    }
-
-    /// The tasks placed on a node, in id order.
-    pub fn node_tasks<'a>(&'a self, node: &'a NodeId) -> impl Iterator<Item = &'a Task> + 'a {
-        self.all_tasks().filter(move |t| t.node_id.as_ref() == Some(node))
     }
 
     /// Whether a task's node is down or gone (it will never report again).

@@ -4,7 +4,9 @@
 //! never by cloning the whole state.
 //!
 //! Reads go through `Deref` to the `BTreeMap`; every write goes through a method here, so no
-//! write can escape the journal. Serialized exactly as the map it holds.
+//! write can escape the journal, and every write counts ([`Table::writes`], restored by an
+//! undo), so an index built beside a table can tell whether it is still in step with it.
+//! Serialized exactly as the map it holds.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -16,19 +18,27 @@ pub struct Table<K, V> {
     map: BTreeMap<K, V>,
     journal: Vec<(K, Option<V>)>,
     recording: bool,
+    writes: u64,
 }
 
-/// How far a table's journal reached when a savepoint was taken.
+/// How far a table's journal reached, and how many writes it had, when a savepoint was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Mark(usize);
+pub(crate) struct Mark(usize, u64);
 
 impl<K: Ord + Clone, V: Clone> Table<K, V> {
     /// An empty table.
     pub fn new() -> Self {
-        Table { map: BTreeMap::new(), journal: Vec::new(), recording: false }
+        Table { map: BTreeMap::new(), journal: Vec::new(), recording: false, writes: 0 }
+    }
+
+    /// How many writes the table has had (undone ones not counted; a table read from a
+    /// serialized map counts as written once).
+    pub fn writes(&self) -> u64 {
+        self.writes
     }
 
     fn remember(&mut self, key: &K) {
+        self.writes = self.writes.wrapping_add(1);
         if self.recording {
             self.journal.push((key.clone(), self.map.get(key).cloned()));
         }
@@ -66,6 +76,7 @@ impl<K: Ord + Clone, V: Clone> Table<K, V> {
 
     /// Every value, mutably (each is journaled first).
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.writes = self.writes.wrapping_add(1);
         if self.recording {
             let old = self.map.iter().map(|(k, v)| (k.clone(), Some(v.clone())));
             self.journal.extend(old);
@@ -85,7 +96,7 @@ impl<K: Ord + Clone, V: Clone> Table<K, V> {
     /// Starts journaling (nested savepoints share one journal); answers where it stands.
     pub(crate) fn mark(&mut self) -> Mark {
         self.recording = true;
-        Mark(self.journal.len())
+        Mark(self.journal.len(), self.writes)
     }
 
     /// Undoes every change made since `mark`, newest first.
@@ -97,6 +108,7 @@ impl<K: Ord + Clone, V: Clone> Table<K, V> {
                 None => self.map.remove(&key),
             };
         }
+        self.writes = mark.1;
     }
 
     /// Stops journaling when the outermost savepoint (`mark` 0) is released.
@@ -123,7 +135,7 @@ impl<K, V> Deref for Table<K, V> {
 
 impl<K: Clone, V: Clone> Clone for Table<K, V> {
     fn clone(&self) -> Self {
-        Table { map: self.map.clone(), journal: Vec::new(), recording: false }
+        Table { map: self.map.clone(), journal: Vec::new(), recording: false, writes: self.writes }
     }
 }
 
@@ -141,7 +153,8 @@ impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for Table<K, V> {
 
 impl<K: Ord, V> From<BTreeMap<K, V>> for Table<K, V> {
     fn from(map: BTreeMap<K, V>) -> Self {
-        Table { map, journal: Vec::new(), recording: false }
+        let writes = u64::from(!map.is_empty());
+        Table { map, journal: Vec::new(), recording: false, writes }
     }
 }
 
