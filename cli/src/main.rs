@@ -45,6 +45,8 @@ enum Command {
     /// The supervisor of one process task (started by the agent).
     #[command(name = "agent-shim", hide = true)]
     AgentShim(cmd::agent_shim::ShimArgs),
+    /// Show or rotate the cluster's root CA.
+    Ca(cmd::ca::CaArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::State(args) => cmd::state::run(args, &cli.global),
         Command::Probe(args) => cmd::probe::run(args),
         Command::AgentShim(args) => return cmd::agent_shim::run(args),
+        Command::Ca(args) => cmd::ca::run(args, &cli.global),
     };
     match result {
         Ok(code) => code,

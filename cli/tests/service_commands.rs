@@ -16,12 +16,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 struct Cli {
     host: String,
     token: String,
+    ca: std::path::PathBuf,
 }
 
 impl Cli {
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_flotilla"));
-        cmd.args(args).env("FLOTILLA_HOST", &self.host).env("FLOTILLA_TOKEN", &self.token);
+        cmd.args(args)
+            .env("FLOTILLA_HOST", &self.host)
+            .env("FLOTILLA_TOKEN", &self.token)
+            .env("FLOTILLA_TLSCACERT", &self.ca);
         cmd
     }
 
@@ -81,7 +85,8 @@ async fn start() -> (tempfile::TempDir, ProcessCluster, Cli, ApiClient) {
     let leader = cluster.leader().await.unwrap();
     let follower = (leader + 1) % 3;
     println!("=== leader is manager {}, the CLI talks to manager {}", leader + 1, follower + 1);
-    let cli = Cli { host: cluster.managers[follower].addr.clone(), token: cluster.token.clone() };
+    let host = cluster.managers[follower].addr.clone();
+    let cli = Cli { host, token: cluster.token.clone(), ca: cluster.ca_file() };
     let api = cluster.client(follower).unwrap();
     (root, cluster, cli, api)
 }

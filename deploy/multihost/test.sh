@@ -23,7 +23,9 @@ IMAGE="flotilla-multihost:test"
 IPS=("$SUBNET.11" "$SUBNET.12" "$SUBNET.13")
 NAMES=("flt-$$-m1" "flt-$$-m2" "flt-$$-m3")
 
+CA="$(mktemp)"
 cleanup() {
+    rm -f "$CA"
     for n in "${NAMES[@]}"; do docker rm -f "$n" >/dev/null 2>&1 || true; done
     docker network rm "$NET" >/dev/null 2>&1 || true
 }
@@ -55,7 +57,7 @@ run_manager() { # index, extra args...
 CLI="$TARGET_DIR/x86_64-unknown-linux-gnu/debug/flotilla"
 flt() { # manager index, args...
     local i="$1"; shift
-    FLOTILLA_HOST="${IPS[$i]}:2377" FLOTILLA_TOKEN="$TOKEN" "$CLI" "$@"
+    FLOTILLA_HOST="${IPS[$i]}:2377" FLOTILLA_TOKEN="$TOKEN" FLOTILLA_TLSCACERT="$CA" "$CLI" "$@"
 }
 
 wait_for() { # seconds, description, command...
@@ -73,6 +75,9 @@ token_ready() { docker cp "${NAMES[0]}:/data/api-token" - >/dev/null; }
 wait_for 20 "api token of m1" token_ready
 TOKEN="$(docker cp "${NAMES[0]}:/data/api-token" - | tar -xO)"
 TOKEN="${TOKEN//$'\n'/}"
+# Every manager speaks mutual TLS; the CLI verifies them against the cluster CA, which the
+# manager writes beside its api-token.
+docker cp "${NAMES[0]}:/data/ca.pem" - | tar -xO >"$CA"
 wait_for 20 "m1 answers" flt 0 node ls
 JOIN="$(flt 0 join-token manager -q)"
 

@@ -23,6 +23,17 @@ pub struct GlobalArgs {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Trust managers whose certificate comes from this CA (a manager writes it to
+    /// DATA_DIR/ca.pem, beside api-token).
+    #[arg(long, value_name = "FILE", env = "FLOTILLA_TLSCACERT", global = true)]
+    pub tlscacert: Option<std::path::PathBuf>,
+    /// Authenticate with this certificate (a manager's DATA_DIR/node-cert.pem) instead of
+    /// the API token.
+    #[arg(long, value_name = "FILE", env = "FLOTILLA_TLSCERT", global = true, requires = "tlskey")]
+    pub tlscert: Option<std::path::PathBuf>,
+    /// The key of --tlscert.
+    #[arg(long, value_name = "FILE", env = "FLOTILLA_TLSKEY", global = true, requires = "tlscert")]
+    pub tlskey: Option<std::path::PathBuf>,
 }
 
 /// How results are printed.
@@ -37,12 +48,42 @@ pub enum OutputFormat {
 }
 
 impl GlobalArgs {
-    /// A client of the manager named by `--host`, with `--token`.
+    /// A client of the manager named by `--host`, with `--token` or `--tlscert`: over TLS
+    /// verified against `--tlscacert`, or plain for an `http://` host (a manager started
+    /// with `--insecure-listen`).
     pub fn client(&self) -> anyhow::Result<ApiClient> {
-        let token = self.token.as_deref().context(
-            "no API token: pass --token or set FLOTILLA_TOKEN (a manager writes it to DATA_DIR/api-token)",
-        )?;
-        Ok(ApiClient::new(&self.host, token, Duration::from_secs(30))?)
+        let token = match (&self.token, &self.tlscert) {
+            (Some(t), _) => t.as_str(),
+            (None, Some(_)) => "",
+            (None, None) => anyhow::bail!(
+                "no API token: pass --token or set FLOTILLA_TOKEN (a manager writes it to DATA_DIR/api-token), or --tlscert/--tlskey"
+            ),
+        };
+        self.client_with(token)
+    }
+
+    /// A client of the manager named by `--host` with this bearer token (empty: none).
+    pub fn client_with(&self, token: &str) -> anyhow::Result<ApiClient> {
+        let timeout = Duration::from_secs(30);
+        if self.host.starts_with("http://") {
+            return Ok(ApiClient::new(&self.host, token, timeout)?);
+        }
+        let Some(ca_file) = &self.tlscacert else {
+            anyhow::bail!(
+                "the manager at {} speaks TLS: pass --tlscacert DATA_DIR/ca.pem (a manager writes it beside api-token), or use http://HOST for a manager started with --insecure-listen",
+                self.host
+            );
+        };
+        let read = |p: &std::path::Path| {
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+        };
+        let ca = read(ca_file)?;
+        let pair = match (&self.tlscert, &self.tlskey) {
+            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+            _ => None,
+        };
+        let pair = pair.as_ref().map(|(c, k)| (c.as_str(), k.as_str()));
+        Ok(ApiClient::with_tls(&self.host, token, timeout, &ca, pair)?)
     }
 }
 

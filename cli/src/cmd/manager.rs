@@ -45,6 +45,13 @@ pub struct ManagerArgs {
     /// The unlock key of an autolocked cluster (to join it, or to restart unlocked).
     #[arg(long, env = "FLOTILLA_UNLOCK_KEY", hide_env_values = true)]
     unlock_key: Option<String>,
+    /// Serve plain HTTP with token authentication only, without the cluster CA and mutual
+    /// TLS (local tests only: join tokens, API tokens and secrets cross the network in clear).
+    #[arg(long)]
+    insecure_listen: bool,
+    /// With --init: how long node certificates are valid (Swarm's default: 2160h).
+    #[arg(long, value_name = "DURATION", default_value = "2160h", value_parser = humantime::parse_duration)]
+    cert_expiry: std::time::Duration,
     /// Raft entries between snapshots.
     #[arg(long, default_value_t = 10_000, hide = true)]
     snapshot_every: u64,
@@ -74,7 +81,8 @@ fn unlock(key: Option<String>, global: &GlobalArgs) -> anyhow::Result<ExitCode> 
             line.trim().to_owned()
         }
     };
-    block_on(async { Ok(reconciler_api::client::unlock(&global.host, &key).await?) })?;
+    let client = global.client_with("")?;
+    block_on(async { Ok(client.unlock(&key).await?) })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -108,6 +116,8 @@ pub fn run(args: ManagerArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         unlock_key: args.unlock_key.clone(),
         dispatcher: DispatcherConfig::default(),
         dispatcher_heartbeat: args.dispatcher_heartbeat,
+        insecure: args.insecure_listen,
+        cert_expiry: args.cert_expiry,
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -125,6 +135,9 @@ pub fn run(args: ManagerArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             id.node_id, id.raft_id, id.cluster_id, running.local_addr
         );
         eprintln!("API token: {}", data_dir.join("api-token").display());
+        if running.manager.tls.is_some() {
+            eprintln!("cluster CA: {} (pass it as --tlscacert)", data_dir.join("ca.pem").display());
+        }
         if let Some(key) = &running.new_unlock_key {
             println!("Swarm-style autolock is on. To unlock a restarted manager, run");
             println!("`flotilla manager unlock` and give it this key:\n\n    {key}\n");

@@ -2,6 +2,7 @@
 
 pub mod agent_shim;
 pub mod api;
+pub mod ca;
 pub mod join_token;
 pub mod manager;
 pub mod node;

@@ -305,7 +305,9 @@ fn reconcile_diffs_against_a_live_manager() {
         .block_on(reconciler_manager::harness::ProcessCluster::start(binary, root.path(), 1))
         .unwrap();
     let host = cluster.managers[0].addr.clone();
-    let live = ["-H", &host, "--token", &cluster.token, "--output", "json"];
+    let ca = cluster.ca_file();
+    let ca = ca.to_str().unwrap();
+    let live = ["-H", &host, "--token", &cluster.token, "--tlscacert", ca, "--output", "json"];
     let run = reconcile(repo.path(), &live);
     assert_eq!(run.code, 2, "{}", run.stderr);
     let state = empty_state();

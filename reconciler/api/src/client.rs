@@ -12,7 +12,7 @@ use crate::operator::{
     ClusterStatus, JoinRequest, JoinResponse, NodeInspect, NodeUpdate, NodeView, TokenView,
     UnlockRequest, WriteResult,
 };
-use reqwest::Method;
+pub use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -48,7 +48,7 @@ impl ClientError {
 }
 
 /// Sends one request and decodes the answer or the manager's error.
-async fn send<T: DeserializeOwned>(
+pub(crate) async fn send<T: DeserializeOwned>(
     req: reqwest::RequestBuilder,
     url: &str,
 ) -> Result<T, ClientError> {
@@ -84,9 +84,7 @@ pub async fn join(
 /// # Errors
 /// A wrong key, or the manager cannot be reached.
 pub async fn unlock(host: &str, key: &str) -> Result<(), ClientError> {
-    let client = ApiClient::new(host, "", Duration::from_secs(10))?;
-    let body = UnlockRequest { key: key.to_owned() };
-    client.call::<_, Empty>(Method::POST, "/v1/unlock", Some(&body)).await.map(|_| ())
+    ApiClient::new(host, "", Duration::from_secs(10))?.unlock(key).await
 }
 
 /// A client of one manager, authenticated with a bearer token.
@@ -108,9 +106,43 @@ impl ApiClient {
         Ok(ApiClient::with_http(host, token, http))
     }
 
+    /// A client of a manager over TLS, verified against the roots of `ca_pem` (the
+    /// `ca.pem` a manager writes beside its `api-token`, or `--tlscacert`), presenting
+    /// `client_cert` (chain and key, PEM) when given.
+    ///
+    /// # Errors
+    /// Damaged PEM, or the HTTP client cannot be built.
+    pub fn with_tls(
+        host: &str,
+        token: &str,
+        timeout: Duration,
+        ca_pem: &str,
+        client_cert: Option<(&str, &str)>,
+    ) -> Result<ApiClient, ClientError> {
+        let pem = |e: reconciler_tls::PkiError| ClientError::Transport {
+            url: host.to_owned(),
+            message: e.to_string(),
+        };
+        let tls = reconciler_tls::TlsState::new(ca_pem).map_err(pem)?;
+        if let Some((chain, key)) = client_cert {
+            tls.set_credentials(chain, key).map_err(pem)?;
+        }
+        let http = crate::pki::tls_client(&tls, timeout, true)?;
+        Ok(ApiClient::with_http(&crate::pki::https_url(host), token, http))
+    }
+
     /// A client over an HTTP client built elsewhere (with TLS settings, say).
     pub fn with_http(host: &str, token: &str, http: reqwest::Client) -> ApiClient {
         ApiClient { base: base_url(host), token: token.to_owned(), http }
+    }
+
+    /// Sends an unlock key to a locked manager (`flotilla manager unlock`).
+    ///
+    /// # Errors
+    /// A wrong key, or the manager cannot be reached.
+    pub async fn unlock(&self, key: &str) -> Result<(), ClientError> {
+        let body = UnlockRequest { key: key.to_owned() };
+        self.call::<_, Empty>(Method::POST, "/v1/unlock", Some(&body)).await.map(|_| ())
     }
 
     /// The manager's base URL.

@@ -14,6 +14,7 @@
 //!   service endpoints (and the client's calls to them).
 //! * [`client`]: [`ApiClient`], [`DispatcherClient`], [`client::join`], [`client::unlock`].
 //! * [`error`]: [`ApiError`], the one error a client sees, with its HTTP status.
+//! * [`pki`]: joining with a token that pins the cluster CA, certificate renewal.
 //! * [`http`]: the HTTP client every component builds, and manager addresses as URLs.
 
 pub mod b64;
@@ -23,6 +24,7 @@ pub mod dispatcher;
 pub mod error;
 pub mod http;
 pub mod operator;
+pub mod pki;
 pub mod services;
 
 pub use client::{ApiClient, ClientError, DispatcherClient, Empty};

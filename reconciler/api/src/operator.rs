@@ -17,13 +17,14 @@
 //! GET  /v1/status                     → ClusterStatus
 //! GET  /v1/secrets, POST /v1/secrets  → [SecretView], SecretCreate → SecretView
 //! ```
+//! The cluster PKI's endpoints are listed in [`crate::pki`].
 
 use reconciler_types::{Availability, Node, NodeId, NodeRole, NodeState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A request to join the cluster.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, Default)]
 pub struct JoinRequest {
     /// The join token (never logged).
     pub token: String,
@@ -35,6 +36,10 @@ pub struct JoinRequest {
     pub hostname: String,
     /// The address other managers (or the dispatcher) reach it at.
     pub addr: String,
+    /// A certificate signing request for the node's own key (DER): a cluster with TLS
+    /// answers with the node's certificate.
+    #[serde(default, with = "crate::b64::option")]
+    pub csr: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for JoinRequest {
@@ -73,6 +78,12 @@ pub struct JoinResponse {
     /// node receives it, and it stops working when the node is removed.
     #[serde(default)]
     pub node_credential: Option<String>,
+    /// The node's certificate chain (PEM), when it sent a CSR.
+    #[serde(default)]
+    pub certificate: Option<String>,
+    /// The roots the node must trust from now on (PEM).
+    #[serde(default)]
+    pub ca: Option<String>,
 }
 
 impl std::fmt::Debug for JoinResponse {

@@ -7,18 +7,21 @@ use crate::dispatcher::{self, Dispatcher, DispatcherConfig};
 use crate::error::ApiError;
 use crate::identity::{self, Identity, IdentityError, RAFT_DB_FILE};
 use crate::keys::{self, KeyError, StoredKey, SymmetricKey};
+use crate::listener::{PeerConn, PlainListener, TlsListener};
 use crate::manager::Manager;
 use crate::server::router;
 use crate::token;
-use axum::serve::ListenerExt;
 use openraft::BasicNode;
+use reconciler_api::ClientError;
 use reconciler_api::{Empty, ErrorBody};
 use reconciler_store::cluster_state::{ClusterInfo, ClusterSettings};
 use reconciler_store::log_store::open_database;
 use reconciler_store::network::PeerHealth;
 use reconciler_store::network::http::{HttpNetworkFactory, base_url, http_client};
 use reconciler_store::node::NodeError;
+use reconciler_store::pki::{NodeCertRecord, PkiCommand};
 use reconciler_store::{Expect, StoreCommand, new_raft_node, raft_config};
+use reconciler_tls::{NodeIdentity, NodeKey, RootCa, TlsState};
 use reconciler_types::{ManagerStatus, Node, NodeDescription, NodeId, NodeRole, NodeSpec};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -71,6 +74,11 @@ pub struct ManagerOptions {
     /// With `Init`: the cluster's heartbeat period (Swarm's `--dispatcher-heartbeat`; 5 s when
     /// not given). A cluster setting, replicated like the others.
     pub dispatcher_heartbeat: Option<Duration>,
+    /// Serve plain HTTP and authenticate with tokens only, without the cluster CA (local
+    /// tests; `--insecure-listen`). Every manager of a cluster must agree.
+    pub insecure: bool,
+    /// With `Init`: how long node certificates are valid (`--cert-expiry`).
+    pub cert_expiry: Duration,
 }
 
 /// Why a manager could not start.
@@ -129,6 +137,13 @@ pub enum DaemonError {
     /// An I/O failure (randomness, folders).
     #[error("i/o error")]
     Io(#[from] std::io::Error),
+    /// The node's TLS material is missing or unusable.
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+fn tls_err(e: impl std::fmt::Display) -> DaemonError {
+    DaemonError::Tls(e.to_string())
 }
 
 /// A running manager and its HTTP server.
@@ -174,6 +189,7 @@ pub async fn start_manager(mut opts: ManagerOptions) -> Result<RunningManager, D
     })?;
     // A locked restart waits for its unlock key before anything else listens.
     let mut known_key = None;
+    let mut tls = None;
     if let Some(id) = &existing {
         if let StartMode::Join { token, .. } = &opts.mode
             && token::parse_token(token)?.digest != id.digest
@@ -181,7 +197,8 @@ pub async fn start_manager(mut opts: ManagerOptions) -> Result<RunningManager, D
             return Err(DaemonError::OtherCluster(id.cluster_id.clone()));
         }
         if !matches!(opts.mode, StartMode::Init) {
-            known_key = Some(unlock_stored_key(&opts).await?);
+            tls = load_tls(&opts)?;
+            known_key = Some(unlock_stored_key(&opts, tls.as_ref()).await?);
         }
     }
     let listener = TcpListener::bind(opts.listen)
@@ -191,7 +208,8 @@ pub async fn start_manager(mut opts: ManagerOptions) -> Result<RunningManager, D
     if opts.advertise.is_empty() {
         opts.advertise = local_addr.to_string();
     }
-    let (identity, mode) = resolve_identity(existing, &opts, &client, &mut known_key).await?;
+    let (identity, mode, pki) =
+        resolve_identity(existing, &opts, &client, &mut known_key, &mut tls).await?;
     let (mut new_unlock_key, mut fingerprint) = (None, None);
     if let StartMode::Init = mode {
         let (key, unlock) = new_cluster_key(&opts)?;
@@ -203,6 +221,12 @@ pub async fn start_manager(mut opts: ManagerOptions) -> Result<RunningManager, D
     let Some(cluster_key) = known_key else {
         return Err(DaemonError::Key(KeyError::File("no cluster key".into())));
     };
+    let client = match &tls {
+        Some(t) => {
+            reconciler_api::pki::tls_client(t, Duration::from_secs(10), false).map_err(tls_err)?
+        }
+        None => client,
+    };
     let db = open_database(&opts.data_dir.join(RAFT_DB_FILE))?;
     let health = PeerHealth::default();
     let network = HttpNetworkFactory::new(client.clone(), &identity.peer_token, health.clone());
@@ -212,18 +236,40 @@ pub async fn start_manager(mut opts: ManagerOptions) -> Result<RunningManager, D
         .map_err(|e| DaemonError::Raft(Box::new(e)))?;
     let mut manager = Manager::new(node, identity, opts.advertise.clone(), client, cluster_key);
     manager.dispatcher = Dispatcher::new(opts.dispatcher);
+    manager.tls = tls;
     let manager = Arc::new(manager);
-    let (server, stop) = serve(listener, manager.clone());
+    let (server, stop) = serve(listener, manager.clone())?;
     let background = vec![tokio::spawn(dispatcher::run::serve(manager.clone()))];
     let running = RunningManager { manager, local_addr, new_unlock_key, server, stop, background };
     match mode {
-        StartMode::Init => bootstrap(&running.manager, &opts, fingerprint).await?,
+        StartMode::Init => bootstrap(&running.manager, &opts, fingerprint, pki).await?,
         StartMode::Join { addr, .. } => complete_join(&running.manager, &addr).await?,
         StartMode::Restart => {
             tokio::spawn(become_voter_if_needed(running.manager.clone()));
         }
     }
+    if running.manager.tls.is_some() {
+        let dir = opts.data_dir.clone();
+        crate::pki::spawn_upkeep(&running.manager, dir, UPKEEP_PERIOD);
+    }
     Ok(running)
+}
+
+/// How often a manager checks its own certificate and the cluster's roots.
+const UPKEEP_PERIOD: Duration = Duration::from_secs(2);
+
+/// The TLS material of a data folder, required unless `--insecure-listen`.
+fn load_tls(opts: &ManagerOptions) -> Result<Option<Arc<TlsState>>, DaemonError> {
+    if opts.insecure {
+        return Ok(None);
+    }
+    match reconciler_tls::files::load(&opts.data_dir).map_err(tls_err)? {
+        Some((state, _key)) => Ok(Some(state)),
+        None => Err(DaemonError::Tls(format!(
+            "{} holds no node certificate: this manager ran with --insecure-listen; start it with --insecure-listen again",
+            opts.data_dir.display()
+        ))),
+    }
 }
 
 /// After a restart: a manager whose join was interrupted before it became a voter asks the
@@ -246,32 +292,71 @@ async fn become_voter_if_needed(m: Arc<Manager>) {
     }
 }
 
+/// What `--init` made for the cluster PKI; the bootstrap batch records it.
+struct InitPki {
+    root: RootCa,
+    own: NodeCertRecord,
+}
+
 /// Who this manager is: its stored identity, a new cluster's, or one obtained by joining.
 async fn resolve_identity(
     existing: Option<Identity>,
     opts: &ManagerOptions,
     client: &reqwest::Client,
     known_key: &mut Option<SymmetricKey>,
-) -> Result<(Identity, StartMode), DaemonError> {
+    tls: &mut Option<Arc<TlsState>>,
+) -> Result<(Identity, StartMode, Option<InitPki>), DaemonError> {
     let resolved = match (existing, &opts.mode) {
         (Some(id), StartMode::Init) => return Err(DaemonError::AlreadyMember(id.cluster_id)),
-        (Some(id), _) => (id, StartMode::Restart),
+        (Some(id), _) => (id, StartMode::Restart, None),
         (None, _) if opts.data_dir.join(RAFT_DB_FILE).exists() => {
             return Err(DaemonError::Orphaned);
         }
         (None, StartMode::Restart) => return Err(DaemonError::Empty),
-        (None, StartMode::Init) => (new_cluster_identity()?, StartMode::Init),
+        (None, StartMode::Init) => {
+            let mut id = new_cluster_identity()?;
+            let pki = if opts.insecure {
+                None
+            } else {
+                let (pki, state) = init_pki(&mut id, opts)?;
+                *tls = Some(state);
+                Some(pki)
+            };
+            (id, StartMode::Init, pki)
+        }
         (None, StartMode::Join { addr, token }) => {
-            let (id, key) = request_join(client, opts, addr, token).await?;
+            let (id, key) = request_join(client, opts, addr, token, tls).await?;
             keys::save(&opts.data_dir, &key.cluster_key, key.unlock.as_ref())?;
             if let Some(credential) = &key.node_credential {
                 save_node_credential(&opts.data_dir, credential)?;
             }
             *known_key = Some(key.cluster_key);
-            (id, opts.mode.clone())
+            (id, opts.mode.clone(), None)
         }
     };
     Ok(resolved)
+}
+
+/// A new cluster's root CA (its digest goes into the join tokens) and this manager's
+/// certificate from it, saved in the data folder.
+fn init_pki(
+    id: &mut Identity,
+    opts: &ManagerOptions,
+) -> Result<(InitPki, Arc<TlsState>), DaemonError> {
+    let root = RootCa::generate(&id.cluster_id, crate::pki::unix_now()).map_err(tls_err)?;
+    id.digest = root.digest();
+    let who = NodeIdentity {
+        node_id: id.node_id.clone(),
+        role: NodeRole::Manager,
+        cluster_id: id.cluster_id.clone(),
+    };
+    let (key, chain, own) =
+        crate::pki::self_issue(&root, &who, opts.cert_expiry).map_err(tls_err)?;
+    let roots = root.cert_pem();
+    reconciler_tls::files::save(&opts.data_dir, &key.to_pem(), &chain, &roots).map_err(tls_err)?;
+    let state = TlsState::new(&roots).map_err(tls_err)?;
+    state.set_credentials(&chain, &key.to_pem()).map_err(tls_err)?;
+    Ok((InitPki { root, own }, state))
 }
 
 /// A new cluster key, saved (sealed with a new unlock key when autolock is asked for).
@@ -284,33 +369,48 @@ fn new_cluster_key(
     Ok((key, unlock))
 }
 
-async fn unlock_stored_key(opts: &ManagerOptions) -> Result<SymmetricKey, DaemonError> {
+async fn unlock_stored_key(
+    opts: &ManagerOptions,
+    tls: Option<&Arc<TlsState>>,
+) -> Result<SymmetricKey, DaemonError> {
     match keys::load(&opts.data_dir)? {
         StoredKey::Ready(k) => Ok(k),
         locked => match &opts.unlock_key {
             Some(k) => Ok(locked.unlock(k)?),
-            None => wait_for_unlock(opts.listen, locked).await,
+            None => wait_for_unlock(opts.listen, locked, tls).await,
         },
     }
 }
 
-fn serve(listener: TcpListener, manager: Arc<Manager>) -> (JoinHandle<()>, oneshot::Sender<()>) {
+type Server = (JoinHandle<()>, oneshot::Sender<()>);
+
+/// Serves the manager's router: over TLS with its credentials, or plain with
+/// `--insecure-listen`. Each connection's [`PeerConn`] reaches the handlers.
+fn serve(listener: TcpListener, manager: Arc<Manager>) -> Result<Server, DaemonError> {
     let (stop, stopped) = oneshot::channel::<()>();
-    let app = router(manager);
-    let server = tokio::spawn(async move {
-        let shutdown = async {
-            let _sender_gone = stopped.await;
-        };
-        // Small request/response exchanges: without TCP_NODELAY, Nagle and delayed ACKs add
-        // tens of milliseconds to every Raft round trip.
-        let listener = listener.tap_io(|tcp| {
-            let _unsupported = tcp.set_nodelay(true);
-        });
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
-            tracing::error!(error = %e, "manager API server stopped");
+    let app = router(manager.clone()).into_make_service_with_connect_info::<PeerConn>();
+    let shutdown = async {
+        let _sender_gone = stopped.await;
+    };
+    let server = match &manager.tls {
+        Some(tls) => {
+            let listener = TlsListener::new(listener, tls)?;
+            tokio::spawn(async move {
+                let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "manager API server stopped");
+                }
+            })
         }
-    });
-    (server, stop)
+        None => tokio::spawn(async move {
+            let served =
+                axum::serve(PlainListener(listener), app).with_graceful_shutdown(shutdown).await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "manager API server stopped");
+            }
+        }),
+    };
+    Ok((server, stop))
 }
 
 fn new_cluster_identity() -> Result<Identity, DaemonError> {
@@ -329,9 +429,10 @@ async fn bootstrap(
     m: &Manager,
     opts: &ManagerOptions,
     autolock_fingerprint: Option<String>,
+    pki: Option<InitPki>,
 ) -> Result<(), DaemonError> {
     let id = &m.identity;
-    let members = BTreeMap::from([(id.raft_id, BasicNode::new(&opts.advertise))]);
+    let members = BTreeMap::from([(id.raft_id, BasicNode::new(m.peer_url(&opts.advertise)))]);
     if let Err(e) = m.node.raft.initialize(members).await {
         return Err(api_err("cannot initialise raft")(ApiError::Internal(e.to_string())));
     }
@@ -348,6 +449,7 @@ async fn bootstrap(
         api_token: id.api_token.clone(),
         peer_token: id.peer_token.clone(),
         autolock_fingerprint,
+        ca: None,
         version: 0,
     };
     let node = Node {
@@ -362,13 +464,21 @@ async fn bootstrap(
         }),
     };
     let (credential, digest) = dispatcher::credential::issue(&id.node_id)?;
-    let batch = StoreCommand::Batch {
-        commands: vec![
-            StoreCommand::InitCluster { info },
-            StoreCommand::PutNode { node, expected: Expect::Absent },
-            StoreCommand::SetNodeCredential { id: id.node_id.clone(), digest },
-        ],
-    };
+    let mut commands = vec![
+        StoreCommand::InitCluster { info },
+        StoreCommand::PutNode { node, expected: Expect::Absent },
+        StoreCommand::SetNodeCredential { id: id.node_id.clone(), digest },
+    ];
+    if let Some(pki) = pki {
+        let ca = crate::pki::ca_record(&pki.root, &m.cluster_key, opts.cert_expiry)
+            .map_err(api_err("cannot seal the CA key"))?;
+        let digest = id.digest.clone();
+        let set_ca = PkiCommand::SetCa { ca, digest, expected: Expect::Absent };
+        let own = PkiCommand::SetNodeCert { node: id.node_id.clone(), cert: pki.own };
+        commands.push(StoreCommand::Pki { command: set_ca });
+        commands.push(StoreCommand::Pki { command: own });
+    }
+    let batch = StoreCommand::Batch { commands };
     let batch = match opts.dispatcher_heartbeat {
         None => batch,
         Some(period) => {
@@ -411,6 +521,7 @@ async fn request_join(
     opts: &ManagerOptions,
     addr: &str,
     join_token: &str,
+    tls: &mut Option<Arc<TlsState>>,
 ) -> Result<(Identity, JoinedKey), DaemonError> {
     let parsed = token::parse_token(join_token)?;
     let req = JoinRequest {
@@ -419,11 +530,16 @@ async fn request_join(
         node_id: None,
         hostname: opts.hostname.clone(),
         addr: opts.advertise.clone(),
+        csr: None,
     };
-    let url = format!("{}/v1/join", base_url(addr));
-    let resp: JoinResponse = post_json(client, url, None, &req, Duration::from_secs(15))
-        .await
-        .map_err(api_err("the cluster refused the join"))?;
+    let resp = if opts.insecure {
+        let url = format!("{}/v1/join", base_url(addr));
+        post_json::<_, JoinResponse>(client, url, None, &req, Duration::from_secs(15))
+            .await
+            .map_err(api_err("the cluster refused the join"))?
+    } else {
+        join_over_tls(opts, addr, req, tls).await?
+    };
     let missing =
         || api_err("bad join answer")(ApiError::Internal("no manager credentials".into()));
     if resp.digest != parsed.digest {
@@ -453,6 +569,29 @@ async fn request_join(
     Ok((id, JoinedKey { cluster_key, unlock, node_credential: resp.node_credential }))
 }
 
+/// Joins through `addr` after pinning its CA by the token's digest; saves the node's key,
+/// certificate and roots.
+async fn join_over_tls(
+    opts: &ManagerOptions,
+    addr: &str,
+    req: JoinRequest,
+    tls: &mut Option<Arc<TlsState>>,
+) -> Result<JoinResponse, DaemonError> {
+    let key = NodeKey::generate().map_err(tls_err)?;
+    let (resp, state) = reconciler_api::pki::join_tls(addr, req, &key).await.map_err(|e| {
+        let source = match e {
+            ClientError::Api(a) => a,
+            ClientError::Transport { message, .. } => ApiError::Unavailable(message),
+        };
+        DaemonError::Api { context: "the cluster refused the join".into(), source }
+    })?;
+    let chain = resp.certificate.as_deref().unwrap_or_default();
+    let roots = resp.ca.as_deref().unwrap_or_default();
+    reconciler_tls::files::save(&opts.data_dir, &key.to_pem(), chain, roots).map_err(tls_err)?;
+    *tls = Some(state);
+    Ok(resp)
+}
+
 struct JoinedKey {
     cluster_key: SymmetricKey,
     unlock: Option<SymmetricKey>,
@@ -471,6 +610,7 @@ fn save_node_credential(dir: &std::path::Path, credential: &str) -> std::io::Res
 async fn wait_for_unlock(
     listen: SocketAddr,
     stored: StoredKey,
+    tls: Option<&Arc<TlsState>>,
 ) -> Result<SymmetricKey, DaemonError> {
     let listener = TcpListener::bind(listen)
         .await
@@ -496,12 +636,18 @@ async fn wait_for_unlock(
             let _receiver_gone = done_tx.send(k);
         }
     };
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    match tls {
+        Some(tls) => {
+            let listener = TlsListener::new(listener, tls)?;
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+        }
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await?,
+    }
     done_rx.await.map_err(|_| DaemonError::Key(KeyError::Decrypt))
 }
 
 async fn complete_join(m: &Manager, addr: &str) -> Result<(), DaemonError> {
-    let url = format!("{}/v1/join/complete", base_url(addr));
+    let url = format!("{}/v1/join/complete", m.peer_url(addr));
     let req = CompleteJoin { node_id: m.identity.node_id.clone() };
     let mut last = None;
     for _ in 0..5 {

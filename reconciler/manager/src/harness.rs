@@ -47,6 +47,10 @@ pub struct ProcessCluster {
     pub managers: Vec<ManagerProcess>,
     /// The API token.
     pub token: String,
+    /// The cluster CA the clients verify managers against (empty with `insecure`).
+    pub ca: String,
+    /// Plain HTTP (`--insecure-listen`) instead of mutual TLS.
+    pub insecure: bool,
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -59,16 +63,46 @@ impl ProcessCluster {
     /// # Errors
     /// A process does not start or does not become ready within 30 s.
     pub async fn start(binary: &Path, root: &Path, n: usize) -> Result<Self, HarnessError> {
+        Self::start_with(binary, root, n, false).await
+    }
+
+    /// [`ProcessCluster::start`], over plain HTTP when `insecure`.
+    ///
+    /// # Errors
+    /// As [`ProcessCluster::start`].
+    pub async fn start_with(
+        binary: &Path,
+        root: &Path,
+        n: usize,
+        insecure: bool,
+    ) -> Result<Self, HarnessError> {
         let mut cluster = ProcessCluster {
             binary: binary.to_owned(),
             root: root.to_owned(),
             managers: Vec::new(),
             token: String::new(),
+            ca: String::new(),
+            insecure,
         };
         cluster.spawn_new(&["--init"], "")?;
         cluster.token = wait_for_token(&cluster.managers[0].data_dir).await?;
+        if !insecure {
+            let ca = cluster.managers[0].data_dir.join(reconciler_tls::files::CA_FILE);
+            cluster.ca = std::fs::read_to_string(ca)?;
+        }
         cluster.wait_ready(0).await?;
-        let join = cluster.client(0)?.join_token("manager", false).await?.token;
+        // A leader exists before the bootstrap batch (cluster record, CA) has applied.
+        let first_client = cluster.client(0)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let join = loop {
+            match first_client.join_token("manager", false).await {
+                Ok(view) => break view.token,
+                Err(e) if e.is_transient() && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         let first = cluster.managers[0].addr.clone();
         for _ in 1..n {
             cluster.spawn_new(&["--join", &first], &join)?;
@@ -96,6 +130,7 @@ impl ProcessCluster {
             .args(["--listen", &m.addr, "--advertise", &m.addr, "--hostname"])
             .arg(m.data_dir.file_name().unwrap_or_default())
             .args(extra)
+            .args(self.insecure.then_some("--insecure-listen"))
             .env_remove("FLOTILLA_TOKEN")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -105,12 +140,21 @@ impl ProcessCluster {
         cmd.spawn()
     }
 
+    /// The CA file the CLI verifies managers against (`--tlscacert`).
+    pub fn ca_file(&self) -> PathBuf {
+        self.managers[0].data_dir.join(reconciler_tls::files::CA_FILE)
+    }
+
     /// A client of manager `i`.
     ///
     /// # Errors
     /// The client cannot be built.
     pub fn client(&self, i: usize) -> Result<ApiClient, HarnessError> {
-        Ok(ApiClient::new(&self.managers[i].addr, &self.token, Duration::from_secs(10))?)
+        let (addr, timeout) = (&self.managers[i].addr, Duration::from_secs(10));
+        if self.insecure {
+            return Ok(ApiClient::new(addr, &self.token, timeout)?);
+        }
+        Ok(ApiClient::with_tls(addr, &self.token, timeout, &self.ca, None)?)
     }
 
     /// Waits until manager `i` answers its status.

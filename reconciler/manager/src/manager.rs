@@ -36,6 +36,8 @@ pub struct Manager {
     pub write_timeout: Duration,
     /// The key that seals secret values.
     pub cluster_key: SymmetricKey,
+    /// This manager's TLS credentials and trusted roots (`None` with `--insecure-listen`).
+    pub tls: Option<std::sync::Arc<reconciler_tls::TlsState>>,
     /// Serialises joins and membership changes on the leader.
     pub(crate) membership_lock: tokio::sync::Mutex<()>,
     /// The agents' dispatcher (serving while this manager leads).
@@ -67,6 +69,7 @@ impl Manager {
             client,
             cluster_key,
             write_timeout: Duration::from_secs(3),
+            tls: None,
             membership_lock: tokio::sync::Mutex::new(()),
             dispatcher: Dispatcher::new(DispatcherConfig::default()),
             service_lock: tokio::sync::Mutex::new(()),
@@ -93,6 +96,11 @@ impl Manager {
         let voters = self.voters();
         let reachable = voters.iter().filter(|id| self.is_reachable(**id)).count();
         ApiError::NoQuorum { reachable, total: voters.len() }
+    }
+
+    /// How other managers reach a manager at `addr`: `https://addr` over TLS.
+    pub fn peer_url(&self, addr: &str) -> String {
+        if self.tls.is_some() { reconciler_api::pki::https_url(addr) } else { base_url(addr) }
     }
 
     fn route(&self) -> Route {

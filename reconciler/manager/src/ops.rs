@@ -127,7 +127,7 @@ impl Manager {
         };
         let (credential, digest) =
             credential::issue(&node_id).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let put = StoreCommand::PutNode { node, expected: Expect::Absent };
+        let (put, issued) = self.join_write(&state, node, req.csr.as_deref())?;
         let set = StoreCommand::SetNodeCredential { id: node_id.clone(), digest };
         self.write(StoreCommand::Batch { commands: vec![put, set] }).await?;
         let is_manager = role == NodeRole::Manager;
@@ -142,6 +142,8 @@ impl Manager {
             cluster_key: is_manager.then(|| self.cluster_key.to_hex()),
             autolock_fingerprint: info.autolock_fingerprint.clone().filter(|_| is_manager),
             node_credential: Some(credential.to_string()),
+            certificate: issued.as_ref().map(|(chain, _)| chain.clone()),
+            ca: issued.map(|(_, ca)| ca),
         })
     }
 
@@ -169,7 +171,7 @@ impl Manager {
             return Ok(());
         }
         let raft = &self.node.raft;
-        let learner = raft.add_learner(ms.raft_id, BasicNode::new(&ms.addr), true);
+        let learner = raft.add_learner(ms.raft_id, BasicNode::new(self.peer_url(&ms.addr)), true);
         match tokio::time::timeout(CATCH_UP_TIMEOUT, learner).await {
             Err(_) => {
                 return Err(ApiError::Unavailable(format!(

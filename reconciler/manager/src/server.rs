@@ -1,6 +1,8 @@
-//! The manager's HTTP server: the API under `/v1` (bearer API token, or the peer token for
-//! requests forwarded by another manager), Raft RPCs under `/raft` (peer token only), and
-//! `/v1/join` (the join token in the body). Bodies are size-limited and malformed ones are
+//! The manager's HTTP server: the API under `/v1` (bearer API token, or a manager's
+//! certificate for requests forwarded by another manager), Raft RPCs under `/raft` (a
+//! current manager's certificate only), `/v1/join` (the join token in the body), `/v1/ca`
+//! (public: a joiner pins it by its token) and `/v1/node/certificate` (a node's own
+//! certificate). With `--insecure-listen` the peer token stands in for the certificates. Bodies are size-limited and malformed ones are
 //! answered with a JSON error; nothing is written unless a request is complete and valid.
 
 use crate::api::{
@@ -8,18 +10,22 @@ use crate::api::{
     SecretCreate, SecretView, TokenView, WriteResult,
 };
 use crate::error::ApiError;
+use crate::listener::PeerConn;
 use crate::manager::Manager;
 use crate::token::constant_time_eq;
 use crate::views::redacted;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use reconciler_api::Empty;
+use reconciler_api::pki::{CaView, CertIssued, CertRenew, CertStatus};
 use reconciler_store::network::http::{APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
 use reconciler_store::{ClusterState, StoreCommand, TypeConfig};
+use reconciler_tls::CertInfo;
+use reconciler_types::NodeId;
 use reconciler_types::NodeRole;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -51,6 +57,9 @@ pub fn router(manager: Arc<Manager>) -> Router {
         .route("/v1/secrets", get(list_secrets).post(put_secret))
         .route("/v1/secrets/{name}", axum::routing::delete(remove_secret))
         .merge(crate::services::routes())
+        .route("/v1/ca", get(ca_view))
+        .route("/v1/ca/rotate", post(rotate_ca))
+        .route("/v1/node/certificate", get(cert_status).post(renew_cert))
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT));
     let raft = Router::new()
         .route(APPEND_PATH, post(raft_append))
@@ -65,18 +74,58 @@ fn bearer(parts: &Parts) -> Option<&str> {
     value.strip_prefix("Bearer ")
 }
 
-/// A request carrying the API token or the peer token.
+/// A request from an operator: the API token; over TLS also a current manager's
+/// certificate; with `--insecure-listen` also the peer token (a forwarded request).
 pub struct ApiAuth;
-/// A request carrying the peer token (another manager).
+/// A request from another manager: over TLS, a certificate of a node that is a manager now
+/// (not removed, not demoted); with `--insecure-listen`, the peer token.
 pub struct PeerAuth;
+/// A request from a cluster node about itself, proved by its certificate (TLS only).
+pub struct NodeAuth {
+    /// The node.
+    pub node_id: NodeId,
+    /// Whether it is a manager now (it may then act for another node it forwards for).
+    pub is_manager: bool,
+}
+
+/// What the connection's verified certificate says, if the peer sent one.
+fn peer_cert(parts: &Parts) -> Option<Arc<CertInfo>> {
+    parts.extensions.get::<ConnectInfo<PeerConn>>()?.0.cert.clone()
+}
+
+/// The role the state gives the node of `cert` now (`None`: removed, or another cluster).
+fn current_role(m: &Manager, cert: &CertInfo) -> Option<NodeRole> {
+    if cert.identity.cluster_id != m.identity.cluster_id {
+        return None;
+    }
+    let id = &cert.identity.node_id;
+    m.node.state.read(|s| s.state.nodes.get(id).map(|r| r.node.spec.role))
+}
+
+/// A certificate issued to a manager of this cluster that this manager does not know as
+/// removed or demoted. A node it has not heard of yet counts (a new manager's first Raft
+/// messages arrive before it has replicated anything).
+fn is_current_manager(m: &Manager, cert: &CertInfo) -> bool {
+    let id = &cert.identity.node_id;
+    cert.identity.role == NodeRole::Manager
+        && cert.identity.cluster_id == m.identity.cluster_id
+        && m.node.state.read(|s| {
+            let state = &s.state;
+            !state.node_removed(id)
+                && state.nodes.get(id).is_none_or(|r| r.node.spec.role == NodeRole::Manager)
+        })
+}
 
 impl FromRequestParts<Arc<Manager>> for ApiAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, m: &Arc<Manager>) -> Result<Self, ApiError> {
+        if m.tls.is_some() && peer_cert(parts).is_some_and(|c| is_current_manager(m, &c)) {
+            return Ok(ApiAuth);
+        }
         let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
         let api = constant_time_eq(token, &m.identity.api_token);
-        let peer = constant_time_eq(token, &m.identity.peer_token);
+        let peer = m.tls.is_none() && constant_time_eq(token, &m.identity.peer_token);
         if api | peer { Ok(ApiAuth) } else { Err(ApiError::Unauthorized) }
     }
 }
@@ -85,12 +134,39 @@ impl FromRequestParts<Arc<Manager>> for PeerAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, m: &Arc<Manager>) -> Result<Self, ApiError> {
+        if m.tls.is_some() {
+            let cert = peer_cert(parts).ok_or(ApiError::Unauthorized)?;
+            return if is_current_manager(m, &cert) {
+                Ok(PeerAuth)
+            } else {
+                Err(ApiError::Forbidden(format!(
+                    "node {} is not a manager of this cluster",
+                    cert.identity.node_id
+                )))
+            };
+        }
         let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
         if constant_time_eq(token, &m.identity.peer_token) {
             Ok(PeerAuth)
         } else {
             Err(ApiError::Unauthorized)
         }
+    }
+}
+
+impl FromRequestParts<Arc<Manager>> for NodeAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, m: &Arc<Manager>) -> Result<Self, ApiError> {
+        let cert = peer_cert(parts).ok_or(ApiError::Unauthorized)?;
+        let Some(role) = current_role(m, &cert) else {
+            return Err(ApiError::Forbidden(format!(
+                "node {} is not a member of this cluster",
+                cert.identity.node_id
+            )));
+        };
+        let is_manager = role == NodeRole::Manager && cert.identity.role == NodeRole::Manager;
+        Ok(NodeAuth { node_id: cert.identity.node_id.clone(), is_manager })
     }
 }
 
@@ -234,6 +310,7 @@ async fn write(
         StoreCommand::InitCluster { .. }
             | StoreCommand::SetJoinSecret { .. }
             | StoreCommand::PutSecret { .. }
+            | StoreCommand::Pki { .. }
     ) {
         return Err(ApiError::Forbidden(
             "cluster credentials and secrets cannot be written through /v1/write (secrets: /v1/secrets)".into(),
@@ -284,6 +361,34 @@ async fn raft_snapshot(
     b: Result<Json<InstallSnapshotRequest<TypeConfig>>, JsonRejection>,
 ) -> Result<Json<impl Serialize>, ApiError> {
     Ok(Json(m.node.raft.install_snapshot(body(b)?).await))
+}
+
+async fn ca_view(State(m): Shared) -> ApiResult<CaView> {
+    m.ca_view().map(Json)
+}
+
+async fn rotate_ca(State(m): Shared, _: ApiAuth) -> ApiResult<CaView> {
+    m.on_leader(Method::POST, "/v1/ca/rotate", NO_BODY, || m.rotate_ca()).await.map(Json)
+}
+
+async fn cert_status(State(m): Shared, node: NodeAuth) -> ApiResult<CertStatus> {
+    m.cert_status(&node.node_id).map(Json)
+}
+
+async fn renew_cert(
+    State(m): Shared,
+    node: NodeAuth,
+    b: Result<Json<CertRenew>, JsonRejection>,
+) -> ApiResult<CertIssued> {
+    let req = body(b)?;
+    // A manager may forward another node's renewal; anyone else renews only itself.
+    let target = match req.node_id.clone() {
+        Some(id) if node.is_manager => id,
+        _ => node.node_id,
+    };
+    let fwd = CertRenew { csr: req.csr.clone(), node_id: Some(target.clone()) };
+    let run = || m.renew_cert(&target, &req.csr);
+    m.on_leader(Method::POST, "/v1/node/certificate", Some(&fwd), run).await.map(Json)
 }
 
 /// The body of `POST /v1/write`: one raw store command.

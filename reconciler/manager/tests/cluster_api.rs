@@ -25,12 +25,22 @@ fn options(dir: &Path, mode: StartMode, host: &str) -> ManagerOptions {
         unlock_key: None,
         dispatcher: Default::default(),
         dispatcher_heartbeat: None,
+        insecure: false,
+        cert_expiry: reconciler_manager::pki::DEFAULT_CERT_EXPIRY,
     }
 }
 
+/// An operator's client: the API token, verifying the manager against its `ca.pem`.
 fn client(m: &RunningManager) -> ApiClient {
     let token = m.manager.identity.api_token.clone();
-    ApiClient::new(&m.local_addr.to_string(), &token, Duration::from_secs(10)).unwrap()
+    let addr = m.local_addr.to_string();
+    match &m.manager.tls {
+        Some(tls) => {
+            let ca = tls.roots_pem();
+            ApiClient::with_tls(&addr, &token, Duration::from_secs(10), &ca, None).unwrap()
+        }
+        None => ApiClient::new(&addr, &token, Duration::from_secs(10)).unwrap(),
+    }
 }
 
 async fn three_managers(root: &Path) -> Vec<RunningManager> {
@@ -103,6 +113,7 @@ async fn join_tokens_rotate_and_wrong_tokens_or_roles_are_refused() {
         node_id: node_id.map(NodeId::new),
         hostname: "h".into(),
         addr: "127.0.0.1:1".into(),
+        csr: None,
     };
     let wrong_role: Result<serde_json::Value, _> =
         c.post("/v1/join", &join(&worker, NodeRole::Manager, None)).await;
@@ -134,7 +145,10 @@ async fn join_tokens_rotate_and_wrong_tokens_or_roles_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_clear_errors_and_change_nothing() {
     let root = tempfile::tempdir().unwrap();
-    let m1 = start_manager(options(&root.path().join("m1"), StartMode::Init, "m1")).await.unwrap();
+    // Plain HTTP (`--insecure-listen`), so raw requests can be written by hand.
+    let mut opts = options(&root.path().join("m1"), StartMode::Init, "m1");
+    opts.insecure = true;
+    let m1 = start_manager(opts).await.unwrap();
     let before = m1.manager.node.state.snapshot();
     let base = format!("http://{}", m1.local_addr);
     let http = reqwest::Client::new();
@@ -336,8 +350,11 @@ async fn secrets_are_sealed_at_rest_and_autolock_needs_the_unlock_key_after_rest
     restart.listen = listen;
     restart.advertise = listen.to_string();
     let pending = tokio::spawn(start_manager(restart));
-    let http = reqwest::Client::new();
-    let url = format!("http://{listen}/v1/unlock");
+    // The locked manager already speaks TLS with its node certificate.
+    let ca = std::fs::read_to_string(dir.join("ca.pem")).unwrap();
+    let tls = reconciler_tls::TlsState::new(&ca).unwrap();
+    let http = reconciler_api::pki::tls_client(&tls, Duration::from_secs(5), true).unwrap();
+    let url = format!("https://{listen}/v1/unlock");
     let wrong = SymmetricKeyHelper::other_unlock_key();
     let mut status = 0;
     for _ in 0..100 {
@@ -350,7 +367,7 @@ async fn secrets_are_sealed_at_rest_and_autolock_needs_the_unlock_key_after_rest
         }
     }
     assert_eq!(status, 403, "a wrong unlock key must be refused");
-    let nodes = http.get(format!("http://{listen}/v1/nodes")).send().await.unwrap();
+    let nodes = http.get(format!("https://{listen}/v1/nodes")).send().await.unwrap();
     assert_eq!(nodes.status(), 503);
     assert!(nodes.text().await.unwrap().contains("locked"));
     let ok = http.post(&url).json(&serde_json::json!({ "key": unlock_key })).send().await.unwrap();

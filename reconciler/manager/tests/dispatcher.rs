@@ -37,6 +37,9 @@ fn options(dir: &Path, mode: StartMode, host: &str) -> ManagerOptions {
         unlock_key: None,
         dispatcher: DispatcherConfig::default(),
         dispatcher_heartbeat: Some(PERIOD),
+        // Plain HTTP: these tests speak the dispatcher protocol with the node credential.
+        insecure: true,
+        cert_expiry: reconciler_manager::pki::DEFAULT_CERT_EXPIRY,
     }
 }
 
@@ -55,6 +58,7 @@ async fn worker(m: &RunningManager, via: &RunningManager, host: &str) -> Dispatc
         node_id: Some(NodeId::new(host)),
         hostname: host.to_owned(),
         addr: format!("{host}.example:0"),
+        csr: None,
     };
     let joined =
         reconciler_api::client::join(&http, &m.local_addr.to_string(), &req).await.unwrap();

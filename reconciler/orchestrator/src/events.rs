@@ -45,6 +45,7 @@ pub fn of(cmd: &StoreCommand) -> Vec<Event> {
         // Nothing the orchestrator decides depends on these.
         | C::InitCluster { .. }
         | C::SetJoinSecret { .. }
+        | C::Pki { .. }
         | C::SetNodeCredential { .. }
         | C::PutConfig { .. }
         | C::RemoveConfig { .. }

@@ -27,6 +27,7 @@ pub mod command;
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod pki;
 pub mod state_machine;
 pub mod type_config;
 

@@ -133,6 +133,7 @@ impl ClusterState {
             C::SetNodeStatus { id, status } => self.set_node_status(id, status, index),
             C::SetNodeCredential { id, digest } => self.set_node_credential(id, digest, index),
             C::RemoveNode { id, expected } => self.remove_node(id, *expected),
+            C::Pki { command } => self.apply_pki(command, index),
             C::CreateService { id, spec } => self.create_service(id, spec, index),
             C::UpdateService { id, spec, expected } => {
                 self.update_service(id, spec, *expected, index)
@@ -269,6 +270,8 @@ impl ClusterState {
         let _ = actual.ok_or_else(|| not_found(RecordKind::Node, id.as_str()))?;
         check(RecordKind::Node, id.as_str(), expected, actual)?;
         self.nodes.remove(id);
+        let removed = super::pki::NodeCertRecord { removed: true, ..Default::default() };
+        self.node_certs.insert(id.clone(), removed);
         Ok(())
     }
 

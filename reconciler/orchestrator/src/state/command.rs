@@ -102,6 +102,11 @@ pub enum StoreCommand {
         /// SHA-256 of the credential's secret, in hex.
         digest: String,
     },
+    /// A write to the cluster PKI (CA, rotation, node certificates).
+    Pki {
+        /// What to write.
+        command: super::pki::PkiCommand,
+    },
     /// Deletes a node.
     RemoveNode {
         /// Which node.

@@ -25,6 +25,7 @@ pub mod command;
 pub mod gitops;
 mod index;
 mod objects;
+pub mod pki;
 mod ports;
 mod records;
 mod services;
@@ -88,6 +89,9 @@ pub struct ClusterState {
     /// What the leader last saw of the Git source.
     #[serde(default)]
     pub source_status: SourceStatus,
+    /// Each node's current certificate (and removed nodes, whose certificates are refused).
+    #[serde(default)]
+    pub node_certs: Table<NodeId, pki::NodeCertRecord>,
     /// The last log index applied.
     pub last_index: u64,
     /// What is derived from the rest (indexes) and the open savepoints; never serialized,
@@ -117,7 +121,7 @@ impl std::fmt::Debug for Derived {
 
 /// Where every table's journal stood, and the small records, when a savepoint was taken.
 struct Savepoint {
-    marks: [Mark; 12],
+    marks: [Mark; 13],
     cluster: Option<ClusterInfo>,
     settings: ClusterSettings,
     counters: Counters,
@@ -143,6 +147,7 @@ macro_rules! each_table {
             $s.restarts.$f($($marks[9])?),
             $s.derived.index.by_slot.$f($($marks[10])?),
             $s.derived.index.by_node.$f($($marks[11])?),
+            $s.node_certs.$f($($marks[12])?),
         ]
     };
 }

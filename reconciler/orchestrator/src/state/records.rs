@@ -29,6 +29,9 @@ pub struct ClusterInfo {
     /// With autolock, the SHA-256 of the unlock key (never the key itself).
     #[serde(default)]
     pub autolock_fingerprint: Option<String>,
+    /// The cluster's certificate authority (none with `--insecure-listen`).
+    #[serde(default)]
+    pub ca: Option<super::pki::CaRecord>,
     /// The version of this record.
     pub version: u64,
 }

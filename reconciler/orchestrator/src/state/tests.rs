@@ -37,6 +37,7 @@ fn info() -> ClusterInfo {
         api_token: "a".into(),
         peer_token: "p".into(),
         autolock_fingerprint: None,
+        ca: None,
         version: 0,
     }
 }
