@@ -11,7 +11,7 @@ use agent::runtime::{Runtime, TaskFile};
 use agent_core::files::{FileKind, PlacedFile};
 use nix::sys::signal::killpg;
 use nix::unistd::Pid;
-use reconciler_types::TaskSpec;
+use reconciler_types::{NodeId, TaskSpec};
 use runtime_suite::{Harness, probe_task, run, wait_exit};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -29,7 +29,7 @@ impl Harness for ProcessHarness {
     fn runtime(&self) -> &ProcessRuntime {
         &self.rt
     }
-    fn restarted(&self) -> ProcessRuntime {
+    async fn restarted(&self) -> ProcessRuntime {
         ProcessRuntime::new(self.cfg.clone()).unwrap()
     }
     fn base_spec(&self) -> TaskSpec {
@@ -37,6 +37,9 @@ impl Harness for ProcessHarness {
     }
     fn prefix(&self) -> &str {
         &self.prefix
+    }
+    fn node_id(&self) -> NodeId {
+        NodeId::new("node1")
     }
 }
 
@@ -89,13 +92,13 @@ async fn the_supervisor_outlives_the_agent_and_remove_kills_what_it_left() {
     let h = harness("outlive").await;
     let t = probe_task(&h, "t", &[]);
     {
-        let agent = h.restarted();
+        let agent = h.restarted().await;
         run(&agent, &t).await;
         // The agent goes away (its runtime is dropped); the task keeps running.
     }
     let s = started(&h, t.who.task_id.as_str());
     assert!(group_alive(s.pgid));
-    let next = h.restarted();
+    let next = h.restarted().await;
     next.remove(&t).await.unwrap();
     assert!(!group_alive(s.pgid));
     assert!(!h.cfg.state_dir.join(t.who.task_id.as_str()).exists());
@@ -134,7 +137,7 @@ async fn secrets_are_0400_outside_the_task_folder_and_removed_when_the_task_ends
         },
         data: b"hunter2".to_vec(),
     }];
-    h.rt.prepare(&t).await.unwrap();
+    runtime_suite::prepare(&h.rt, &t).await.unwrap();
     let real = h.cfg.secrets_dir.join(t.who.task_id.as_str()).join("run/secrets/pw");
     let meta = std::fs::metadata(&real).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o400);
@@ -151,17 +154,17 @@ async fn a_service_without_a_command_or_with_mounts_is_refused() {
     let mut t = probe_task(&h, "nocmd", &[]);
     t.spec.container_spec.command.clear();
     t.spec.container_spec.image = "nginx:1.27".into();
-    let e = h.rt.prepare(&t).await.unwrap_err();
+    let e = runtime_suite::prepare(&h.rt, &t).await.unwrap_err();
     assert!(!e.temporary && e.message.contains("has neither"), "{e}");
     let mut t = probe_task(&h, "mount", &[]);
     t.spec
         .container_spec
         .mounts
         .push(reconciler_types::Mount { target: "/data".into(), ..Default::default() });
-    let e = h.rt.prepare(&t).await.unwrap_err();
+    let e = runtime_suite::prepare(&h.rt, &t).await.unwrap_err();
     assert!(e.message.contains("cannot mount"), "{e}");
     let mut t = probe_task(&h, "other", &[]);
     t.spec.container_spec.labels.insert(agent_core::launch::RUNTIME_LABEL.into(), "docker".into());
-    let e = h.rt.prepare(&t).await.unwrap_err();
+    let e = runtime_suite::prepare(&h.rt, &t).await.unwrap_err();
     assert!(e.message.contains("asks for the docker runtime"), "{e}");
 }

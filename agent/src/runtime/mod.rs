@@ -8,17 +8,22 @@
 //! starting a running one or stopping a stopped one succeeds without doing it twice, which
 //! is what lets an agent that restarted mid-call carry on.
 
+pub mod docker;
 pub mod process;
 
 use agent_core::files::PlacedFile;
 use agent_core::logs::{LogLimits, LogRecord};
 use agent_core::task::OpError;
 use agent_core::{HealthTest, TaskIdentity};
-use reconciler_types::{MonoTime, PortConfig, TaskSpec};
+use reconciler_types::{HealthConfig, MonoTime, PortConfig, TaskSpec};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+
+/// Where a long `prepare` (an image pull) reports progress; the agent shows the latest
+/// message as the task's status message while it is PREPARING.
+pub type Progress = watch::Sender<String>;
 
 /// Docker's default grace period between the stop signal and SIGKILL.
 pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
@@ -149,7 +154,20 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Makes everything the task needs (image, files, ports, working folder) so that
     /// starting is immediate.
-    fn prepare(&self, task: &TaskContext) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    fn prepare(
+        &self,
+        task: &TaskContext,
+        progress: &Progress,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+
+    /// The health check the task's image brings, used when its spec has none (an image's
+    /// `HEALTHCHECK`); the process runtime has no images.
+    fn image_health(
+        &self,
+        _task: &TaskContext,
+    ) -> impl Future<Output = Option<HealthConfig>> + Send {
+        std::future::ready(None)
+    }
 
     /// Starts the prepared task; answers the ports it is reachable at.
     fn start(

@@ -9,7 +9,7 @@
 // Helpers of a test may panic: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use agent::runtime::{Found, LogQuery, Runtime, TaskContext, TaskFile};
+use agent::runtime::{Found, LogQuery, Runtime, RuntimeError, TaskContext, TaskFile};
 use agent_core::files::{FileKind, PlacedFile};
 use agent_core::logs::LogLimits;
 use agent_core::{HealthTest, TaskIdentity};
@@ -24,11 +24,13 @@ pub trait Harness: Send + Sync {
     /// The runtime.
     fn runtime(&self) -> &Self::R;
     /// A second instance over the same state, as after an agent restart.
-    fn restarted(&self) -> Self::R;
+    async fn restarted(&self) -> Self::R;
     /// A task context skeleton (image set for docker).
     fn base_spec(&self) -> TaskSpec;
     /// A prefix for task ids, unique to this run.
     fn prefix(&self) -> &str;
+    /// The node the runtime runs tasks for.
+    fn node_id(&self) -> NodeId;
 }
 
 /// A unique task id.
@@ -48,7 +50,7 @@ pub fn probe_task(h: &impl Harness, name: &str, env: &[(&str, &str)]) -> TaskCon
             service_name: "suite_web".into(),
             service_id: "svc1".into(),
             slot: 1,
-            node_id: NodeId::new("node1"),
+            node_id: h.node_id(),
         },
         spec,
         service_labels: Default::default(),
@@ -58,12 +60,18 @@ pub fn probe_task(h: &impl Harness, name: &str, env: &[(&str, &str)]) -> TaskCon
     }
 }
 
-/// Prepares and starts; answers the node port of the task's first port.
+/// Prepares (see [`prepare`]) and starts; answers the node port of the task's first port.
 pub async fn run(rt: &impl Runtime, task: &TaskContext) -> u32 {
-    rt.prepare(task).await.expect("prepare");
+    prepare(rt, task).await.expect("prepare");
     let ports = rt.start(task).await.expect("start");
     assert_eq!(ports.len(), task.ports.len(), "one node port per service port: {ports:?}");
     ports[0].published_port
+}
+
+/// Prepares a task, ignoring progress messages.
+pub async fn prepare(rt: &impl Runtime, task: &TaskContext) -> Result<(), RuntimeError> {
+    let (progress, _) = tokio::sync::watch::channel(String::new());
+    rt.prepare(task, &progress).await
 }
 
 /// GETs a path of the task at `port` until it answers (or the deadline passes).
@@ -242,7 +250,7 @@ pub async fn a_restarted_agent_adopts_the_running_task_and_learns_its_exit_code(
     let t = probe_task(h, "adopt", &[]);
     let port = run(rt, &t).await;
     get(port, "/health").await;
-    let again = h.restarted();
+    let again = h.restarted().await;
     match again.adopt(&t).await.unwrap() {
         Found::Running { ports } => assert_eq!(ports[0].published_port, port),
         other => panic!("expected the task running, found {other:?}"),
@@ -259,9 +267,9 @@ pub async fn a_restarted_agent_adopts_the_running_task_and_learns_its_exit_code(
 pub async fn a_prepared_task_is_found_prepared_and_unknown_ones_absent(h: &impl Harness) {
     let rt = h.runtime();
     let t = probe_task(h, "prepared", &[]);
-    rt.prepare(&t).await.unwrap();
-    rt.prepare(&t).await.unwrap();
-    assert_eq!(h.restarted().adopt(&t).await.unwrap(), Found::Prepared);
+    prepare(rt, &t).await.unwrap();
+    prepare(rt, &t).await.unwrap();
+    assert_eq!(h.restarted().await.adopt(&t).await.unwrap(), Found::Prepared);
     let ids = rt.list().await.unwrap();
     assert!(ids.iter().any(|i| i == t.who.task_id.as_str()), "{ids:?}");
     rt.remove_by_id(t.who.task_id.as_str()).await.unwrap();
@@ -276,7 +284,7 @@ pub async fn a_program_that_does_not_exist_is_a_fatal_error(h: &impl Harness) {
     let rt = h.runtime();
     let mut t = probe_task(h, "noexec", &[]);
     t.spec.container_spec.command = vec!["no-such-program-flotilla".into()];
-    let err = match rt.prepare(&t).await {
+    let err = match prepare(rt, &t).await {
         Err(e) => e,
         Ok(()) => rt.start(&t).await.expect_err("start fails"),
     };

@@ -22,7 +22,7 @@ mod prepare;
 mod probe;
 pub mod shim;
 
-use super::{Found, LogQuery, ProbeResult, Runtime, RuntimeError, TaskContext};
+use super::{Found, LogQuery, ProbeResult, Progress, Runtime, RuntimeError, TaskContext};
 use crate::logfile;
 use agent_core::HealthTest;
 use agent_core::logs::LogRecord;
@@ -236,7 +236,7 @@ impl Runtime for ProcessRuntime {
         "ulimits".into()
     }
 
-    async fn prepare(&self, task: &TaskContext) -> Result<(), RuntimeError> {
+    async fn prepare(&self, task: &TaskContext, _progress: &Progress) -> Result<(), RuntimeError> {
         let dir = self.task_dir(task);
         if dir.launch().exists() {
             return Ok(());
