@@ -111,10 +111,19 @@ fn run_with_skip_docker_passes_and_says_what_was_not_run() {
     let fakes = Fakes::new();
     let (out, stdout, stderr) = fakes.run("tests/run", &[("FLOTILLA_SKIP_DOCKER", "1")]);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
-    assert!(!fakes.log().contains("docker"), "docker was called: {}", fakes.log());
+    let log = fakes.log();
+    assert!(!log.lines().any(|l| l.starts_with("docker ")), "docker was called: {log}");
     assert!(
         stdout.contains("!!! NOT RUN: multi-host manager test on Docker (FLOTILLA_SKIP_DOCKER=1)"),
         "{stdout}"
+    );
+    assert!(
+        stdout.contains("!!! NOT RUN: docker runtime suite (FLOTILLA_SKIP_DOCKER=1)"),
+        "{stdout}"
+    );
+    assert!(
+        log.contains("--no-fail-fast -E not binary(runtime_docker)\n"),
+        "the docker runtime suite is left out of the tests: {log}"
     );
 }
 
@@ -136,7 +145,9 @@ fn run_without_the_corpus_fails_unless_acknowledged_and_runs_the_other_tests() {
             .contains(&format!("!!! NOT RUN: corpus conformance: the corpus is not at {missing}"))
     );
     assert!(
-        fakes.log().contains("--no-fail-fast -E not test(/^corpus_/)\n"),
+        fakes
+            .log()
+            .contains("--no-fail-fast -E not binary(runtime_docker) and not test(/^corpus_/)\n"),
         "the other tests must still run: {}",
         fakes.log()
     );
