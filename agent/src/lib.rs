@@ -10,13 +10,30 @@
 //!                                               docker  (containers through bollard)
 //! ```
 //!
-//! * [`runtime`]: the [`runtime::Runtime`] trait and its two implementations.
-//! * [`logfile`]: task logs on disk (rotating writer, tail/since/follow reader).
-//! * [`clock`]: time since the Unix epoch as `MonoTime`.
+//! * [`agent::run`]: `flotilla agent` (join, runtime, adoption, session).
+//! * [`session`]: register, heartbeats, long-polled assignments, batched reports, failover.
+//! * [`worker`]: one [`runner::Runner`] per task; [`holdings`]: what the dispatcher assigned;
+//!   [`outbox`]: statuses waiting to be reported; [`taskstore`]: tasks saved for a restart.
+//! * [`runtime`]: the [`runtime::Runtime`] trait and its two implementations;
+//!   [`health`]: running health checks.
+//! * [`logfile`]: task logs on disk (rotating writer, tail/since/follow reader);
+//!   [`logpub`]: sending them for `service logs`.
+//! * [`node`]: identity, join, description; [`clock`]: epoch time as `MonoTime`.
 //!
 //! The decisions (state machine, health accounting, file placement) are pure functions in
 //! `agent-core`; this crate carries them out.
 
+pub mod agent;
 pub mod clock;
+pub mod fsutil;
+pub mod health;
+pub mod holdings;
 pub mod logfile;
+pub mod logpub;
+pub mod node;
+pub mod outbox;
+pub mod runner;
 pub mod runtime;
+pub mod session;
+pub mod taskstore;
+pub mod worker;

@@ -40,6 +40,8 @@ enum Command {
     JoinToken(cmd::join_token::JoinTokenArgs),
     /// Export the cluster state.
     State(cmd::state::StateArgs),
+    /// Run this machine's tasks for the cluster (join it the first time).
+    Agent(cmd::agent::AgentArgs),
     /// A built-in HTTP workload for demos and tests (and its health-check command).
     Probe(cmd::probe::ProbeArgs),
     /// The supervisor of one process task (started by the agent).
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::JoinToken(args) => cmd::join_token::run(args, &cli.global),
         Command::State(args) => cmd::state::run(args, &cli.global),
         Command::Probe(args) => cmd::probe::run(args),
+        Command::Agent(args) => cmd::agent::run_agent(args, &cli.global),
         Command::AgentShim(args) => return cmd::agent_shim::run(args),
         Command::Ca(args) => cmd::ca::run(args, &cli.global),
     };

@@ -140,6 +140,11 @@ impl HealthTracker {
         }
     }
 
+    /// A tracker for a task already known healthy (found running after an agent restart).
+    pub fn healthy(policy: HealthPolicy, started: MonoTime) -> HealthTracker {
+        HealthTracker { health: Health::Healthy, ..HealthTracker::new(policy, started) }
+    }
+
     /// The policy.
     pub fn policy(&self) -> &HealthPolicy {
         &self.policy

@@ -17,8 +17,7 @@ use agent_core::logs::LogLimits;
 use reconciler_types::{PortConfig, Ulimit};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The paths of one task.
 #[derive(Debug, Clone)]
@@ -108,25 +107,4 @@ pub struct Exited {
     pub code: i32,
 }
 
-/// Writes `value` as JSON to `path` through a temporary file and a rename.
-///
-/// # Errors
-/// The file cannot be written.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
-
-/// Reads a JSON file; `Ok(None)` when it does not exist.
-///
-/// # Errors
-/// The file exists but cannot be read or decoded.
-pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<Option<T>> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(io::Error::other),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
+pub use crate::fsutil::{read_json, write_json};

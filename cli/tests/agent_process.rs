@@ -1,0 +1,238 @@
+//! A real `flotilla manager` and a real `flotilla agent` (process runtime) on loopback, over
+//! mutual TLS: the agent joins, registers, runs the tasks the dispatcher assigns it, reports
+//! each state with its exit code and error, stops a task asked to, rejects one it cannot
+//! run, and after `kill -9` and a restart re-adopts its tasks (and the exit code of one that
+//! ended while it was away) instead of starting duplicates.
+//!
+//! Tasks are written to the store directly (as the orchestrator would write them), so this
+//! tests the agent and the dispatcher without the leader loop.
+
+// Test helpers panic on setup failures; that is how a test reports them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use agent::node::NodeFile;
+use agent::runtime::process::layout::Started;
+use nix::sys::signal::killpg;
+use nix::unistd::Pid;
+use reconciler_api::ApiClient;
+use reconciler_manager::harness::ProcessCluster;
+use reconciler_store::{ClusterState, Expect, StoreCommand};
+use reconciler_types::{NodeId, NodeState, SecretReference, Task, TaskId, TaskState, TaskStatus};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::time::Instant;
+
+struct Agent {
+    dir: PathBuf,
+    child: Option<Child>,
+    join: String,
+    token: String,
+}
+
+impl Agent {
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.with_extension("log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_flotilla"))
+            .args(["agent", "--join", &self.join, "--hostname", "a1", "--data-dir"])
+            .arg(&self.dir)
+            .env("FLOTILLA_TOKEN", &self.token)
+            .env("FLOTILLA_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn node_id(&self) -> NodeId {
+        let f: NodeFile = agent::fsutil::read_json(&self.dir.join("node.json")).unwrap().unwrap();
+        f.node_id
+    }
+
+    fn pgid(&self, task: &str) -> u32 {
+        let path = self.dir.join("process").join(task).join("shim.json");
+        let s: Started = agent::fsutil::read_json(&path).unwrap().expect("the task was started");
+        s.pgid
+    }
+
+    fn supervisors(&self) -> usize {
+        std::fs::read_dir(self.dir.join("process")).map(|d| d.count()).unwrap_or(0)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+        // Whatever the tasks left: the test stops them through the agent, this is for a failure.
+        if let Ok(entries) = std::fs::read_dir(self.dir.join("process")) {
+            for e in entries.flatten() {
+                let path = e.path().join("shim.json");
+                if let Ok(Some(s)) = agent::fsutil::read_json::<Started>(&path) {
+                    let _ = killpg(Pid::from_raw(s.pgid as i32), nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+fn group_alive(pgid: u32) -> bool {
+    killpg(Pid::from_raw(pgid as i32), None).is_ok()
+}
+
+async fn state(c: &ApiClient) -> ClusterState {
+    c.state::<ClusterState>().await.unwrap()
+}
+
+async fn wait_for<T>(what: &str, c: &ApiClient, f: impl Fn(&ClusterState) -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(s) = c.state::<ClusterState>().await
+            && let Some(v) = f(&s)
+        {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn status_of(s: &ClusterState, id: &str) -> TaskStatus {
+    s.tasks.get(&TaskId::new(id)).map(|r| r.task.status.clone()).unwrap_or_default()
+}
+
+async fn task_reaches(c: &ApiClient, id: &str, state: TaskState) -> TaskStatus {
+    wait_for(&format!("{id} {state}"), c, |s| {
+        let st = status_of(s, id);
+        (st.state >= state).then_some(st)
+    })
+    .await
+}
+
+fn probe_task(id: &str, node: &NodeId, env: &[&str]) -> Task {
+    let mut t =
+        Task { id: TaskId::new(id), node_id: Some(node.clone()), slot: 1, ..Task::default() };
+    t.desired_state = TaskState::Running;
+    t.status.state = TaskState::Assigned;
+    t.spec.container_spec.command = vec!["flotilla".into(), "probe".into()];
+    let mut e = vec!["PORT=0".to_owned()];
+    e.extend(env.iter().map(|s| (*s).to_owned()));
+    t.spec.container_spec.env = e;
+    t
+}
+
+async fn put(c: &ApiClient, task: Task) {
+    c.write(StoreCommand::PutTask { task, expected: Expect::Absent }).await.unwrap();
+}
+
+async fn start(root: &Path) -> (ProcessCluster, ApiClient, Agent) {
+    let binary = Path::new(env!("CARGO_BIN_EXE_flotilla"));
+    let cluster = ProcessCluster::start(binary, root, 1).await.unwrap();
+    let c = cluster.client(0).unwrap();
+    let token = c.join_token("worker", false).await.unwrap().token;
+    let mut agent =
+        Agent { dir: root.join("a1"), child: None, join: cluster.managers[0].addr.clone(), token };
+    agent.spawn();
+    wait_for("the agent's node is ready", &c, |s| {
+        s.nodes
+            .values()
+            .find(|n| {
+                n.node.description.hostname == "a1" && n.node.status.state == NodeState::Ready
+            })
+            .map(|_| ())
+    })
+    .await;
+    (cluster, c, agent)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_runs_its_tasks_reports_each_state_and_stops_them_when_asked() {
+    let root = tempfile::tempdir().unwrap();
+    let (_cluster, c, agent) = start(root.path()).await;
+    let node = agent.node_id();
+    let s = state(&c).await;
+    let n = &s.nodes[&node].node;
+    println!(
+        "=== registered: {} cpus, {} bytes",
+        n.description.nano_cpus, n.description.memory_bytes
+    );
+    assert!(n.description.nano_cpus > 0 && n.description.memory_bytes > 0);
+    assert_eq!(n.description.engine.labels["com.flotilla.runtime"], "process");
+    println!("=== a task runs");
+    put(&c, probe_task("t-run", &node, &[])).await;
+    let running = task_reaches(&c, "t-run", TaskState::Running).await;
+    assert_eq!((running.state, running.message.as_str()), (TaskState::Running, "started"));
+    assert!(running.timestamp.0.as_secs() > 1_600_000_000, "timestamps are epoch time");
+    let pgid = agent.pgid("t-run");
+    assert!(group_alive(pgid));
+    println!("=== a task that exits non-zero is failed with its code");
+    put(&c, probe_task("t-exit", &node, &["PROBE_EXIT_AFTER=200ms", "PROBE_EXIT_CODE=3"])).await;
+    let failed = task_reaches(&c, "t-exit", TaskState::Failed).await;
+    assert_eq!((failed.state, failed.exit_code), (TaskState::Failed, Some(3)));
+    assert_eq!(failed.err, "task: non-zero exit (3)");
+    println!("=== a task whose secret this node never received is rejected");
+    let mut bad = probe_task("t-secret", &node, &[]);
+    bad.spec.container_spec.secrets.push(SecretReference {
+        secret_name: "nowhere".into(),
+        target: "nowhere".into(),
+        ..SecretReference::default()
+    });
+    put(&c, bad).await;
+    let rejected = task_reaches(&c, "t-secret", TaskState::Rejected).await;
+    assert!(rejected.err.contains("secret nowhere was not sent to this node"), "{rejected:?}");
+    println!("=== desired shutdown stops the running task; nothing of it is left");
+    let shut = StoreCommand::SetTaskDesiredState {
+        id: TaskId::new("t-run"),
+        state: TaskState::Shutdown,
+        expected: Expect::Any,
+    };
+    c.write(shut).await.unwrap();
+    let down = task_reaches(&c, "t-run", TaskState::Shutdown).await;
+    assert_eq!(down.state, TaskState::Shutdown);
+    assert!(!group_alive(pgid));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_agent_adopts_its_tasks_and_the_exit_code_of_one_that_ended_meanwhile() {
+    let root = tempfile::tempdir().unwrap();
+    let (_cluster, c, mut agent) = start(root.path()).await;
+    let node = agent.node_id();
+    put(&c, probe_task("t-keep", &node, &[])).await;
+    put(&c, probe_task("t-ends", &node, &["PROBE_EXIT_AFTER=4s", "PROBE_EXIT_CODE=5"])).await;
+    task_reaches(&c, "t-keep", TaskState::Running).await;
+    task_reaches(&c, "t-ends", TaskState::Running).await;
+    let (keep, ends) = (agent.pgid("t-keep"), agent.pgid("t-ends"));
+    println!("=== kill -9 the agent");
+    agent.kill();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while group_alive(ends) {
+        assert!(Instant::now() < deadline, "t-ends did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(group_alive(keep), "tasks outlive their agent");
+    assert_eq!(status_of(&state(&c).await, "t-ends").state, TaskState::Running);
+    println!("=== restart it: adopted, not started again");
+    agent.spawn();
+    let ended = task_reaches(&c, "t-ends", TaskState::Failed).await;
+    assert_eq!((ended.exit_code, ended.err.as_str()), (Some(5), "task: non-zero exit (5)"));
+    assert_eq!(agent.pgid("t-keep"), keep, "the same process, not a new one");
+    assert!(group_alive(keep));
+    assert_eq!(agent.supervisors(), 2, "no task was started twice");
+    assert_eq!(status_of(&state(&c).await, "t-keep").state, TaskState::Running);
+    println!("=== the adopted task still stops when asked");
+    let shut = StoreCommand::SetTaskDesiredState {
+        id: TaskId::new("t-keep"),
+        state: TaskState::Shutdown,
+        expected: Expect::Any,
+    };
+    c.write(shut).await.unwrap();
+    task_reaches(&c, "t-keep", TaskState::Shutdown).await;
+    assert!(!group_alive(keep));
+}
