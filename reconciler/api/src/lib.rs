@@ -11,7 +11,7 @@
 //!
 //! * [`operator`]: bodies of the operator API; [`dispatcher`]: the agent session protocol
 //!   (and why it is long polls); [`credential`]: a node's own credential; [`services`]: the
-//!   service endpoints (and the client's calls to them).
+//!   service endpoints (and the client's calls to them); [`logs`]: the `service logs` stream.
 //! * [`client`]: [`ApiClient`], [`DispatcherClient`], [`client::join`], [`client::unlock`].
 //! * [`error`]: [`ApiError`], the one error a client sees, with its HTTP status.
 //! * [`pki`]: joining with a token that pins the cluster CA, certificate renewal.
@@ -23,6 +23,7 @@ pub mod credential;
 pub mod dispatcher;
 pub mod error;
 pub mod http;
+pub mod logs;
 pub mod operator;
 pub mod pki;
 pub mod services;
