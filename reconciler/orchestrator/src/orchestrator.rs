@@ -11,7 +11,7 @@ use crate::restart::{self, RestartReason};
 use crate::rollout::{Input, SlotSnapshot};
 use crate::scheduler::filters::{Needs, NodeInfo};
 use crate::slot::SlotKey;
-use crate::state::{ClusterState, ServiceRecord, StoreCommand};
+use crate::state::{ClusterState, DelayedStart, ServiceRecord, StoreCommand};
 use crate::updater;
 use crate::{global, replicated};
 use reconciler_types::{
@@ -242,12 +242,15 @@ fn node_changed(p: &mut Pass<'_>, id: &NodeId) {
     let drained = node.spec.availability == Availability::Drain;
     if lost || drained {
         let reason = if lost { RestartReason::NodeLost } else { RestartReason::NodeDrained };
-        for t in state.node_tasks(id).filter(|t| t.desired_state <= TaskState::Running) {
+        for t in state.node_tasks(id).filter(|t| !t.status.state.is_terminal()) {
             let Some(service) = state.services.get(&t.service_id) else { continue };
             if lost {
+                // Also an old task already told to stop: a worker may be waiting for it.
                 updater::feed(p, service, Input::OldTaskGone { task: t.id.clone(), at: p.now });
             }
-            restart_task(p, t, service, reason);
+            if t.desired_state <= TaskState::Running {
+                restart_task(p, t, service, reason);
+            }
         }
     } else if node.status.state == NodeState::Ready
         && node.spec.availability == Availability::Active
@@ -294,10 +297,12 @@ fn node_removed(p: &mut Pass<'_>, id: &NodeId) {
     let state = p.state;
     for t in state.node_tasks(id) {
         let Some(service) = state.services.get(&t.service_id) else { continue };
+        if !t.status.state.is_terminal() {
+            updater::feed(p, service, Input::OldTaskGone { task: t.id.clone(), at: p.now });
+        }
         if matches!(service.spec.mode, ServiceMode::Global) {
             p.out.push(StoreCommand::delete_task(&t.id));
         } else if t.desired_state <= TaskState::Running {
-            updater::feed(p, service, Input::OldTaskGone { task: t.id.clone(), at: p.now });
             restart_task(p, t, service, RestartReason::NodeLost);
         }
     }
@@ -317,7 +322,9 @@ fn tick(p: &mut Pass<'_>) {
 }
 
 /// A new leader's first step (swarmkit `taskinit.CheckTasks`): tasks that ended while
-/// nobody watched are restarted, held starts whose time came are released.
+/// nobody watched are restarted; tasks a lost rollout worker held at READY are started once
+/// their slot's stopping task has stopped (or at once when none is left); held restarts whose
+/// time came are released.
 fn check_tasks(p: &mut Pass<'_>) {
     let state = p.state;
     for t in state.all_tasks() {
@@ -325,8 +332,34 @@ fn check_tasks(p: &mut Pass<'_>) {
         if let (true, Some(service)) = (ended, state.services.get(&t.service_id)) {
             restart_task(p, t, service, RestartReason::Ended);
         }
+        let held = t.desired_state == TaskState::Ready && !t.status.state.is_terminal();
+        if held && !state.delayed.contains_key(&t.id) {
+            start_held(p, t);
+        }
     }
     restart::release_delayed(p);
+}
+
+/// Starts a task left at READY by a rollout worker that a leader change lost: after the
+/// slot's task that is still stopping (as the worker would have, with its 60 s bound).
+fn start_held(p: &mut Pass<'_>, task: &Task) {
+    let state = p.state;
+    let stopping = slot_siblings(state, task).find(|o| {
+        o.desired_state > TaskState::Running
+            && !o.status.state.is_terminal()
+            && !state.node_lost(o.node_id.as_ref())
+    });
+    match stopping {
+        None => p.desire(&task.id, TaskState::Running),
+        Some(old) => {
+            let delay = DelayedStart {
+                not_before: p.now,
+                wait_for: Some(old.id.clone()),
+                deadline: p.now + restart::OLD_TASK_TIMEOUT,
+            };
+            p.out.push(StoreCommand::DelayStart { task: task.id.clone(), delay });
+        }
+    }
 }
 
 /// Each orchestrator's start on a new leader: every service reconciled, its stored run

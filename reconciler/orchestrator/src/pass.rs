@@ -63,9 +63,18 @@ impl<'a> Pass<'a> {
         Pass { state, now, ids, out: Vec::new(), runs: &mut scratch.runs }
     }
 
-    /// The decisions, and the allocator to continue from.
+    /// The decisions (a desired state decided twice for a task, by the rollout and by the
+    /// orchestrator, written once), and the allocator to continue from.
     pub fn finish(self) -> (Vec<StoreCommand>, TaskIdAllocator) {
-        (self.out, self.ids)
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = self.out;
+        out.retain(|c| match c {
+            StoreCommand::SetTaskDesiredState { id, state, .. } => {
+                seen.insert((id.clone(), *state))
+            }
+            _ => true,
+        });
+        (out, self.ids)
     }
 
     /// Decides a task's desired state.

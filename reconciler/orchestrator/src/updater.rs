@@ -8,7 +8,7 @@ use crate::rollout::{Command, Input, Rollout, RolloutTarget, SlotSnapshot, SlotT
 use crate::scheduler::constraint;
 use crate::slot::{SlotKey, TaskIdAllocator};
 use crate::state::{ClusterState, ServiceRecord, StoreCommand};
-use reconciler_types::Task;
+use reconciler_types::{Task, TaskState};
 
 /// Whether a task already runs the service's current spec (swarmkit `IsTaskDirty`, negated):
 /// same spec version; or a deep-equal task template; or only the placement constraints
@@ -103,6 +103,24 @@ pub fn resume(p: &mut Pass<'_>, service: &ServiceRecord, slots: Vec<SlotSnapshot
     }
 }
 
+/// Whether a run's desired-state decision still applies to the task as the store has it now
+/// (the run decides from its snapshots): a held task is started only while it is still held
+/// at READY (swarmkit's `StartNow`), never once it ended or was told to stop; a task is told
+/// to stop only once. A task the pass created is not in the state yet and always applies.
+fn still_applies(
+    state: &ClusterState,
+    task: &reconciler_types::TaskId,
+    desired: TaskState,
+) -> bool {
+    match state.task(task) {
+        None => true,
+        Some(t) if desired == TaskState::Running => {
+            t.desired_state == TaskState::Ready && !t.status.state.is_terminal()
+        }
+        Some(t) => t.desired_state < desired,
+    }
+}
+
 fn convert(p: &mut Pass<'_>, service: &ServiceRecord, cmds: Vec<Command>) {
     for cmd in cmds {
         let out = match cmd {
@@ -112,7 +130,10 @@ fn convert(p: &mut Pass<'_>, service: &ServiceRecord, cmds: Vec<Command>) {
                 t.id = task;
                 StoreCommand::create_task(t)
             }
-            Command::SetDesired { task, state } => StoreCommand::set_desired(&task, state),
+            Command::SetDesired { task, state } if still_applies(p.state, &task, state) => {
+                StoreCommand::set_desired(&task, state)
+            }
+            Command::SetDesired { .. } => continue,
             Command::SetStatus(status) => {
                 StoreCommand::SetUpdateStatus { service: service.id.clone(), status: Some(status) }
             }
@@ -122,5 +143,56 @@ fn convert(p: &mut Pass<'_>, service: &ServiceRecord, cmds: Vec<Command>) {
             Command::WakeAt(_) => continue,
         };
         p.out.push(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pass::Scratch;
+    use crate::rollout::Input;
+    use crate::state::{ServiceRecord, TaskRecord};
+    use reconciler_types::{MonoTime, ServiceId, ServiceSpec, TaskId};
+
+    fn task(id: &str, version: u64, desired: TaskState, observed: TaskState) -> Task {
+        let mut t = Task {
+            id: TaskId::new(id),
+            service_id: ServiceId::new("s"),
+            slot: 1,
+            spec_version: version,
+            ..Task::default()
+        };
+        t.spec.container_spec.image = format!("v{version}");
+        t.desired_state = desired;
+        t.status.state = observed;
+        t
+    }
+
+    #[test]
+    fn a_run_never_starts_a_task_that_ended_since_its_snapshot() {
+        let mut state = ClusterState::default();
+        let mut spec = ServiceSpec::default();
+        spec.task_template.container_spec.image = "v2".into();
+        let service = ServiceRecord::new(ServiceId::new("s"), spec, 2);
+        state.services.insert(service.id.clone(), service.clone());
+        // The run's snapshot: the held new task (clean, READY) beside the old one still running.
+        let held = task("held", 2, TaskState::Ready, TaskState::Ready);
+        let old = task("old", 1, TaskState::Running, TaskState::Running);
+        let slot = snapshot(&state, &service, SlotKey::Replica(1), &[&held, &old]);
+        // Meanwhile the held task was started by the restart supervisor, failed and was stopped.
+        let ended = task("held", 2, TaskState::Shutdown, TaskState::Failed);
+        state.tasks.insert(ended.id.clone(), TaskRecord { task: ended, version: 1 });
+        let mut scratch = Scratch::new(MonoTime::ZERO, TaskIdAllocator::default());
+        let mut p = Pass::new(&state, &mut scratch);
+        update(&mut p, &service, vec![slot]);
+        feed(
+            &mut p,
+            &service,
+            Input::OldTaskGone { task: TaskId::new("old"), at: MonoTime::from_secs(1) },
+        );
+        let revived = p.out.iter().any(|c| {
+            matches!(c, StoreCommand::SetTaskDesiredState { id, state: TaskState::Running, .. } if id.as_str() == "held")
+        });
+        assert!(!revived, "an ended task was told to run again: {:?}", p.out);
     }
 }

@@ -4,6 +4,7 @@
 //! FAILED after `retries` failed ones).
 
 use reconciler_types::{HealthConfig, MonoTime, Task, TaskState};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Docker's default health-check interval.
@@ -24,6 +25,25 @@ pub struct Workload {
     pub stop_after: Duration,
     /// Every health check fails (with a health check: FAILED after `retries` checks).
     pub unhealthy: bool,
+    /// The failures above (`exit_after`, `fail_before_running`, `unhealthy`) happen only to
+    /// tasks of these slots (all slots when `None`); the others run healthy.
+    pub only_slots: Option<BTreeSet<u64>>,
+}
+
+impl Workload {
+    /// This workload as it behaves for `task`: with its failures, or healthy outside
+    /// `only_slots`.
+    pub fn for_task(&self, task: &Task) -> Workload {
+        match &self.only_slots {
+            Some(slots) if !slots.contains(&task.slot) => Workload {
+                exit_after: None,
+                fail_before_running: None,
+                unhealthy: false,
+                ..self.clone()
+            },
+            _ => self.clone(),
+        }
+    }
 }
 
 /// A state an agent reports at a time.
@@ -50,6 +70,7 @@ fn health_check(task: &Task) -> Option<&HealthConfig> {
 
 /// What the task's agent reports about it now that its desired or observed state changed.
 pub fn react(task: &Task, w: &Workload, now: MonoTime) -> Vec<Report> {
+    let w = &w.for_task(task);
     let report = |at: MonoTime, state: TaskState, exit_code: Option<i32>| Report {
         at,
         task: task.id.clone(),
@@ -90,7 +111,7 @@ pub fn react(task: &Task, w: &Workload, now: MonoTime) -> Vec<Report> {
 
 /// What a task that just reached RUNNING does next: exit after a while, or nothing.
 pub fn after_running(task: &Task, w: &Workload, now: MonoTime) -> Option<Report> {
-    let (after, code) = w.exit_after?;
+    let (after, code) = w.for_task(task).exit_after?;
     let state = if code == 0 { TaskState::Complete } else { TaskState::Failed };
     Some(Report { at: now + after, task: task.id.clone(), state, exit_code: Some(code) })
 }

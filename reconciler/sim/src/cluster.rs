@@ -441,6 +441,7 @@ impl SimCluster {
                     let _ = self.write(StoreCommand::SetNodeStatus { id: node, status });
                 }
             }
+            SimEvent::Register { node, .. } if self.silent.contains(&node) => {}
             SimEvent::Register { node, description } => {
                 let ready = NodeStatus { state: NodeState::Ready, ..NodeStatus::default() };
                 let described = StoreCommand::SetNodeDescription { id: node.clone(), description };
@@ -492,6 +493,7 @@ impl SimCluster {
             fail_before_running: None,
             stop_after: Duration::ZERO,
             unhealthy: false,
+            only_slots: None,
         };
         self.workloads.get(&task.spec.container_spec.image).unwrap_or(&INSTANT)
     }

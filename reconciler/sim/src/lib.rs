@@ -16,6 +16,7 @@
 
 pub mod agents;
 pub mod cluster;
+pub mod invariants;
 pub mod narrative;
 pub mod random;
 

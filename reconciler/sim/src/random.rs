@@ -1,23 +1,29 @@
-//! Seeded random deployments: a random cluster, random services and update configs, a
-//! random new version (healthy, crashing or slow), injected failures (task crashes, node
-//! loss, a leader change), and invariant checks while it runs and once it has settled.
+//! Seeded random deployments: a random cluster (some nodes register late), random services
+//! and update configs, a random new version (healthy, crashing, failing its health check or
+//! slow), injected failures (a task crash, node loss, a leader change, a deposed leader's
+//! batch arriving after its successor's), then the operator's fix (a healthy version) and
+//! convergence. The invariants are the harness's own ([`crate::invariants`]).
 
+use crate::invariants::{check_converged, check_history};
 use crate::{SimCluster, SimRng, Workload};
-use reconciler_orchestrator::slot::SlotKey;
+use reconciler_orchestrator::state::Refusal;
 use reconciler_types::{
-    FailureAction, MonoTime, NodeState, ServiceMode, ServiceSpec, TaskState, UpdateConfig,
-    UpdateOrder, UpdateState,
+    FailureAction, HealthConfig, MonoTime, Node, NodeId, NodeState, ServiceMode, ServiceSpec,
+    TaskState, UpdateConfig, UpdateOrder,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// How long a random run lasts (simulated).
+/// How long a random run lasts before the operator's fix (simulated).
 pub const RUN_FOR: Duration = Duration::from_secs(400);
+
+/// How long the fix is given to converge.
+pub const FIX_FOR: Duration = Duration::from_secs(600);
 
 /// What a finished run looked like.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    /// Final update status per service (`nil` when none).
+    /// Update status per service before the fix (`nil` when none).
     pub statuses: BTreeMap<String, String>,
     /// The full narrative (for determinism checks and for reading a failing seed).
     pub log: Vec<String>,
@@ -32,9 +38,9 @@ fn random_config(rng: &mut SimRng) -> UpdateConfig {
         parallelism: rng.below(4),
         delay: secs(rng.below(6)),
         failure_action: [FailureAction::Pause, FailureAction::Continue, FailureAction::Rollback]
-            [rng.below(3) as usize],
+            [usize::try_from(rng.below(3)).unwrap_or(0)],
         monitor: secs(1 + rng.below(6)),
-        max_failure_ratio: [0.0, 0.2, 0.5][rng.below(3) as usize],
+        max_failure_ratio: [0.0, 0.2, 0.5][usize::try_from(rng.below(3)).unwrap_or(0)],
         order: if rng.chance(50) { UpdateOrder::StartFirst } else { UpdateOrder::StopFirst },
     }
 }
@@ -46,23 +52,33 @@ fn random_workload(rng: &mut SimRng, healthy_percent: u64) -> Workload {
         ..Workload::default()
     };
     if !rng.chance(healthy_percent) {
-        if rng.chance(50) {
-            w.exit_after = Some((secs(rng.below(9)), 1));
-        } else {
-            w.fail_before_running = Some(secs(1 + rng.below(3)));
+        match rng.below(3) {
+            0 => w.exit_after = Some((secs(rng.below(9)), 1)),
+            1 => w.fail_before_running = Some(secs(1 + rng.below(3))),
+            _ => w.unhealthy = true,
         }
     }
     w
 }
 
+/// A described node `id` with a zone label.
+fn node(id: &str, zone: &str) -> Node {
+    let mut n = Node { id: NodeId::new(id), ..Node::default() };
+    n.description.hostname = id.to_owned();
+    n.description.nano_cpus = 4_000_000_000;
+    n.description.memory_bytes = 8 << 30;
+    n.status.state = NodeState::Ready;
+    n.spec.labels.insert("zone".into(), zone.to_owned());
+    n
+}
+
 fn build(rng: &mut SimRng) -> (SimCluster, Vec<String>) {
     let mut c = SimCluster::new();
-    let nodes = 3 + rng.below(4);
-    for i in 1..=nodes {
-        let zone = ["a", "b"][rng.below(2) as usize].to_owned();
-        c.add_node(&format!("n{i}"), |n| {
-            n.spec.labels.insert("zone".into(), zone);
-        });
+    for i in 1..=3 + rng.below(4) {
+        let zone = ["a", "b"][usize::try_from(rng.below(2)).unwrap_or(0)];
+        // Some nodes join now but register (describe themselves, READY) only later.
+        let late = rng.chance(30).then(|| secs(1 + rng.below(40)));
+        c.join_node(node(&format!("n{i}"), zone), late);
     }
     c.workloads.insert("v1".into(), random_workload(rng, 100));
     c.workloads.insert("v2".into(), random_workload(rng, 60));
@@ -85,76 +101,17 @@ fn build(rng: &mut SimRng) -> (SimCluster, Vec<String>) {
     (c, names)
 }
 
-/// Checks that hold at every moment.
-fn check_always(c: &SimCluster) -> Result<(), String> {
-    for (id, record) in c.state.rollouts.iter() {
-        let run = &record.rollout;
-        if run.in_flight() > run.capacity() {
-            return Err(format!(
-                "{id}: {} slots in flight with {} workers",
-                run.in_flight(),
-                run.capacity()
-            ));
-        }
+/// The v2 spec: the new image, and for some seeds a health check (which v2 may fail).
+fn to_v2(rng: &mut SimRng, spec: &mut ServiceSpec) {
+    spec.task_template.container_spec.image = "v2".into();
+    if rng.chance(30) {
+        spec.task_template.container_spec.healthcheck = Some(HealthConfig {
+            test: vec!["CMD".into(), "probe".into()],
+            interval: Some(secs(1 + rng.below(5))),
+            retries: Some(1 + rng.below(3)),
+            ..HealthConfig::default()
+        });
     }
-    for t in c.state.all_tasks() {
-        if t.status.state == TaskState::Assigned
-            && let Some(n) = t.node_id.as_ref().and_then(|n| c.state.node(n))
-            && n.status.state == NodeState::Unknown
-        {
-            return Err(format!("{} assigned to a node in unknown state", t.id));
-        }
-    }
-    Ok(())
-}
-
-/// Checks once the run has settled.
-fn check_settled(c: &SimCluster, names: &[String]) -> Result<(), String> {
-    for name in names {
-        let svc = &c.state.services[&reconciler_types::ServiceId::new(name.as_str())];
-        let state = svc.update_status.as_ref().map(|s| s.state);
-        if state == Some(UpdateState::Updating) || state == Some(UpdateState::RollbackStarted) {
-            return Err(format!("{name}: still {} long after the update", c.status_line(name)));
-        }
-        let converged =
-            matches!(state, None | Some(UpdateState::Completed | UpdateState::RollbackCompleted));
-        let mut wanted: BTreeMap<SlotKey, usize> = BTreeMap::new();
-        let mut outdated = Vec::new();
-        let mut current_running = std::collections::BTreeSet::new();
-        for t in c.tasks_of(name) {
-            let on_live_node = !c.state.node_lost(t.node_id.as_ref());
-            let Some(slot) = SlotKey::of(t) else { continue };
-            if t.spec_version == svc.spec_version && t.status.state == TaskState::Running {
-                current_running.insert(slot.clone());
-            }
-            if t.desired_state == TaskState::Running
-                && on_live_node
-                && !t.status.state.is_terminal()
-            {
-                if t.spec_version != svc.spec_version {
-                    outdated.push((slot.clone(), t.id.clone(), t.spec_version));
-                }
-                if t.status.state == TaskState::Running {
-                    *wanted.entry(slot).or_insert(0) += 1;
-                }
-            }
-        }
-        // An outdated task may keep serving only where no task of the current spec ever came
-        // up (a start-first update whose new tasks keep failing, as in Swarm's S26).
-        if converged
-            && let Some((slot, id, v)) =
-                outdated.iter().find(|(s, _, _)| current_running.contains(s))
-        {
-            return Err(format!(
-                "{name}: {state:?} but {id} in slot {slot} runs spec v{v} not v{}",
-                svc.spec_version
-            ));
-        }
-        if converged && let Some((slot, n)) = wanted.iter().find(|(_, n)| **n > 1) {
-            return Err(format!("{name}: slot {slot} has {n} running tasks after convergence"));
-        }
-    }
-    Ok(())
 }
 
 /// Runs one seeded deployment; `Err` names the broken invariant.
@@ -176,6 +133,23 @@ fn simulate(seed: u64) -> (SimCluster, Result<Outcome, String>) {
     (c, result)
 }
 
+/// A leader change at `t`: the deposed leader's next batch (if it had one) is written after
+/// its successor's claim, and must be refused.
+fn fail_over(c: &mut SimCluster, rng: &mut SimRng, now: MonoTime) -> Result<(), String> {
+    let mut deposed = c.driver.clone();
+    c.leaderless_until(now + secs(1 + rng.below(10)));
+    let later = c.now();
+    let stale = deposed.pass(&mut c.state, later).batch;
+    c.elect_new_leader();
+    if let Some(batch) = stale {
+        match c.write(batch) {
+            Err(Refusal::Fenced { .. }) => {}
+            other => return Err(format!("a deposed leader's batch was not fenced: {other:?}")),
+        }
+    }
+    Ok(())
+}
+
 fn simulate_into(seed: u64, out: &mut SimCluster) -> Result<Outcome, String> {
     let mut rng = SimRng::new(seed);
     let (c, names) = build(&mut rng);
@@ -184,23 +158,17 @@ fn simulate_into(seed: u64, out: &mut SimCluster) -> Result<Outcome, String> {
     let update_at = 5 + rng.below(20);
     let crash_at = update_at + rng.below(60);
     let node_loss_at = (rng.chance(30)).then(|| 10 + rng.below(100));
-    let failover_at = (rng.chance(30)).then(|| update_at + rng.below(40));
-    let end = RUN_FOR.as_secs();
-    for t in 0..=end {
+    let failover_at = (rng.chance(40)).then(|| update_at + rng.below(40));
+    for t in 0..=RUN_FOR.as_secs() {
         let now = MonoTime::from_secs(t);
         if t == update_at {
             for name in &names {
-                c.update_service(name, |s| s.task_template.container_spec.image = "v2".into())
-                    .map_err(|e| e.to_string())?;
+                c.update_service(name, |s| to_v2(&mut rng, s)).map_err(|e| e.to_string())?;
             }
         }
         if t == crash_at {
-            let victim = c
-                .state
-                .all_tasks()
-                .find(|t| t.status.state == TaskState::Running)
-                .map(|t| t.id.clone());
-            if let Some(id) = victim {
+            let victim = c.state.all_tasks().find(|t| t.status.state == TaskState::Running);
+            if let Some(id) = victim.map(|t| t.id.clone()) {
                 c.report(&id, TaskState::Failed);
             }
         }
@@ -209,13 +177,31 @@ fn simulate_into(seed: u64, out: &mut SimCluster) -> Result<Outcome, String> {
             c.stop_heartbeats(&node);
         }
         if failover_at == Some(t) {
-            c.leaderless_until(now + secs(1 + rng.below(10)));
-            c.elect_new_leader();
+            fail_over(c, &mut rng, now)?;
         }
         c.run_until(now.max(c.now()));
-        check_always(c).map_err(|e| format!("t={t}: {e}"))?;
     }
-    check_settled(c, &names).map_err(|e| format!("settled at t={end}: {e}"))?;
     let statuses = names.iter().map(|n| (n.clone(), c.status_line(n))).collect();
+    fix(c, &names)?;
+    if !c.anomalies.is_empty() {
+        return Err(format!("anomalies: {:?}", c.anomalies));
+    }
+    check_history(&c.history)?;
+    check_converged(c).map_err(|e| format!("after the fix: {e}"))?;
     Ok(Outcome { statuses, log: c.log.clone() })
+}
+
+/// The operator's fix: a healthy version of every service, then time to converge.
+fn fix(c: &mut SimCluster, names: &[String]) -> Result<(), String> {
+    c.workloads.insert("v3".into(), Workload::default());
+    for name in names {
+        c.update_service(name, |s| {
+            s.task_template.container_spec.image = "v3".into();
+            s.task_template.container_spec.healthcheck = None;
+        })
+        .map_err(|e| e.to_string())?;
+    }
+    let end = c.now() + FIX_FOR;
+    c.run_until(end);
+    Ok(())
 }

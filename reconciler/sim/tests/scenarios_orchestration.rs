@@ -435,11 +435,7 @@ fn s17_default_restart_after_five_seconds() {
     assert_eq!(c.task(&t1).unwrap().status.state, TaskState::Complete);
     assert_eq!(c.task(&t1).unwrap().desired_state, TaskState::Shutdown);
     let t2 = c.tasks_of("svc")[1].id.clone();
-    assert!(
-        c.lines(&format!("create {t2}"))
-            .iter()
-            .all(|l| l.starts_with("t=10 ") && l.ends_with(" ready"))
-    );
+    assert_eq!(c.lines(&format!("create {t2}")), [format!("t=10 create {t2} svc slot 1 v1 ready")]);
     c.run_until(at(20));
     assert_eq!(c.lines(&format!("desire {t2} running")), [format!("t=15 desire {t2} running")]);
     assert_eq!(c.lines(&format!("observed {t2} running")), [format!("t=15 observed {t2} running")]);
@@ -542,17 +538,25 @@ fn s22_update_resets_the_restart_budget() {
     c.workloads.insert("v2".into(), exiting(1, 1));
     c.update_service("svc", |s| s.task_template.container_spec.image = "v2".into()).unwrap();
     c.run_until(at(300));
-    let v2_starts = c
-        .lines("observed")
+    let version = c.service("svc").unwrap().spec_version;
+    let v2_tasks: Vec<String> = c
+        .lines("create")
         .iter()
-        .filter(|l| {
-            l.ends_with("running")
-                && l.starts_with("t=1")
-                && !l.starts_with("t=12")
-                && !l.starts_with("t=18")
-        })
-        .count();
-    assert_eq!(v2_starts, 4, "the new spec gets its own 3 restarts");
+        .filter(|l| l.contains(&format!(" v{version} ")))
+        .map(|l| l.split(' ').nth(2).unwrap().to_owned())
+        .collect();
+    assert_eq!(v2_tasks.len(), 4, "the new spec's first task and its own 3 restarts: {v2_tasks:?}");
+    let starts: Vec<String> = v2_tasks
+        .iter()
+        .flat_map(|id| c.lines(&format!("observed {id} running")))
+        .map(|l| l.split(' ').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        starts,
+        ["t=100", "t=106", "t=112", "t=118"],
+        "each ran once, 5 s after the last failed"
+    );
+    assert!(c.running("svc").is_empty(), "after the 4th failure nothing more is started");
 }
 
 #[test]

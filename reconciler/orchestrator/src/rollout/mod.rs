@@ -24,7 +24,14 @@
 //! * a new task whose node is lost counts as ended at once (Swarm waits until it is
 //!   ORPHANED 24 h later, which counts the same way);
 //! * a queued slot that changed meanwhile ([`Input::SlotRefreshed`]) is taken as it is
-//!   now, and dropped when it is no longer dirty (Swarm uses the snapshot from the start).
+//!   now, and dropped when it is no longer dirty (Swarm uses the snapshot from the start);
+//! * S26 (docs/swarm-semantics.md §12): when a start-first update paused on its new task's
+//!   failure and the restart supervisor's retry of the new spec later runs, the old task of
+//!   that slot is shut down (the orchestrator's `retire_outdated_siblings`); Swarm keeps both
+//!   running until the next update. Tested by `s26_deviation_…` in the simulator's scenarios;
+//! * a run's decision to start a held task is carried out only while the task is still held
+//!   at READY (the run decides from its snapshots; a task that ended or was told to stop
+//!   meanwhile is never told to run again), as swarmkit's `StartNow` does.
 
 mod machine;
 pub mod policy;
