@@ -122,6 +122,8 @@ fn probe_task(id: &str, node: &NodeId, env: &[&str]) -> Task {
     t.desired_state = TaskState::Running;
     t.status.state = TaskState::Assigned;
     t.spec.container_spec.command = vec!["flotilla".into(), "probe".into()];
+    // Recorded, not run, by the process runtime (Swarm requires an image).
+    t.spec.container_spec.image = "flotilla/probe".into();
     let mut e = vec!["PORT=0".to_owned()];
     e.extend(env.iter().map(|s| (*s).to_owned()));
     t.spec.container_spec.env = e;
@@ -235,4 +237,96 @@ async fn a_restarted_agent_adopts_its_tasks_and_the_exit_code_of_one_that_ended_
     c.write(shut).await.unwrap();
     task_reaches(&c, "t-keep", TaskState::Shutdown).await;
     assert!(!group_alive(keep));
+}
+
+/// Runs the CLI against the cluster's manager.
+fn cli(cluster: &ProcessCluster, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flotilla"));
+    cmd.args(args)
+        .env("FLOTILLA_HOST", &cluster.managers[0].addr)
+        .env("FLOTILLA_TOKEN", &cluster.token)
+        .env("FLOTILLA_TLSCACERT", cluster.ca_file());
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_logs_streams_each_tasks_lines_with_dockers_prefixes() {
+    use reconciler_api::services::{ServiceCreate, ServiceCreated};
+    use reconciler_types::{ServiceMode, ServiceSpec};
+    let root = tempfile::tempdir().unwrap();
+    let (cluster, c, agent) = start(root.path()).await;
+    let node = agent.node_id();
+    let mut spec = ServiceSpec { name: "logs_web".into(), ..ServiceSpec::default() };
+    spec.mode = ServiceMode::Replicated { replicas: 2 };
+    spec.task_template = probe_task("x", &node, &[]).spec;
+    let created: ServiceCreated =
+        c.post("/v1/services", &ServiceCreate { spec: spec.clone() }).await.unwrap();
+    let ids = ["tlogsone0000000000a", "tlogstwo0000000000b"];
+    for (slot, id) in ids.iter().enumerate() {
+        let mut t = probe_task(id, &node, &["PROBE_VERSION=v9"]);
+        t.service_id = created.id.clone();
+        t.slot = slot as u64 + 1;
+        if slot == 1 {
+            t.spec.container_spec.env.push("PROBE_EXIT_AFTER=3s".into());
+        }
+        put(&c, t).await;
+    }
+    for id in ids {
+        task_reaches(&c, id, TaskState::Running).await;
+    }
+    println!("=== service logs: every task's lines, prefixed");
+    let out = cli(&cluster, &["service", "logs", "logs_web"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for (slot, id) in ids.iter().enumerate() {
+        let prefix = format!("logs_web.{}.{}@a1    | probe v9 listening on", slot + 1, &id[..12]);
+        assert!(stdout.lines().any(|l| l.starts_with(&prefix)), "{prefix:?} in\n{stdout}");
+    }
+    println!("=== a task by id, --raw, --timestamps");
+    let out = cli(&cluster, &["service", "logs", "--raw", "-t", ids[0]]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let first = stdout.lines().next().unwrap_or_default().to_owned();
+    let (ts, rest) = first.split_once(' ').unwrap();
+    assert!(ts.ends_with('Z') && ts.contains('T'), "{first}");
+    assert!(rest.starts_with("probe v9 listening on"), "{first}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    println!("=== -f follows until interrupted and shows lines written later");
+    let follow = cli(&cluster, &["service", "logs", "-f", "logs_web"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    task_reaches(&c, ids[1], TaskState::Complete).await;
+    let mut follow = follow;
+    let mut seen = String::new();
+    let mut stdout = follow.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        let mut all = String::new();
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if all.contains("probe: exiting with code 0") {
+                break;
+            }
+        }
+        all
+    });
+    while !reader.is_finished() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    if reader.is_finished() {
+        seen = reader.join().unwrap();
+    }
+    let want = format!("logs_web.2.{}@a1    | probe: exiting with code 0", &ids[1][..12]);
+    assert!(seen.lines().any(|l| l == want), "{want:?} in\n{seen}");
+    println!("=== an unknown target is Docker's error");
+    let out = cli(&cluster, &["service", "logs", "nope"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such task or service: nope"));
 }

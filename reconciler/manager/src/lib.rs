@@ -11,7 +11,8 @@
 //!
 //! Start at [`daemon::start_manager`] (init, join, restart from a data folder), then
 //! [`server`] (the routes), [`manager`] (routing to the leader and writes), [`ops`] (joins,
-//! membership, node commands, token rotation), [`services`] (the service commands) and
+//! membership, node commands, token rotation), [`services`] (the service commands),
+//! [`log_broker`] (`service logs` over the dispatcher's log subscriptions) and
 //! [`token`] (Swarm-shaped join tokens).
 //! The wire types and the typed client the CLI uses live in `reconciler-api`.
 
@@ -22,6 +23,7 @@ pub mod harness;
 pub mod identity;
 pub mod keys;
 pub mod listener;
+pub mod log_broker;
 pub mod manager;
 pub mod ops;
 pub mod pki;

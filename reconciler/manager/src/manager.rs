@@ -115,6 +115,18 @@ impl Manager {
         }
     }
 
+    /// The base URL of the leader when another manager leads; `None` when this one does.
+    ///
+    /// # Errors
+    /// [`ApiError::Unavailable`] while no leader is known.
+    pub fn leader_base(&self) -> Result<Option<String>, ApiError> {
+        match self.route() {
+            Route::Here => Ok(None),
+            Route::Leader(base) => Ok(Some(base)),
+            Route::Unknown => Err(ApiError::Unavailable("no leader is known yet; retry".into())),
+        }
+    }
+
     /// Runs `local` if this manager leads; otherwise forwards the request (`method`, `path`,
     /// `body`) to the leader. Retries while the leader is unknown or unreachable, until
     /// `write_timeout` has passed.

@@ -5,11 +5,13 @@
 //!   (pure, as Docker's CLI builds the spec it sends);
 //! * [`render`]: the tables and `inspect --pretty` (pure);
 //! * [`progress`]: convergence progress as a pure state machine, [`watch`]: its poll loop.
+//! * [`logs`]: `service logs`, streamed through the manager's log broker.
 //!
 //! Like Docker, `update`, `scale` and `rollback` read the service, change its spec and send it
 //! back with the version they read: a concurrent change is refused, never overwritten.
 
 pub mod flags;
+pub mod logs;
 pub mod parse;
 pub mod progress;
 pub mod render;
@@ -76,6 +78,8 @@ enum ServiceCommand {
         /// The service
         service: String,
     },
+    /// Fetch the logs of a service or task
+    Logs(Box<logs::LogsArgs>),
     /// Remove one or more services
     #[command(alias = "remove")]
     Rm {
@@ -108,6 +112,9 @@ struct PsArgs {
 
 /// Runs `flotilla service ...`.
 pub fn run(args: ServiceArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    if let ServiceCommand::Logs(a) = args.command {
+        return logs::run(*a, global);
+    }
     let client = global.client()?;
     let json = global.output == OutputFormat::Json;
     block_on(async move {
@@ -124,8 +131,14 @@ pub fn run(args: ServiceArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 rollback(&client, &service, &wait, json).await
             }
             ServiceCommand::Rm { services } => rm(&client, &services, json).await,
+            ServiceCommand::Logs(_) => unreachable_logs(),
         }
     })
+}
+
+/// `service logs` runs before the match (it streams); the arm only completes it.
+fn unreachable_logs() -> anyhow::Result<ExitCode> {
+    bail!("service logs is handled before the other service commands")
 }
 
 fn lookup_env(key: &str) -> Option<String> {
