@@ -106,7 +106,11 @@ pub fn execute(
         commit: deployment.commit.clone(),
         expected: Expect::Any,
     });
-    out.push(StoreCommand::Gitops(GitopsCommand::Deployed { stack: a.stack.clone(), deployment }));
+    out.push(StoreCommand::Gitops(GitopsCommand::Deployed {
+        stack: a.stack.clone(),
+        deployment,
+        desired: a.desired.cloned().map(Box::new),
+    }));
     Ok(StoreCommand::Batch { commands: out })
 }
 

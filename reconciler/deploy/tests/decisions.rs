@@ -134,6 +134,7 @@ fn deployed(state: &mut ClusterState, replicas: u64) -> Deployment {
     let cmd = reconciler_orchestrator::state::GitopsCommand::Deployed {
         stack: stack.clone(),
         deployment: d,
+        desired: None,
     };
     assert_eq!(state.apply(&StoreCommand::Gitops(cmd), 2).refusal, None);
     state.stacks[&stack].deploy.deployments[0].clone()

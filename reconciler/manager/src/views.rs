@@ -123,5 +123,10 @@ pub fn redacted(mut state: ClusterState) -> ClusterState {
     for node in state.nodes.values_mut() {
         node.credential_digest = None;
     }
+    for stack in state.stacks.values_mut() {
+        for kept in stack.deploy.applied.values_mut().flat_map(|a| a.secrets.values_mut()) {
+            kept.sealed.clear();
+        }
+    }
     state
 }

@@ -9,13 +9,17 @@
 use super::apply::check;
 use super::command::{Expect, RecordKind, Refusal};
 use super::{ClusterState, StackHistory};
-use reconciler_types::{MonoTime, ServiceId, StackName};
+use reconciler_types::{MonoTime, ServiceId, StackName, StackSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How many deployment records a stack keeps.
 pub const DEPLOYMENT_HISTORY_LIMIT: usize = 50;
+
+/// How many of a stack's newest deployments keep what they applied (the rollback targets of
+/// `flotilla stack rollback`).
+pub const ROLLBACK_TARGET_LIMIT: usize = 10;
 
 /// The default poll interval of a Git source.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(60);
@@ -175,13 +179,45 @@ pub struct StackSync {
     pub rolled_back_from: Option<String>,
 }
 
+/// A secret's value as a deployment found it: sealed with the cluster key, as the secret
+/// record holds it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptSecret {
+    /// The sealed value.
+    pub sealed: Vec<u8>,
+    /// The size of the plain value in bytes.
+    pub size: u64,
+}
+
+impl std::fmt::Debug for KeptSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeptSecret").field("size", &self.size).finish_non_exhaustive()
+    }
+}
+
+/// What a deployment applied: the stack as Git had it at its commit, and the sealed values
+/// of the secrets it used, so that `flotilla stack rollback` can return to it without Git
+/// (and after the configs and secrets it used were collected).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppliedStack {
+    /// The stack's specs.
+    pub stack: StackSpec,
+    /// Its secrets' values by cluster name, sealed.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, KeptSecret>,
+}
+
 /// A stack's deployments (newest last) and sync state, kept in its [`StackHistory`].
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct StackDeploys {
     /// Deployment records, oldest first.
     pub deployments: Vec<Deployment>,
     /// The sync state.
     pub sync: StackSync,
+    /// What the newest deployments applied, by deployment id (at most
+    /// [`ROLLBACK_TARGET_LIMIT`]; a deployment of a stack that left Git has none).
+    #[serde(default)]
+    pub applied: BTreeMap<u64, AppliedStack>,
 }
 
 /// A write of GitOps state.
@@ -203,12 +239,17 @@ pub enum GitopsCommand {
     /// Appends a deployment record: its id becomes the log index and each of its services
     /// gets the spec version it has now (write it after the service commands of the same
     /// batch). The stack's head becomes the commit, the sync error, hold and drift are
-    /// cleared, and `rolled_back_from` is kept only by a rollback.
+    /// cleared, and `rolled_back_from` is kept only by a rollback. With `desired`, the
+    /// stack's specs and its secrets' sealed values (read from the secret records, so write
+    /// it after the secret commands too) are kept as the deployment's [`AppliedStack`].
     Deployed {
         /// The stack.
         stack: StackName,
         /// The record.
         deployment: Deployment,
+        /// The stack as the deployment wrote it (`None`: it left Git).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        desired: Option<Box<StackSpec>>,
     },
     /// Sets a deployment's outcome.
     SetOutcome {
@@ -243,16 +284,29 @@ impl ClusterState {
                 self.source_status = status.clone();
                 Ok(())
             }
-            GitopsCommand::Deployed { stack, deployment } => {
+            GitopsCommand::Deployed { stack, deployment, desired } => {
                 let mut record = Deployment { id: index, ..deployment.clone() };
                 for (id, v) in &mut record.services {
                     *v = self.services.get(id).map_or(0, |r| r.spec_version);
                 }
+                let applied = desired.as_deref().map(|d| self.applied_stack(d));
                 let h = self.stack_mut(stack, index);
                 let rollback = matches!(deployment.trigger, Trigger::Rollback { .. });
                 h.deploy.deployments.push(record);
                 let excess = h.deploy.deployments.len().saturating_sub(DEPLOYMENT_HISTORY_LIMIT);
                 h.deploy.deployments.drain(..excess);
+                if let Some(a) = applied {
+                    h.deploy.applied.insert(index, a);
+                }
+                let newest: Vec<u64> = h
+                    .deploy
+                    .deployments
+                    .iter()
+                    .rev()
+                    .take(ROLLBACK_TARGET_LIMIT)
+                    .map(|d| d.id)
+                    .collect();
+                h.deploy.applied.retain(|id, _| newest.contains(id));
                 let sync = &mut h.deploy.sync;
                 sync.head = Some(deployment.commit.clone());
                 sync.error = None;
@@ -280,6 +334,19 @@ impl ClusterState {
                 Ok(())
             }
         }
+    }
+
+    /// The stack's specs with its secrets' sealed values as the secret records hold them.
+    fn applied_stack(&self, desired: &StackSpec) -> AppliedStack {
+        let secrets = desired
+            .secrets
+            .keys()
+            .filter_map(|name| {
+                let r = self.secrets.get(name)?;
+                Some((name.clone(), KeptSecret { sealed: r.sealed.clone(), size: r.size }))
+            })
+            .collect();
+        AppliedStack { stack: desired.clone(), secrets }
     }
 
     fn stack_mut(&mut self, stack: &StackName, index: u64) -> &mut StackHistory {
@@ -350,6 +417,7 @@ mod tests {
                 StoreCommand::Gitops(GitopsCommand::Deployed {
                     stack: stack.clone(),
                     deployment: d,
+                    desired: None,
                 }),
                 StoreCommand::RemoveNetwork { name: "missing".into(), expected: Expect::Any },
             ],
@@ -357,5 +425,61 @@ mod tests {
         assert!(state.apply(&batch, 5).refusal.is_some());
         assert_eq!(state.source, None);
         assert!(!state.stacks.contains_key(&stack));
+    }
+
+    fn deployment(commit: &str) -> Deployment {
+        Deployment {
+            id: 0,
+            commit: commit.into(),
+            author: String::new(),
+            subject: String::new(),
+            at: MonoTime::ZERO,
+            summary: String::new(),
+            trigger: Trigger::Sync,
+            services: BTreeMap::new(),
+            outcome: Outcome::InProgress,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_newest_deployments_keep_their_specs_and_sealed_secret_values() {
+        use super::super::SecretRecord;
+        use reconciler_types::SecretSpec;
+        let mut state = ClusterState::default();
+        let stack = StackName::new("shop");
+        let secret = SecretRecord {
+            name: "shop_pw".into(),
+            labels: BTreeMap::new(),
+            digest: "d1".into(),
+            sealed: vec![7, 7],
+            size: 2,
+            version: 0,
+        };
+        let put = StoreCommand::PutSecret { secret, expected: Expect::Absent };
+        assert_eq!(state.apply(&put, 1).refusal, None);
+        let mut spec = StackSpec { name: stack.clone(), ..StackSpec::default() };
+        spec.secrets.insert(
+            "shop_pw".into(),
+            SecretSpec { name: "shop_pw".into(), ..SecretSpec::default() },
+        );
+        for i in 0..12u64 {
+            let cmd = StoreCommand::Gitops(GitopsCommand::Deployed {
+                stack: stack.clone(),
+                deployment: deployment(&format!("c{i}")),
+                desired: Some(Box::new(spec.clone())),
+            });
+            assert_eq!(state.apply(&cmd, 10 + i).refusal, None);
+        }
+        let deploy = &state.stacks[&stack].deploy;
+        let kept: Vec<u64> = deploy.applied.keys().copied().collect();
+        assert_eq!(kept, (12..22).collect::<Vec<u64>>(), "only the newest {ROLLBACK_TARGET_LIMIT}");
+        let newest = &deploy.applied[&21];
+        assert_eq!(newest.stack, spec);
+        assert_eq!(newest.secrets["shop_pw"], KeptSecret { sealed: vec![7, 7], size: 2 });
+        assert!(!format!("{newest:?}").contains("[7, 7]"), "sealed values stay out of Debug");
+        let round: ClusterState =
+            serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
+        assert_eq!(round.stacks[&stack].deploy, *deploy);
     }
 }

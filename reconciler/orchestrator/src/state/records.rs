@@ -173,7 +173,7 @@ pub struct AppliedCommit {
 }
 
 /// A stack's applied-commit history, oldest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct StackHistory {
     /// Applied commits, oldest first.
     pub applied: Vec<AppliedCommit>,
