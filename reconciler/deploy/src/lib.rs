@@ -12,12 +12,14 @@
 //! reads a state snapshot), [`execute::execute`] (a stack's plan → the batch that applies
 //! it, ending with its deployment record), [`sync::decide`] (sync policy, mass-deletion
 //! hold, rollback pin, drift and self-heal), [`outcome::outcome`] (a deployment's result
-//! from its services' rollouts). Pure: no I/O, no clock, no randomness (new service ids
+//! from its services' rollouts), [`stacks`] (what the stack commands read: sync state and
+//! drift; and write: a rollback to an earlier deployment, a stack's removal). Pure: no I/O, no clock, no randomness (new service ids
 //! come from the caller).
 
 pub mod execute;
 pub mod live;
 pub mod outcome;
+pub mod stacks;
 pub mod sync;
 
 pub use execute::{Apply, ExecuteError, SealedSecret, execute};

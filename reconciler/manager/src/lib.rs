@@ -12,6 +12,7 @@
 //! Start at [`daemon::start_manager`] (init, join, restart from a data folder), then
 //! [`server`] (the routes), [`manager`] (routing to the leader and writes), [`ops`] (joins,
 //! membership, node commands, token rotation), [`services`] (the service commands),
+//! [`stacks`] (the stack commands),
 //! [`log_broker`] (`service logs` over the dispatcher's log subscriptions) and
 //! [`token`] (Swarm-shaped join tokens).
 //! The wire types and the typed client the CLI uses live in `reconciler-api`.
@@ -29,6 +30,7 @@ pub mod ops;
 pub mod pki;
 pub mod server;
 pub mod services;
+pub mod stacks;
 pub mod token;
 pub mod views;
 

@@ -57,6 +57,7 @@ pub fn router(manager: Arc<Manager>) -> Router {
         .route("/v1/secrets", get(list_secrets).post(put_secret))
         .route("/v1/secrets/{name}", axum::routing::delete(remove_secret))
         .merge(crate::services::routes())
+        .merge(crate::stacks::routes())
         .merge(crate::log_broker::routes())
         .route("/v1/ca", get(ca_view))
         .route("/v1/ca/rotate", post(rotate_ca))

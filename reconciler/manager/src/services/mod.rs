@@ -41,7 +41,7 @@ pub fn routes() -> Router<Arc<Manager>> {
 }
 
 /// The managers' epoch clock: time since the Unix epoch, the origin every manager shares.
-fn epoch_now() -> MonoTime {
+pub(crate) fn epoch_now() -> MonoTime {
     SystemClock::new().now()
 }
 
