@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
@@ -70,77 +70,128 @@ impl Listener for PlainListener {
 
 /// A TLS listener: handshakes with the node's live credentials and verifies client
 /// certificates against the roots the node trusts.
+///
+/// It owns its socket: dropping it (axum drops the listener when a graceful shutdown
+/// begins) closes the port at once, so a manager that stops listening, such as a locked
+/// manager once it is unlocked, can bind the same address again straight away.
 pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, PeerConn)>,
-    local: SocketAddr,
-    accept_loop: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.accept_loop.abort();
-    }
+    tcp: TcpListener,
+    acceptor: TlsAcceptor,
+    handshakes: JoinSet<Option<(TlsStream<TcpStream>, PeerConn)>>,
 }
 
 impl TlsListener {
-    /// Starts accepting on `tcp` with the credentials of `tls`.
+    /// Accepts on `tcp` with the credentials of `tls`.
     ///
     /// # Errors
-    /// The server configuration cannot be built, or the socket has no address.
+    /// The server configuration cannot be built.
     pub fn new(tcp: TcpListener, tls: &Arc<TlsState>) -> std::io::Result<TlsListener> {
         let config = tls.server_config().map_err(std::io::Error::other)?;
         let acceptor = TlsAcceptor::from(Arc::new(config));
-        let local = tcp.local_addr()?;
-        let (tx, ready) = mpsc::channel(64);
-        let accept_loop = tokio::spawn(accept_loop(tcp, acceptor, tx));
-        Ok(TlsListener { ready, local, accept_loop })
+        Ok(TlsListener { tcp, acceptor, handshakes: JoinSet::new() })
     }
 }
 
-async fn accept_loop(
-    tcp: TcpListener,
+/// One connection's handshake; `None` when it failed or took too long.
+async fn handshake(
     acceptor: TlsAcceptor,
-    tx: mpsc::Sender<(TlsStream<TcpStream>, PeerConn)>,
-) {
-    loop {
-        let (stream, addr) = match tcp.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _unsupported = stream.set_nodelay(true);
-        let (acceptor, tx) = (acceptor.clone(), tx.clone());
-        tokio::spawn(async move {
-            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
-            let tls = match handshake.await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%addr, error = %e, "TLS handshake refused");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let cert = reconciler_tls::config::peer_info(tls.get_ref().1.peer_certificates());
-            let _listener_gone = tx.send((tls, PeerConn { addr, cert: cert.map(Arc::new) })).await;
-        });
-    }
+    stream: TcpStream,
+    addr: SocketAddr,
+) -> Option<(TlsStream<TcpStream>, PeerConn)> {
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::debug!(%addr, error = %e, "TLS handshake refused");
+            return None;
+        }
+        Err(_) => return None,
+    };
+    let cert = reconciler_tls::config::peer_info(tls.get_ref().1.peer_certificates());
+    Some((tls, PeerConn { addr, cert: cert.map(Arc::new) }))
 }
 
 impl Listener for TlsListener {
     type Io = TlsStream<TcpStream>;
     type Addr = PeerConn;
 
+    /// Accepts connections and runs their handshakes concurrently (a slow or silent client
+    /// never holds up the others); answers the first connection whose handshake finished.
     async fn accept(&mut self) -> (Self::Io, PeerConn) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            None => std::future::pending().await,
+        loop {
+            tokio::select! {
+                accepted = self.tcp.accept() => match accepted {
+                    Ok((stream, addr)) => {
+                        let _unsupported = stream.set_nodelay(true);
+                        self.handshakes.spawn(handshake(self.acceptor.clone(), stream, addr));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(done) = self.handshakes.join_next(), if !self.handshakes.is_empty() => {
+                    if let Ok(Some(conn)) = done {
+                        return conn;
+                    }
+                }
+            }
         }
     }
 
     fn local_addr(&self) -> std::io::Result<PeerConn> {
-        Ok(PeerConn { addr: self.local, cert: None })
+        Ok(PeerConn { addr: self.tcp.local_addr()?, cert: None })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reconciler_tls::{NodeIdentity, RootCa};
+    use reconciler_types::{NodeId, NodeRole};
+
+    fn manager_tls() -> Arc<TlsState> {
+        let root = RootCa::generate("c", crate::pki::unix_now()).unwrap();
+        let who = NodeIdentity {
+            node_id: NodeId::new("m1"),
+            role: NodeRole::Manager,
+            cluster_id: "c".into(),
+        };
+        let expiry = Duration::from_secs(3600);
+        let (key, chain, _) = crate::pki::self_issue(&root, &who, expiry).unwrap();
+        let state = TlsState::new(&root.cert_pem()).unwrap();
+        state.set_credentials(&chain, &key.to_pem()).unwrap();
+        state
+    }
+
+    #[tokio::test]
+    async fn a_dropped_tls_listener_frees_its_port_at_once() {
+        let tls = manager_tls();
+        for _ in 0..20 {
+            let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = tcp.local_addr().unwrap();
+            let listener = TlsListener::new(tcp, &tls).unwrap();
+            drop(listener);
+            // No yield in between: the socket must be closed by the drop itself.
+            TcpListener::bind(addr).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_silent_client_does_not_hold_up_the_next_handshake() {
+        let tls = manager_tls();
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let mut listener = TlsListener::new(tcp, &tls).unwrap();
+        let _silent = TcpStream::connect(addr).await.unwrap();
+        let config = Arc::new(tls.client_config(true).unwrap());
+        let client = tokio::spawn(async move {
+            let stream = TcpStream::connect(addr).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+            tokio_rustls::TlsConnector::from(config).connect(name.to_owned(), stream).await
+        });
+        let accepted = tokio::time::timeout(Duration::from_secs(5), listener.accept()).await;
+        let (_, peer) = accepted.expect("the second client's handshake finishes first");
+        assert_eq!(peer.cert.unwrap().identity.node_id, NodeId::new("m1"));
+        client.await.unwrap().unwrap();
     }
 }

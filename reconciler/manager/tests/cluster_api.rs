@@ -357,7 +357,7 @@ async fn secrets_are_sealed_at_rest_and_autolock_needs_the_unlock_key_after_rest
     let url = format!("https://{listen}/v1/unlock");
     let wrong = SymmetricKeyHelper::other_unlock_key();
     let mut status = 0;
-    for _ in 0..100 {
+    for _ in 0..250 {
         match http.post(&url).json(&serde_json::json!({ "key": wrong })).send().await {
             Ok(r) => {
                 status = r.status().as_u16();
