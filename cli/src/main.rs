@@ -54,7 +54,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Stack(args) => cmd::stack::run(args),
+        Command::Stack(args) => cmd::stack::run(args, &cli.global),
         Command::Reconcile(args) => cmd::reconcile::run(args, &cli.global),
         Command::Manager(args) => cmd::manager::run(args, &cli.global),
         Command::Node(args) => cmd::node::run(args, &cli.global),

@@ -1,6 +1,11 @@
 //! `flotilla stack ...`: `config` prints the final stack file exactly as
-//! `docker stack config` does.
+//! `docker stack config` does; `ls`, `services`, `ps`, `history`, `rollback` and `rm` ask a
+//! manager about the stacks it runs ([`remote`]; tables in [`render`]).
 
+pub mod remote;
+pub mod render;
+
+use super::api::GlobalArgs;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use schema::load::{Files, LoadError, LoadInput, SourceFile, load};
@@ -22,6 +27,23 @@ pub struct StackArgs {
 enum StackCommand {
     /// Outputs the final config file, after doing merges and interpolations.
     Config(ConfigArgs),
+    /// List stacks
+    #[command(alias = "list")]
+    Ls,
+    /// List the services in the stack
+    Services(remote::ServicesArgs),
+    /// List the tasks in the stack
+    Ps(remote::PsArgs),
+    /// List the stack's deployments, newest first
+    History {
+        /// The stack
+        stack: String,
+    },
+    /// Return a stack to an earlier deployment's specs
+    Rollback(remote::RollbackArgs),
+    /// Remove one or more stacks
+    #[command(aliases = ["remove", "down"])]
+    Rm(remote::RmArgs),
 }
 
 #[derive(Debug, Args)]
@@ -35,9 +57,15 @@ struct ConfigArgs {
 }
 
 /// Runs `flotilla stack ...`.
-pub fn run(args: StackArgs) -> Result<ExitCode> {
+pub fn run(args: StackArgs, global: &GlobalArgs) -> Result<ExitCode> {
     match args.command {
         StackCommand::Config(c) => config(c),
+        StackCommand::Ls => remote::ls(global),
+        StackCommand::Services(a) => remote::services(&a, global),
+        StackCommand::Ps(a) => remote::ps(&a, global),
+        StackCommand::History { stack } => remote::history(&stack, global),
+        StackCommand::Rollback(a) => remote::rollback(&a, global),
+        StackCommand::Rm(a) => remote::rm(&a, global),
     }
 }
 

@@ -204,7 +204,10 @@ async fn rollback(
 }
 
 /// Keeps the services that pass `service ls`'s filters (Docker's: every filter must hold).
-fn filter_services(services: &mut Vec<ServiceInfo>, filters: &[String]) -> anyhow::Result<()> {
+pub(crate) fn filter_services(
+    services: &mut Vec<ServiceInfo>,
+    filters: &[String],
+) -> anyhow::Result<()> {
     for f in filters {
         let Some((key, value)) = f.split_once('=') else {
             bail!("bad format of filter (expected name=value)");
@@ -247,7 +250,7 @@ async fn ls(
 }
 
 /// Keeps the tasks that pass `service ps`'s filters.
-fn filter_tasks(answer: &mut ServiceTasks, filters: &[String]) -> anyhow::Result<()> {
+pub(crate) fn filter_tasks(answer: &mut ServiceTasks, filters: &[String]) -> anyhow::Result<()> {
     for f in filters {
         let Some((key, value)) = f.split_once('=') else {
             bail!("bad format of filter (expected name=value)");
