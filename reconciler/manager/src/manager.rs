@@ -221,10 +221,15 @@ impl Manager {
         Err(ForwardError::Api(ApiError::from_remote(status.as_u16(), message)))
     }
 
-    /// Asks the leader for a read (`GET path`) when another manager leads; `None` when this
-    /// manager leads or the leader does not answer within a second (the caller then answers
-    /// from its own, possibly stale, state).
-    pub async fn read_from_leader<T: DeserializeOwned>(&self, path: &str) -> Option<T> {
+    /// Asks the leader for a read (`GET path`) when another manager leads. `None` when this
+    /// manager leads, or the leader does not answer within a second or refuses this
+    /// manager's credentials (the caller then answers from its own, possibly stale, state);
+    /// the leader's own refusal (`not found`, a bad request) is the answer, so a read right
+    /// after a forwarded removal does not find the removed object in a follower's state.
+    pub async fn read_from_leader<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Option<Result<T, ApiError>> {
         let Route::Leader(base) = self.route() else {
             return None;
         };
@@ -234,10 +239,19 @@ impl Manager {
             .bearer_auth(&self.identity.peer_token)
             .timeout(Duration::from_secs(1));
         let resp = req.send().await.ok()?;
-        if !resp.status().is_success() {
+        let status = resp.status();
+        if status.is_success() {
+            return resp.json().await.ok().map(Ok);
+        }
+        let answered = matches!(status.as_u16(), 400 | 404 | 409 | 412);
+        if !answered {
             return None;
         }
-        resp.json().await.ok()
+        let text = resp.text().await.ok()?;
+        let message = serde_json::from_str::<reconciler_api::ErrorBody>(&text)
+            .map(|b| b.error)
+            .unwrap_or(text);
+        Some(Err(ApiError::from_remote(status.as_u16(), message)))
     }
 
     /// Writes one command through Raft on this manager, which must be the leader. Waits at

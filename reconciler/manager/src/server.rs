@@ -207,7 +207,8 @@ async fn complete_join(
 }
 
 async fn list_nodes(State(m): Shared, _: ApiAuth) -> ApiResult<Vec<NodeView>> {
-    if let Some(mut rows) = m.read_from_leader::<Vec<NodeView>>("/v1/nodes").await {
+    if let Some(rows) = m.read_from_leader::<Vec<NodeView>>("/v1/nodes").await {
+        let mut rows = rows?;
         for row in &mut rows {
             row.is_self = row.id == m.identity.node_id;
         }
@@ -222,7 +223,7 @@ async fn inspect_node(
     Path(id): Path<String>,
 ) -> ApiResult<NodeInspect> {
     if let Some(found) = m.read_from_leader::<NodeInspect>(&format!("/v1/nodes/{id}")).await {
-        return Ok(Json(found));
+        return found.map(Json);
     }
     m.inspect_node(&id).map(Json)
 }

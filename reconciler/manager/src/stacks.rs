@@ -267,7 +267,7 @@ impl Manager {
 
 async fn list(State(m): Shared, _: ApiAuth) -> ApiResult<StackList> {
     if let Some(found) = m.read_from_leader(STACKS_PATH).await {
-        return Ok(Json(found));
+        return found.map(Json);
     }
     Ok(Json(m.stack_list()))
 }
@@ -278,14 +278,14 @@ async fn services(
     Path(name): Path<String>,
 ) -> ApiResult<StackServices> {
     if let Some(found) = m.read_from_leader(&format!("{}/services", stack_path(&name))).await {
-        return Ok(Json(found));
+        return found.map(Json);
     }
     m.stack_services(&name).map(Json)
 }
 
 async fn tasks(State(m): Shared, _: ApiAuth, Path(name): Path<String>) -> ApiResult<StackTasks> {
     if let Some(found) = m.read_from_leader(&format!("{}/tasks", stack_path(&name))).await {
-        return Ok(Json(found));
+        return found.map(Json);
     }
     m.stack_tasks(&name).map(Json)
 }
@@ -296,7 +296,7 @@ async fn history(
     Path(name): Path<String>,
 ) -> ApiResult<StackHistory> {
     if let Some(found) = m.read_from_leader(&format!("{}/history", stack_path(&name))).await {
-        return Ok(Json(found));
+        return found.map(Json);
     }
     m.stack_history(&name).map(Json)
 }

@@ -195,7 +195,7 @@ impl Manager {
 
 async fn list(State(m): Shared, _: ApiAuth) -> ApiResult<Vec<ServiceInfo>> {
     if let Some(rows) = m.read_from_leader(SERVICES_PATH).await {
-        return Ok(Json(rows));
+        return rows.map(Json);
     }
     Ok(Json(m.service_list()))
 }
@@ -206,14 +206,14 @@ async fn inspect(
     Path(key): Path<String>,
 ) -> ApiResult<ServiceInspect> {
     if let Some(found) = m.read_from_leader(&service_path(&key)).await {
-        return Ok(Json(found));
+        return found.map(Json);
     }
     m.service_inspect(&key).map(Json)
 }
 
 async fn tasks(State(m): Shared, _: ApiAuth, Path(key): Path<String>) -> ApiResult<ServiceTasks> {
     if let Some(found) = m.read_from_leader(&format!("{}/tasks", service_path(&key))).await {
-        return Ok(Json(found));
+        return found.map(Json);
     }
     m.service_tasks(&key).map(Json)
 }
