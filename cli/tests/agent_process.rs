@@ -15,8 +15,8 @@ use agent::runtime::process::layout::Started;
 use nix::sys::signal::killpg;
 use nix::unistd::Pid;
 use reconciler_api::ApiClient;
-use reconciler_manager::harness::ProcessCluster;
 use reconciler_store::{ClusterState, Expect, StoreCommand};
+use reconciler_testkit::harness::ProcessCluster;
 use reconciler_types::{NodeId, NodeState, SecretReference, Task, TaskId, TaskState, TaskStatus};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -81,6 +81,11 @@ impl Drop for Agent {
             }
         }
     }
+}
+
+/// A task id as Docker's log prefixes show it (at most 12 characters).
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 fn group_alive(pgid: u32) -> bool {
@@ -258,32 +263,33 @@ async fn service_logs_streams_each_tasks_lines_with_dockers_prefixes() {
     let node = agent.node_id();
     let mut spec = ServiceSpec { name: "logs_web".into(), ..ServiceSpec::default() };
     spec.mode = ServiceMode::Replicated { replicas: 2 };
-    spec.task_template = probe_task("x", &node, &[]).spec;
+    spec.task_template = probe_task("x", &node, &["PROBE_VERSION=v9"]).spec;
     let created: ServiceCreated =
         c.post("/v1/services", &ServiceCreate { spec: spec.clone() }).await.unwrap();
-    let ids = ["tlogsone0000000000a", "tlogstwo0000000000b"];
-    for (slot, id) in ids.iter().enumerate() {
-        let mut t = probe_task(id, &node, &["PROBE_VERSION=v9"]);
-        t.service_id = created.id.clone();
-        t.slot = slot as u64 + 1;
-        if slot == 1 {
-            t.spec.container_spec.env.push("PROBE_EXIT_AFTER=3s".into());
-        }
-        put(&c, t).await;
-    }
-    for id in ids {
-        task_reaches(&c, id, TaskState::Running).await;
-    }
+    println!("=== the leader loop places both replicas on the agent, which runs them");
+    let running = |s: &ClusterState, version: &str| {
+        let mut ids: Vec<(u64, String)> = s
+            .tasks
+            .values()
+            .map(|r| &r.task)
+            .filter(|t| t.service_id == created.id && t.status.state == TaskState::Running)
+            .filter(|t| t.spec.container_spec.env.iter().any(|e| e.ends_with(version)))
+            .map(|t| (t.slot, t.id.to_string()))
+            .collect();
+        ids.sort();
+        (ids.len() == 2).then_some(ids)
+    };
+    let ids = wait_for("two running replicas", &c, |s| running(s, "=v9")).await;
     println!("=== service logs: every task's lines, prefixed");
     let out = cli(&cluster, &["service", "logs", "logs_web"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for (slot, id) in ids.iter().enumerate() {
-        let prefix = format!("logs_web.{}.{}@a1    | probe v9 listening on", slot + 1, &id[..12]);
+    for (slot, id) in &ids {
+        let prefix = format!("logs_web.{slot}.{}@a1    | probe v9 listening on", short(id));
         assert!(stdout.lines().any(|l| l.starts_with(&prefix)), "{prefix:?} in\n{stdout}");
     }
     println!("=== a task by id, --raw, --timestamps");
-    let out = cli(&cluster, &["service", "logs", "--raw", "-t", ids[0]]).output().unwrap();
+    let out = cli(&cluster, &["service", "logs", "--raw", "-t", &ids[0].1]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let first = stdout.lines().next().unwrap_or_default().to_owned();
     let (ts, rest) = first.split_once(' ').unwrap();
@@ -291,14 +297,10 @@ async fn service_logs_streams_each_tasks_lines_with_dockers_prefixes() {
     assert!(rest.starts_with("probe v9 listening on"), "{first}");
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     println!("=== -f follows until interrupted and shows lines written later");
-    let follow = cli(&cluster, &["service", "logs", "-f", "logs_web"])
+    let mut follow = cli(&cluster, &["service", "logs", "-f", "logs_web"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    task_reaches(&c, ids[1], TaskState::Complete).await;
-    let mut follow = follow;
-    let mut seen = String::new();
     let mut stdout = follow.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         use std::io::Read;
@@ -309,22 +311,35 @@ async fn service_logs_streams_each_tasks_lines_with_dockers_prefixes() {
                 break;
             }
             all.push_str(&String::from_utf8_lossy(&buf[..n]));
-            if all.contains("probe: exiting with code 0") {
+            if all.contains("probe: stopping on SIGTERM") {
                 break;
             }
         }
         all
     });
+    let mut update = spec.clone();
+    for e in &mut update.task_template.container_spec.env {
+        if e == "PROBE_VERSION=v9" {
+            *e = "PROBE_VERSION=v10".into();
+        }
+    }
+    let info = c.inspect_service(created.id.as_str()).await.unwrap().service;
+    c.update_service(created.id.as_str(), info.version, &update).await.unwrap();
+    wait_for("two running replicas of v10", &c, |s| running(s, "=v10")).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
     while !reader.is_finished() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = follow.kill();
     let _ = follow.wait();
-    if reader.is_finished() {
-        seen = reader.join().unwrap();
-    }
-    let want = format!("logs_web.2.{}@a1    | probe: exiting with code 0", &ids[1][..12]);
-    assert!(seen.lines().any(|l| l == want), "{want:?} in\n{seen}");
+    let seen = if reader.is_finished() { reader.join().unwrap() } else { String::new() };
+    // The update stops the v9 tasks: what they print then reaches the follower. (Tasks
+    // started after the follow began are not followed yet.)
+    let stopped = ids.iter().any(|(slot, id)| {
+        let want = format!("logs_web.{slot}.{}@a1    | probe: stopping on SIGTERM", short(id));
+        seen.lines().any(|l| l == want)
+    });
+    assert!(stopped, "a v9 task's stop line in\n{seen}");
     println!("=== an unknown target is Docker's error");
     let out = cli(&cluster, &["service", "logs", "nope"]).output().unwrap();
     assert!(!out.status.success());

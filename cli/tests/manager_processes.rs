@@ -7,8 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use reconciler_api::ApiClient;
-use reconciler_manager::harness::ProcessCluster;
 use reconciler_store::{ClusterState, Expect, StoreCommand};
+use reconciler_testkit::harness::ProcessCluster;
 use reconciler_types::{Node, NodeId};
 use std::collections::BTreeSet;
 use std::path::Path;

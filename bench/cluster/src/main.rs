@@ -12,8 +12,8 @@
 
 use anyhow::{Context, bail};
 use reconciler_api::{ApiClient, ApiError, ClientError};
-use reconciler_manager::harness::ProcessCluster;
 use reconciler_store::{Expect, StoreCommand};
+use reconciler_testkit::harness::ProcessCluster;
 use reconciler_types::{Node, NodeId};
 use std::path::PathBuf;
 use std::time::Duration;

@@ -302,7 +302,7 @@ fn reconcile_diffs_against_a_live_manager() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_flotilla"));
     let cluster = runtime
-        .block_on(reconciler_manager::harness::ProcessCluster::start(binary, root.path(), 1))
+        .block_on(reconciler_testkit::harness::ProcessCluster::start(binary, root.path(), 1))
         .unwrap();
     let host = cluster.managers[0].addr.clone();
     let ca = cluster.ca_file();

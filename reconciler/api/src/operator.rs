@@ -176,6 +176,24 @@ pub struct ClusterStatus {
     pub applied: u64,
     /// Raft ids of the voters.
     pub voters: Vec<u64>,
+    /// What this manager's leader loop has done since it started.
+    #[serde(default)]
+    pub leader_loop: LeaderLoopStats,
+}
+
+/// Counters of a manager's leader loop (zero on a manager that never led).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderLoopStats {
+    /// Passes run.
+    pub passes: u64,
+    /// Batches written (one Raft entry each).
+    pub batches: u64,
+    /// Decisions inside those batches.
+    pub decisions: u64,
+    /// The last pass's duration, in microseconds.
+    pub last_pass_micros: u64,
+    /// All passes' duration, in microseconds.
+    pub pass_micros: u64,
 }
 
 /// `POST /v1/unlock` on a locked manager.

@@ -239,7 +239,10 @@ pub async fn start_manager(mut opts: ManagerOptions) -> Result<RunningManager, D
     manager.tls = tls;
     let manager = Arc::new(manager);
     let (server, stop) = serve(listener, manager.clone())?;
-    let background = vec![tokio::spawn(dispatcher::run::serve(manager.clone()))];
+    let background = vec![
+        tokio::spawn(dispatcher::run::serve(manager.clone())),
+        tokio::spawn(crate::leader::serve(manager.clone())),
+    ];
     let running = RunningManager { manager, local_addr, new_unlock_key, server, stop, background };
     match mode {
         StartMode::Init => bootstrap(&running.manager, &opts, fingerprint, pki).await?,

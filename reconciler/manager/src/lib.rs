@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Start at [`daemon::start_manager`] (init, join, restart from a data folder), then
-//! [`server`] (the routes), [`manager`] (routing to the leader and writes), [`ops`] (joins,
+//! [`server`] (the routes), [`manager`] (routing to the leader and writes), [`leader`] (the orchestration loop on the Raft leader), [`ops`] (joins,
 //! membership, node commands, token rotation), [`services`] (the service commands),
 //! [`stacks`] (the stack commands),
 //! [`log_broker`] (`service logs` over the dispatcher's log subscriptions) and
@@ -20,9 +20,9 @@
 pub mod daemon;
 pub mod dispatcher;
 pub mod error;
-pub mod harness;
 pub mod identity;
 pub mod keys;
+pub mod leader;
 pub mod listener;
 pub mod log_broker;
 pub mod manager;

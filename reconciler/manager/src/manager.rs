@@ -44,6 +44,8 @@ pub struct Manager {
     pub dispatcher: Dispatcher,
     /// Serialises service creates on the leader (a name is checked free, then taken).
     pub(crate) service_lock: tokio::sync::Mutex<()>,
+    /// What the leader loop has done (passes, batches, pass time).
+    pub leader_stats: crate::leader::LoopStats,
 }
 
 /// Where an operation has to run.
@@ -73,6 +75,7 @@ impl Manager {
             membership_lock: tokio::sync::Mutex::new(()),
             dispatcher: Dispatcher::new(DispatcherConfig::default()),
             service_lock: tokio::sync::Mutex::new(()),
+            leader_stats: crate::leader::LoopStats::default(),
         }
     }
 

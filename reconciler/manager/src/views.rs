@@ -104,6 +104,7 @@ impl Manager {
             term: m.current_term,
             applied: m.last_applied.map(|l| l.index).unwrap_or(0),
             voters: self.voters().into_iter().collect(),
+            leader_loop: self.leader_stats.view(),
         }
     }
 }

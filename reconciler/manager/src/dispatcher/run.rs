@@ -48,7 +48,11 @@ pub async fn serve(m: Arc<Manager>) {
     }
 }
 
-async fn leadership_moves(metrics: &mut tokio::sync::watch::Receiver<RaftMetrics>, term: u64) {
+/// Returns once this manager no longer leads in `term`.
+pub(crate) async fn leadership_moves(
+    metrics: &mut tokio::sync::watch::Receiver<RaftMetrics>,
+    term: u64,
+) {
     loop {
         if metrics.changed().await.is_err() || leading_term(&metrics.borrow()) != Some(term) {
             return;

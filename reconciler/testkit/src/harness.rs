@@ -2,8 +2,8 @@
 //! tests and benchmarks: start a cluster, find the leader, `kill -9` a manager, restart it
 //! from its data folder. Every process is killed when the harness is dropped.
 
-use crate::client::ApiClient;
-use crate::identity::API_TOKEN_FILE;
+use reconciler_api::ApiClient;
+use reconciler_manager::identity::API_TOKEN_FILE;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -20,7 +20,7 @@ pub enum HarnessError {
     Timeout(String),
     /// An API call failed.
     #[error("api: {0}")]
-    Client(#[from] crate::client::ClientError),
+    Client(#[from] reconciler_api::ClientError),
 }
 
 /// One manager process.

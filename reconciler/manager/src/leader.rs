@@ -1,0 +1,207 @@
+//! The leader loop: the orchestration core driven on the Raft leader.
+//!
+//! One round per Raft term this manager leads, following the contract of
+//! [`reconciler_orchestrator::driver`]:
+//!
+//! ```text
+//!  became leader (term T) ─► catch up with the log ─► Driver::lead(T)
+//!  loop:
+//!    applied commands (StoreEvent) ─► Driver::observe      lagged / snapshot ─► Driver::resync
+//!    Driver::pass on the applied state (a blocking thread, no copy: StateHandle::pass)
+//!      batch? ─► ONE Raft write; the next pass waits until that entry was observed
+//!    sleep until next_wake or the next applied command
+//!  leadership moves ─► the round is dropped before its next write
+//! ```
+//!
+//! Time is the shared epoch-based [`SystemClock`], so a deadline one leader stored (a held
+//! restart, an update's monitor window) means the same to the next. When a batch write fails
+//! without an answer (no quorum), its entry may still commit: the loop keeps waiting for it to
+//! be observed rather than writing a second batch, and a leadership change ends the round.
+
+use crate::dispatcher::run::{leadership_moves, leading_term};
+use crate::manager::Manager;
+use reconciler_orchestrator::driver::{Driver, PassOutput};
+use reconciler_store::{StoreCommand, StoreEvent, SystemClock};
+use reconciler_types::{Clock, MonoTime};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::broadcast::Receiver;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+
+/// The longest the loop sleeps without an event (a safety net; `next_wake` is exact).
+const MAX_IDLE: Duration = Duration::from_secs(30);
+
+/// What the leader loop has done, for `/metrics` and the benchmark.
+#[derive(Debug, Default)]
+pub struct LoopStats {
+    /// Passes run.
+    pub passes: AtomicU64,
+    /// Batches written (Raft entries).
+    pub batches: AtomicU64,
+    /// Decisions written (store commands inside the batches).
+    pub decisions: AtomicU64,
+    /// Duration of the last pass, in microseconds.
+    pub last_pass_micros: AtomicU64,
+    /// Total time spent in passes, in microseconds.
+    pub pass_micros: AtomicU64,
+}
+
+impl LoopStats {
+    /// The counters as the status endpoint shows them.
+    pub fn view(&self) -> reconciler_api::operator::LeaderLoopStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        reconciler_api::operator::LeaderLoopStats {
+            passes: get(&self.passes),
+            batches: get(&self.batches),
+            decisions: get(&self.decisions),
+            last_pass_micros: get(&self.last_pass_micros),
+            pass_micros: get(&self.pass_micros),
+        }
+    }
+}
+
+/// Runs the leader loop of `m` for as long as the manager runs.
+pub async fn serve(m: Arc<Manager>) {
+    let clock = Arc::new(SystemClock::new());
+    let mut metrics = m.node.raft.metrics();
+    loop {
+        let term = leading_term(&metrics.borrow_and_update());
+        if let Some(term) = term {
+            tokio::select! {
+                () = lead(&m, term, &clock) => {}
+                () = leadership_moves(&mut metrics, term) => {}
+            }
+            tracing::info!(term, "leader loop: stopped");
+            continue;
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Leads one term (returns only if the state cannot be brought up to date or the driver was
+/// fenced off by a newer leader).
+async fn lead(m: &Arc<Manager>, term: u64, clock: &Arc<SystemClock>) {
+    if let Err(e) = m.node.raft.ensure_linearizable().await {
+        tracing::warn!(error = %e, "leader loop: cannot catch up with the log as a new leader");
+        return;
+    }
+    // Subscribed before the first pass: every command applied after it is observed, and
+    // the first pass reconciles everything applied before.
+    let mut events = m.node.state.subscribe();
+    let mut driver = Driver::new();
+    driver.lead(term);
+    tracing::info!(term, "leader loop: leading");
+    loop {
+        if !drain(&mut events, &mut driver) || !driver.is_leader() {
+            return;
+        }
+        if !driver.in_flight() {
+            let (d, out) = match run_pass(m, driver, clock.now()).await {
+                Some(done) => done,
+                None => return,
+            };
+            driver = d;
+            if let Some(batch) = out.batch {
+                write(m, batch).await;
+                continue;
+            }
+        }
+        let wait = until(driver.next_wake(), clock.now());
+        match tokio::time::timeout(wait, events.recv()).await {
+            Err(_) => {}
+            Ok(Ok(event)) => observe(&event, &mut driver),
+            Ok(Err(RecvError::Lagged(_))) => driver.resync(),
+            Ok(Err(RecvError::Closed)) => return,
+        }
+    }
+}
+
+/// Observes every applied command already published; false when the store went away.
+fn drain(events: &mut Receiver<StoreEvent>, driver: &mut Driver) -> bool {
+    loop {
+        match events.try_recv() {
+            Ok(event) => observe(&event, driver),
+            Err(TryRecvError::Lagged(_)) => driver.resync(),
+            Err(TryRecvError::Empty) => return true,
+            Err(TryRecvError::Closed) => return false,
+        }
+    }
+}
+
+fn observe(event: &StoreEvent, driver: &mut Driver) {
+    match event {
+        StoreEvent::Applied { command, response, .. } => driver.observe(command, response),
+        StoreEvent::Reset { .. } => driver.resync(),
+    }
+}
+
+/// One pass on a blocking thread, on the applied state under its write lock (no copy).
+async fn run_pass(
+    m: &Arc<Manager>,
+    mut driver: Driver,
+    now: MonoTime,
+) -> Option<(Driver, PassOutput)> {
+    let m2 = m.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let out = m2.node.state.pass(|state, _| driver.pass(state, now));
+        (driver, out, started.elapsed())
+    });
+    let (driver, out, took) = match job.await {
+        Ok(done) => done,
+        Err(e) => {
+            tracing::error!(error = %e, "leader loop: a pass failed");
+            return None;
+        }
+    };
+    record(&m.leader_stats, &out, took);
+    for (_, refusal) in &out.dropped {
+        tracing::debug!(?refusal, "leader loop: a decision was moot");
+    }
+    Some((driver, out))
+}
+
+fn record(stats: &LoopStats, out: &PassOutput, took: Duration) {
+    let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+    stats.passes.fetch_add(1, Ordering::Relaxed);
+    stats.last_pass_micros.store(micros, Ordering::Relaxed);
+    stats.pass_micros.fetch_add(micros, Ordering::Relaxed);
+    if let Some(StoreCommand::Orchestrate { commands, .. }) = &out.batch {
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        let n = u64::try_from(commands.len()).unwrap_or(u64::MAX);
+        stats.decisions.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Writes one pass's batch. Its outcome reaches the driver as an applied (or refused) entry;
+/// an error here only says no answer came in time.
+async fn write(m: &Manager, batch: StoreCommand) {
+    if let Err(e) = m.write(batch).await {
+        tracing::warn!(error = %e, "leader loop: the batch of a pass was not acknowledged");
+    }
+}
+
+/// How long to sleep until `wake` (capped), measured on the shared clock.
+fn until(wake: Option<MonoTime>, now: MonoTime) -> Duration {
+    match wake {
+        Some(at) => at.saturating_since(now).min(MAX_IDLE),
+        None => MAX_IDLE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loop_sleeps_until_the_next_wake_and_never_past_the_cap() {
+        let now = MonoTime::from_secs(100);
+        assert_eq!(until(Some(MonoTime::from_secs(103)), now), Duration::from_secs(3));
+        assert_eq!(until(Some(MonoTime::from_secs(99)), now), Duration::ZERO);
+        assert_eq!(until(Some(MonoTime::from_secs(1000)), now), MAX_IDLE);
+        assert_eq!(until(None, now), MAX_IDLE);
+    }
+}

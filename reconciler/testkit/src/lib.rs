@@ -1,0 +1,13 @@
+//! Support for process-level tests and benchmarks, linked only as a dev-dependency (and by the
+//! benchmark programs), never by the daemon:
+//!
+//! - [`harness`]: real `flotilla manager` processes on loopback ports (start a cluster, find
+//!   the leader, `kill -9` one, restart it from its data folder);
+//! - [`fake_agent`]: nodes that speak the real dispatcher protocol and play their tasks'
+//!   states from a behaviour instead of running them.
+
+pub mod fake_agent;
+pub mod harness;
+
+pub use fake_agent::{Behaviour, FakeAgent, FakeNode, Run, Seen};
+pub use harness::{HarnessError, ManagerProcess, ProcessCluster};
