@@ -103,6 +103,22 @@ async fn deploy(api: &ApiClient, commit: &str, spec: &StackSpec) {
     api.write(StoreCommand::Gitops(set)).await.unwrap();
 }
 
+/// Checks `--output json` of `stack ls` and `stack history` against their JSON Schema.
+#[track_caller]
+fn validate(json: &str) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/json/stacks.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let instance: serde_json::Value = serde_json::from_str(json).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{json}\ndoes not match stacks.schema.json:\n{}", errors.join("\n"));
+    instance
+}
+
 fn words(line: &str) -> Vec<&str> {
     line.split("   ").map(str::trim).filter(|w| !w.is_empty()).collect()
 }
@@ -158,6 +174,9 @@ async fn stack_commands_show_sync_drift_history_and_roll_back_and_remove() {
     cli.ok(&["service", "update", "-d", "--image", "postgres:17", "shop_db"]);
     let (ls, err) = cli.ok(&["stack", "ls"]);
     assert_eq!(words(ls.lines().nth(1).unwrap())[3], "drifted", "{ls}");
+    let json = validate(&cli.ok(&["--output", "json", "stack", "ls"]).0);
+    assert_eq!(json["stacks"][0]["sync"], "drifted");
+    assert_eq!(json["stacks"][0]["last_deployment"]["outcome"], "succeeded");
     assert_eq!(err, "shop: drifted: changed by hand: shop_db\n");
     let (_, err) = cli.ok(&["stack", "ps", "shop"]);
     assert_eq!(err, "shop_db: differs from the last deployment (changed by hand)\n");
@@ -190,8 +209,7 @@ async fn stack_commands_show_sync_drift_history_and_roll_back_and_remove() {
     );
     assert!(rows[1][5].starts_with("rollback by bob"), "{history}");
     assert_eq!((rows[2][0], rows[2][2], rows[2][5]), ("222222222222", "Ann Lee", "sync"));
-    let json: serde_json::Value =
-        serde_json::from_str(&cli.ok(&["--output", "json", "stack", "history", "shop"]).0).unwrap();
+    let json = validate(&cli.ok(&["--output", "json", "stack", "history", "shop"]).0);
     assert_eq!(json["deployments"][0]["trigger"], "rollback");
     assert_eq!(json["rolled_back_from"], C2);
 
@@ -203,8 +221,7 @@ async fn stack_commands_show_sync_drift_history_and_roll_back_and_remove() {
     );
     assert!(err.contains("Nothing found in stack: other"), "{err}");
     assert!(err.contains("stack shop is deployed from Git"), "{err}");
-    let json: serde_json::Value =
-        serde_json::from_str(&cli.ok(&["--output", "json", "stack", "ls"]).0).unwrap();
+    let json = validate(&cli.ok(&["--output", "json", "stack", "ls"]).0);
     assert_eq!(json["stacks"][0]["services"], 0);
     assert_eq!(json["stacks"][0]["sync"], "drifted");
 }

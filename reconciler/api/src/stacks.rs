@@ -13,7 +13,8 @@
 //! ```
 //!
 //! An unknown stack is `404` (Docker's `Nothing found in stack: NAME`). Times are the
-//! managers' epoch clock; every answer with ages carries the manager's `now`.
+//! managers' epoch clock; every answer with ages carries the manager's `now`. The JSON of
+//! [`StackList`] and [`StackHistory`] is described by `schema/json/stacks.schema.json`.
 
 use crate::client::{ApiClient, ClientError};
 use crate::services::{ServiceInfo, ServiceTasks};
