@@ -27,6 +27,9 @@ use reqwest::Method;
 use std::sync::Arc;
 
 type Shared = State<Arc<Manager>>;
+
+/// How many times a rollback or a removal reads again after a record it read changed.
+const CAS_ATTEMPTS: u32 = 5;
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// The stack routes, merged into the manager's router.
@@ -217,18 +220,27 @@ impl Manager {
             })
         });
         let internal = |e: std::io::Error| ApiError::Internal(e.to_string());
-        let mut ids = (0..most)
-            .map(|_| token::new_node_id().map(ServiceId::new).map_err(internal))
-            .collect::<Result<Vec<_>, _>>()?;
-        let planned = self.read_state(|state| {
-            let r = RollbackRequest { to: req.to.as_deref(), by, at: epoch_now() };
-            // `ids` holds as many as the rollback can create; an empty one is never used.
-            pure::rollback(state, &stack, &r, &mut || {
-                ids.pop().unwrap_or_else(|| ServiceId::new(""))
-            })
-        });
-        let planned = planned.map_err(rollback_error)?;
-        let deployment = self.write(planned.command).await?;
+        let mut attempts = 0;
+        let (planned, deployment) = loop {
+            let mut ids = (0..most)
+                .map(|_| token::new_node_id().map(ServiceId::new).map_err(internal))
+                .collect::<Result<Vec<_>, _>>()?;
+            let planned = self.read_state(|state| {
+                let r = RollbackRequest { to: req.to.as_deref(), by, at: epoch_now() };
+                // `ids` holds as many as the rollback can create; an empty one is never used.
+                pure::rollback(state, &stack, &r, &mut || {
+                    ids.pop().unwrap_or_else(|| ServiceId::new(""))
+                })
+            });
+            let planned = planned.map_err(rollback_error)?;
+            match self.write(planned.command.clone()).await {
+                Ok(index) => break (planned, index),
+                // The orchestrator wrote a record the batch read (a rollout's status): read
+                // again.
+                Err(ApiError::Conflict(_)) if attempts < CAS_ATTEMPTS => attempts += 1,
+                Err(e) => return Err(e),
+            }
+        };
         Ok(StackRolledBack {
             deployment,
             commit: planned.target.commit,
@@ -244,19 +256,26 @@ impl Manager {
     /// Nothing carries the stack's name, or a failed write (a change in between).
     pub async fn remove_stack(&self, name: &str) -> Result<StackRemoved, ApiError> {
         let stack = StackName::new(name);
-        let (command, removed, from_git) = self.read_state(|state| {
-            let (command, removed) =
-                pure::remove(state, &stack).ok_or_else(|| nothing_found(name))?;
-            let from_git = state
-                .stacks
-                .get(&stack)
-                .and_then(|h| {
-                    h.deploy.deployments.last().map(|d| h.deploy.applied.contains_key(&d.id))
-                })
-                .unwrap_or(false);
-            Ok::<_, ApiError>((command, removed, from_git))
-        })?;
-        self.write(command).await?;
+        let mut attempts = 0;
+        let (removed, from_git) = loop {
+            let (command, removed, from_git) = self.read_state(|state| {
+                let (command, removed) =
+                    pure::remove(state, &stack).ok_or_else(|| nothing_found(name))?;
+                let from_git = state
+                    .stacks
+                    .get(&stack)
+                    .and_then(|h| {
+                        h.deploy.deployments.last().map(|d| h.deploy.applied.contains_key(&d.id))
+                    })
+                    .unwrap_or(false);
+                Ok::<_, ApiError>((command, removed, from_git))
+            })?;
+            match self.write(command).await {
+                Ok(_) => break (removed, from_git),
+                Err(ApiError::Conflict(_)) if attempts < CAS_ATTEMPTS => attempts += 1,
+                Err(e) => return Err(e),
+            }
+        };
         let removed = removed
             .into_iter()
             .map(|r| RemovedObject { kind: r.kind.to_owned(), name: r.name })
