@@ -38,6 +38,8 @@ enum Command {
     /// Manage join tokens.
     #[command(name = "join-token")]
     JoinToken(cmd::join_token::JoinTokenArgs),
+    /// Set, show or remove the Git repository the cluster deploys from.
+    Source(cmd::source::SourceArgs),
     /// Export the cluster state.
     State(cmd::state::StateArgs),
     /// Run this machine's tasks for the cluster (join it the first time).
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Node(args) => cmd::node::run(args, &cli.global),
         Command::Service(args) => cmd::service::run(args, &cli.global),
         Command::JoinToken(args) => cmd::join_token::run(args, &cli.global),
+        Command::Source(args) => cmd::source::run(args, &cli.global),
         Command::State(args) => cmd::state::run(args, &cli.global),
         Command::Probe(args) => cmd::probe::run(args),
         Command::Agent(args) => cmd::agent::run_agent(args, &cli.global),

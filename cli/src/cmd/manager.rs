@@ -7,6 +7,7 @@
 use super::api::{GlobalArgs, block_on};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use reconciler_api::source::SourceSet;
 use reconciler_manager::dispatcher::DispatcherConfig;
 use reconciler_manager::{ManagerOptions, StartMode, start_manager};
 use std::net::SocketAddr;
@@ -59,6 +60,45 @@ pub struct ManagerArgs {
     /// periods).
     #[arg(long, value_name = "DURATION", requires = "init", value_parser = humantime::parse_duration)]
     dispatcher_heartbeat: Option<Duration>,
+    #[command(flatten)]
+    source: InitSource,
+}
+
+/// With `--init`: the Git source the new cluster deploys from (later: `flotilla source set`).
+#[derive(Debug, Args)]
+struct InitSource {
+    /// With --init: deploy the stacks of this repository (a URL, a Git folder, or a plain
+    /// folder whose files are deployed as they are).
+    #[arg(long, value_name = "URL|DIR", requires = "init")]
+    repo: Option<String>,
+    /// The branch to deploy (default: main).
+    #[arg(long, value_name = "BRANCH", requires = "repo")]
+    branch: Option<String>,
+    /// The repository's folder that holds the stacks (default: stacks).
+    #[arg(long, value_name = "PATH", requires = "repo")]
+    path: Option<String>,
+    /// How often the leader fetches (default: 60s, with jitter).
+    #[arg(long, value_name = "DURATION", requires = "repo", value_parser = humantime::parse_duration)]
+    poll: Option<Duration>,
+    /// A file holding the secret forges sign their push webhooks with.
+    #[arg(long, value_name = "FILE", requires = "repo")]
+    webhook_secret_file: Option<PathBuf>,
+}
+
+impl InitSource {
+    fn to_set(&self) -> anyhow::Result<Option<SourceSet>> {
+        let Some(repo) = &self.repo else { return Ok(None) };
+        let webhook_secret =
+            self.webhook_secret_file.as_deref().map(super::source::read_secret_file).transpose()?;
+        Ok(Some(SourceSet {
+            url: Some(super::source::repo_location(repo)?),
+            branch: self.branch.clone(),
+            path: self.path.clone(),
+            poll: self.poll,
+            webhook_secret,
+            ..SourceSet::default()
+        }))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,6 +158,7 @@ pub fn run(args: ManagerArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         dispatcher_heartbeat: args.dispatcher_heartbeat,
         insecure: args.insecure_listen,
         cert_expiry: args.cert_expiry,
+        source: args.source.to_set()?,
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(

@@ -10,5 +10,6 @@ pub mod node;
 pub mod probe;
 pub mod reconcile;
 pub mod service;
+pub mod source;
 pub mod stack;
 pub mod state;

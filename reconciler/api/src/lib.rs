@@ -12,7 +12,8 @@
 //! * [`operator`]: bodies of the operator API; [`dispatcher`]: the agent session protocol
 //!   (and why it is long polls); [`credential`]: a node's own credential; [`services`]: the
 //!   service endpoints (and the client's calls to them); [`stacks`]: the stack endpoints;
-//!   [`logs`]: the `service logs` stream.
+//!   [`logs`]: the `service logs` stream; [`source`]: the Git source the cluster deploys
+//!   from, and the forges' webhook.
 //! * [`client`]: [`ApiClient`], [`DispatcherClient`], [`client::join`], [`client::unlock`].
 //! * [`error`]: [`ApiError`], the one error a client sees, with its HTTP status.
 //! * [`pki`]: joining with a token that pins the cluster CA, certificate renewal.
@@ -28,6 +29,7 @@ pub mod logs;
 pub mod operator;
 pub mod pki;
 pub mod services;
+pub mod source;
 pub mod stacks;
 
 pub use client::{ApiClient, ClientError, DispatcherClient, Empty};

@@ -79,6 +79,9 @@ pub struct ManagerOptions {
     pub insecure: bool,
     /// With `Init`: how long node certificates are valid (`--cert-expiry`).
     pub cert_expiry: Duration,
+    /// With `Init`: the Git source the cluster deploys from (`--repo`, `--branch`, `--path`,
+    /// `--poll`, `--webhook-secret-file`); later, `flotilla source set`.
+    pub source: Option<reconciler_api::source::SourceSet>,
 }
 
 /// Why a manager could not start.
@@ -237,11 +240,13 @@ pub async fn start_manager(mut opts: ManagerOptions) -> Result<RunningManager, D
     let mut manager = Manager::new(node, identity, opts.advertise.clone(), client, cluster_key);
     manager.dispatcher = Dispatcher::new(opts.dispatcher);
     manager.tls = tls;
+    manager.gitops.cache_dir = Some(opts.data_dir.join(crate::gitops::CACHE_DIR));
     let manager = Arc::new(manager);
     let (server, stop) = serve(listener, manager.clone())?;
     let background = vec![
         tokio::spawn(dispatcher::run::serve(manager.clone())),
         tokio::spawn(crate::leader::serve(manager.clone())),
+        tokio::spawn(crate::gitops::run::serve(manager.clone())),
     ];
     let running = RunningManager { manager, local_addr, new_unlock_key, server, stop, background };
     match mode {
@@ -472,6 +477,12 @@ async fn bootstrap(
         StoreCommand::PutNode { node, expected: Expect::Absent },
         StoreCommand::SetNodeCredential { id: id.node_id.clone(), digest },
     ];
+    if let Some(set) = &opts.source {
+        let empty = reconciler_store::ClusterState::default();
+        let cmd = crate::gitops::source::set_command(&empty, set, &m.cluster_key)
+            .map_err(api_err("cannot set the Git source"))?;
+        commands.push(cmd);
+    }
     if let Some(pki) = pki {
         let ca = crate::pki::ca_record(&pki.root, &m.cluster_key, opts.cert_expiry)
             .map_err(api_err("cannot seal the CA key"))?;

@@ -14,12 +14,14 @@
 //! membership, node commands, token rotation), [`services`] (the service commands),
 //! [`stacks`] (the stack commands),
 //! [`log_broker`] (`service logs` over the dispatcher's log subscriptions) and
-//! [`token`] (Swarm-shaped join tokens).
+//! [`token`] (Swarm-shaped join tokens), [`gitops`] (the Git source, the webhook and the
+//! leader's GitOps loop).
 //! The wire types and the typed client the CLI uses live in `reconciler-api`.
 
 pub mod daemon;
 pub mod dispatcher;
 pub mod error;
+pub mod gitops;
 pub mod identity;
 pub mod keys;
 pub mod leader;

@@ -46,6 +46,8 @@ pub struct Manager {
     pub(crate) service_lock: tokio::sync::Mutex<()>,
     /// What the leader loop has done (passes, batches, pass time).
     pub leader_stats: crate::leader::LoopStats,
+    /// The GitOps loop's handle (repository cache, refresh trigger).
+    pub gitops: crate::gitops::Gitops,
 }
 
 /// Where an operation has to run.
@@ -76,6 +78,7 @@ impl Manager {
             dispatcher: Dispatcher::new(DispatcherConfig::default()),
             service_lock: tokio::sync::Mutex::new(()),
             leader_stats: crate::leader::LoopStats::default(),
+            gitops: crate::gitops::Gitops::default(),
         }
     }
 

@@ -59,6 +59,7 @@ pub fn router(manager: Arc<Manager>) -> Router {
         .merge(crate::services::routes())
         .merge(crate::stacks::routes())
         .merge(crate::log_broker::routes())
+        .merge(crate::gitops::routes())
         .route("/v1/ca", get(ca_view))
         .route("/v1/ca/rotate", post(rotate_ca))
         .route("/v1/node/certificate", get(cert_status).post(renew_cert))

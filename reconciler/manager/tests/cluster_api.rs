@@ -27,6 +27,7 @@ fn options(dir: &Path, mode: StartMode, host: &str) -> ManagerOptions {
         dispatcher_heartbeat: None,
         insecure: false,
         cert_expiry: reconciler_manager::pki::DEFAULT_CERT_EXPIRY,
+        source: None,
     }
 }
 

@@ -40,6 +40,7 @@ fn options(dir: &Path, mode: StartMode, host: &str) -> ManagerOptions {
         // Plain HTTP: these tests speak the dispatcher protocol with the node credential.
         insecure: true,
         cert_expiry: reconciler_manager::pki::DEFAULT_CERT_EXPIRY,
+        source: None,
     }
 }
 

@@ -41,6 +41,7 @@ fn options(dir: &Path) -> ManagerOptions {
         dispatcher_heartbeat: None,
         insecure: false,
         cert_expiry: reconciler_manager::pki::DEFAULT_CERT_EXPIRY,
+        source: None,
     }
 }
 

@@ -12,11 +12,13 @@
 //!
 //! Entry points: [`Repo::open`], [`Repo::read`], and for two revisions at once (one pool of
 //! loading threads, each stack converted where it loaded) [`Repo::read_pair`] and
-//! [`Repo::compare`]. [`webhook::verify`] checks a forge's push webhook.
+//! [`Repo::compare`]. [`webhook::verify`] checks a forge's push webhook; [`folder::snapshot`]
+//! makes a plain folder's files a revision.
 
 pub mod commit;
 pub mod convention;
 pub mod fetch;
+pub mod folder;
 pub mod read;
 pub mod repo;
 pub mod tree;

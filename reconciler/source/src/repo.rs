@@ -28,6 +28,12 @@ pub fn is_url(spec: &str) -> bool {
     }
 }
 
+/// Whether `path` is a Git repository (a work tree's root, its `.git`, or a bare
+/// repository).
+pub fn is_repository(path: &Path) -> bool {
+    Repository::open(path).is_ok()
+}
+
 /// The first 16 hex digits of `sha256(data)`.
 pub fn short_digest(data: &[u8]) -> String {
     Sha256::digest(data).iter().take(8).map(|b| format!("{b:02x}")).collect()
@@ -64,6 +70,11 @@ impl Repo {
             message: e.message().to_owned(),
         })?;
         Ok(Repo { inner: Mutex::new(repo), display: spec.to_owned(), remote: false })
+    }
+
+    /// A repository already open (a folder snapshot's store), shown as `display`.
+    pub fn from_repository(repo: Repository, display: String) -> Repo {
+        Repo { inner: Mutex::new(repo), display, remote: false }
     }
 
     fn open_remote(url: &str, cache: &Path, auth: &crate::FetchAuth) -> Result<Repo, SourceError> {
