@@ -68,6 +68,17 @@ async fn worker(m: &RunningManager, via: &RunningManager, host: &str) -> Dispatc
     DispatcherClient::new(&via.local_addr.to_string(), &credential, http)
 }
 
+/// Heartbeats `session` every 100 ms until the test ends.
+fn heartbeats(client: &DispatcherClient, session: &str) -> tokio::task::JoinHandle<()> {
+    let (client, session) = (client.clone(), session.to_owned());
+    tokio::spawn(async move {
+        loop {
+            let _ = client.heartbeat(&session).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
 fn register_request(cpus: i64) -> RegisterRequest {
     let mut description = NodeDescription {
         nano_cpus: cpus * 1_000_000_000,
@@ -147,6 +158,8 @@ async fn a_registered_node_is_ready_gets_only_its_own_secrets_and_reports_its_ow
     println!("=== register: description, address and READY go through raft");
     let sa = a.register(&register_request(4)).await.unwrap();
     let sb = b.register(&register_request(2)).await.unwrap();
+    // Both nodes keep their sessions (300 ms periods) however slow the machine is.
+    let _beats = [heartbeats(&a, &sa.session), heartbeats(&b, &sb.session)];
     assert_eq!(sa.node_id, NodeId::new("a"));
     assert!(sa.heartbeat_period_ms >= 270 && sa.heartbeat_period_ms <= 330, "{sa:?}");
     assert_eq!(sa.managers, [m1.local_addr.to_string()]);
