@@ -14,8 +14,11 @@ use reconciler_deploy::{Apply, actual, execute};
 use reconciler_orchestrator::state::gitops::{Deployment, GitopsCommand, Outcome, Trigger};
 use reconciler_planner::diff;
 use reconciler_store::{ClusterState, StoreCommand};
+use reconciler_testkit::fake_agent::{FakeAgent, FakeNode, healthy};
 use reconciler_testkit::harness::ProcessCluster;
-use reconciler_types::{MonoTime, ServiceId, StackName, StackPolicy, StackSet, StackSpec};
+use reconciler_types::{
+    MonoTime, ServiceId, StackName, StackPolicy, StackSet, StackSpec, TaskState,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -224,4 +227,64 @@ async fn stack_commands_show_sync_drift_history_and_roll_back_and_remove() {
     let json = validate(&cli.ok(&["--output", "json", "stack", "ls"]).0);
     assert_eq!(json["stacks"][0]["services"], 0);
     assert_eq!(json["stacks"][0]["sync"], "drifted");
+}
+
+const WATCHED: &str =
+    "services:\n  web:\n    image: nginx\n    deploy:\n      update_config:\n        monitor: 1s\n";
+
+/// Runs `cli` until its stdout satisfies `f`.
+async fn wait_for_output(cli: &Cli, args: &[&str], f: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = cli.run(args);
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        if f(&stdout) {
+            return stdout;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "flotilla {args:?} still prints {stdout}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_and_rm_wait_for_the_tasks_with_detach_false() {
+    let root = tempfile::tempdir().unwrap();
+    let binary = Path::new(env!("CARGO_BIN_EXE_flotilla"));
+    let cluster = ProcessCluster::start(binary, root.path(), 1).await.unwrap();
+    let cli = Cli {
+        host: cluster.managers[0].addr.clone(),
+        token: cluster.token.clone(),
+        ca: cluster.ca_file(),
+    };
+    let api = cluster.client(0).unwrap();
+    let worker = api.join_token("worker", false).await.unwrap().token;
+    let at = &cluster.managers[0].addr;
+    let node = FakeNode::named("n1");
+    let _agent = FakeAgent::start(at, &worker, false, &root.path().join("n1"), node, healthy())
+        .await
+        .unwrap();
+    println!("=== c1, then c2, both running on a fake node");
+    let running = |out: &str| out.lines().skip(1).any(|l| l.contains("Running"));
+    deploy(&api, C1, &support::convert("shop", WATCHED, &[])).await;
+    wait_for_output(&cli, &["stack", "ps", "shop"], running).await;
+    deploy(&api, C2, &support::convert("shop", &WATCHED.replace("nginx", "nginx:2"), &[])).await;
+    wait_for_output(&cli, &["stack", "ps", "--filter", "desired-state=running", "shop"], |o| {
+        o.lines().skip(1).any(|l| l.contains("nginx:2") && l.contains("Running"))
+    })
+    .await;
+    println!("=== stack rollback --detach=false waits for the services to converge");
+    let (out, _) = cli.ok(&["stack", "rollback", "--detach=false", "shop"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "Rolled back stack shop to 111111111111 (1 updated)", "{out}");
+    assert_eq!(lines.last(), Some(&"verify: Service shop_web converged"), "{out}");
+    let (ps, _) = cli.ok(&["stack", "ps", "--filter", "desired-state=running", "shop"]);
+    let row = words(ps.lines().nth(1).unwrap());
+    assert_eq!((row[2], row[5].starts_with("Running")), ("nginx", true), "{ps}");
+    println!("=== stack rm --detach=false waits until the tasks are gone");
+    let (out, _) = cli.ok(&["stack", "rm", "--detach=false", "shop"]);
+    assert_eq!(out, "Removing service shop_web\nRemoving network shop_default\n");
+    let state: ClusterState = api.state().await.unwrap();
+    let left: Vec<_> =
+        state.tasks.values().filter(|t| t.task.status.state <= TaskState::Running).collect();
+    assert!(left.is_empty(), "{left:?}");
 }

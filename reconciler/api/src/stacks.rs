@@ -17,7 +17,7 @@
 //! [`StackList`] and [`StackHistory`] is described by `schema/json/stacks.schema.json`.
 
 use crate::client::{ApiClient, ClientError};
-use crate::services::{ServiceInfo, ServiceTasks};
+use crate::services::{ServiceInfo, ServiceTasks, TaskView};
 use reconciler_types::MonoTime;
 use serde::{Deserialize, Serialize};
 
@@ -185,6 +185,10 @@ pub struct StackTasks {
     pub stack: String,
     /// Each service with its tasks.
     pub services: Vec<ServiceTasks>,
+    /// Tasks of the stack's services that were removed, until they stop and are reaped
+    /// (what `stack rm --detach=false` waits for).
+    #[serde(default)]
+    pub removed: Vec<TaskView>,
     /// The services that differ from what the last deployment applied.
     #[serde(default)]
     pub drifted: Vec<String>,
@@ -282,7 +286,7 @@ impl ApiClient {
     /// `stack ps`.
     ///
     /// # Errors
-    /// See [`ClientError`]; `NotFound` for a stack with nothing in it.
+    /// See [`ClientError`]; `NotFound` for a stack without tasks.
     pub async fn stack_tasks(&self, name: &str) -> Result<StackTasks, ClientError> {
         self.get(&format!("{}/tasks", stack_path(name))).await
     }

@@ -13,7 +13,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use reconciler_api::services::{ServiceInfo, ServiceTasks};
+use reconciler_api::services::{ServiceInfo, ServiceTasks, TaskView};
 use reconciler_api::stacks::{
     DeploymentOutcome, DeploymentTrigger, DeploymentView, RemovedObject, STACKS_PATH, StackHistory,
     StackList, StackRemoved, StackRollback, StackRolledBack, StackServices, StackTasks, StackView,
@@ -113,6 +113,29 @@ fn rollback_error(e: RollbackError) -> ApiError {
     }
 }
 
+/// The tasks of a stack's removed services (their containers carry the stack's namespace),
+/// until the reaper deletes them.
+fn removed_services_tasks(state: &ClusterState, stack: &StackName) -> Vec<TaskView> {
+    state
+        .all_tasks()
+        .filter(|t| {
+            !state.services.contains_key(&t.service_id)
+                && pure::in_stack(&t.spec.container_spec.labels, stack)
+        })
+        .map(|t| {
+            let node = t.node_id.as_ref().map_or_else(String::new, |id| {
+                state
+                    .nodes
+                    .get(id)
+                    .map(|n| n.node.description.hostname.clone())
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| id.to_string())
+            });
+            TaskView { task: t.clone(), node, ports: Vec::new() }
+        })
+        .collect()
+}
+
 impl Manager {
     fn read_state<T>(&self, f: impl FnOnce(&ClusterState) -> T) -> T {
         self.node.state.read(|applied| f(&applied.state))
@@ -171,11 +194,12 @@ impl Manager {
                     now,
                 })
                 .collect();
-            if services.iter().all(|s| s.tasks.is_empty()) {
+            let removed = removed_services_tasks(state, &stack);
+            if services.iter().all(|s| s.tasks.is_empty()) && removed.is_empty() {
                 return Err(ApiError::NotFound(format!("nothing found in stack: {name}")));
             }
             let drifted = pure::status(state, &stack).map(|s| s.drifted).unwrap_or_default();
-            Ok(StackTasks { stack: name.to_owned(), services, drifted, now })
+            Ok(StackTasks { stack: name.to_owned(), services, removed, drifted, now })
         })
     }
 

@@ -5,7 +5,7 @@
 use super::render;
 use crate::cmd::api::{GlobalArgs, OutputFormat, block_on, print_json};
 use crate::cmd::service::render::{PsOptions, service_table, task_table};
-use crate::cmd::service::{filter_services, filter_tasks};
+use crate::cmd::service::{filter_services, filter_tasks, watch};
 use anyhow::bail;
 use clap::Args;
 use reconciler_api::stacks::StackRollback;
@@ -55,6 +55,12 @@ pub struct RollbackArgs {
     /// current one)
     #[arg(long, value_name = "REV")]
     to: Option<String>,
+    /// Do not wait for the stack's services to converge
+    #[arg(short = 'd', long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true")]
+    detach: bool,
+    /// Suppress progress output
+    #[arg(short, long)]
+    quiet: bool,
     /// The stack
     stack: String,
 }
@@ -63,7 +69,7 @@ pub struct RollbackArgs {
 #[derive(Debug, Args)]
 pub struct RmArgs {
     /// Do not wait for stack removal
-    #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(short = 'd', long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true")]
     detach: bool,
     /// The stacks
     #[arg(required = true, value_name = "STACK")]
@@ -201,6 +207,17 @@ pub fn rollback(a: &RollbackArgs, global: &GlobalArgs) -> anyhow::Result<ExitCod
                 render::short_commit(&done.from)
             );
         }
+        if !a.detach {
+            // Docker's progress, service after service, for what the stack runs now.
+            let services = match client.stack_services(&a.stack).await {
+                Ok(s) => s.services,
+                Err(e) if is_not_found(&e) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
+            for s in &services {
+                watch::wait(&client, s.id.as_str(), &s.spec.name, a.quiet, json).await?;
+            }
+        }
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -208,7 +225,8 @@ pub fn rollback(a: &RollbackArgs, global: &GlobalArgs) -> anyhow::Result<ExitCod
 /// How long `stack rm --detach=false` waits for the stack's tasks to stop.
 const RM_WAIT: Duration = Duration::from_secs(120);
 
-/// Waits until no task of `stack` is still running (or the stack has no task left).
+/// Waits until every task of `stack` has stopped or is gone, those of its removed services
+/// included (Docker's `waitOnTasks`).
 async fn wait_on_tasks(client: &ApiClient, stack: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + RM_WAIT;
     loop {
@@ -217,7 +235,8 @@ async fn wait_on_tasks(client: &ApiClient, stack: &str) -> anyhow::Result<()> {
                 .services
                 .iter()
                 .flat_map(|s| &s.tasks)
-                .any(|t| t.task.status.state <= TaskState::Running),
+                .chain(&t.removed)
+                .any(|t| !past_running(t.task.status.state)),
             Err(e) if is_not_found(&e) => false,
             Err(e) => return Err(e.into()),
         };
@@ -229,6 +248,11 @@ async fn wait_on_tasks(client: &ApiClient, stack: &str) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Docker's `terminalState`: past RUNNING.
+fn past_running(state: TaskState) -> bool {
+    state > TaskState::Running
 }
 
 /// `stack rm`: one batch per stack; Docker's lines, `Nothing found in stack: NAME` on
