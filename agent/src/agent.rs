@@ -171,12 +171,17 @@ async fn serve<R: Runtime>(
     let mut client =
         DispatcherClient::new(&managers.current(), &joined.node.credential, joined.http.clone());
     let (dir, node) = (opts.data_dir.clone(), joined.node.clone());
+    // The certificate upkeep asks whichever manager answers, from the addresses the
+    // sessions learn.
+    let known = Arc::new(std::sync::Mutex::new(managers.all().to_vec()));
+    let learned = known.clone();
     let save = move |all: &[String]| {
+        *learned.lock().unwrap_or_else(|p| p.into_inner()) = all.to_vec();
         if let Err(e) = node::save_managers(&dir, &node, all) {
             tracing::warn!(error = %e, "cannot save the managers' addresses");
         }
     };
-    let upkeep = tls_upkeep(&joined, &opts.data_dir, managers.current());
+    let upkeep = tls_upkeep(&joined, &opts.data_dir, known);
     tokio::select! {
         end = session::run(worker.clone(), &mut managers, &mut client, register, &save) => {
             worker.detach();
@@ -197,24 +202,85 @@ async fn serve<R: Runtime>(
     }
 }
 
-/// Keeps the node's certificate fresh and its roots current (never ends).
-async fn tls_upkeep(joined: &Joined, dir: &std::path::Path, base: String) {
+/// Keeps the node's certificate fresh and its roots current (never ends): looks every
+/// [`TLS_UPKEEP`], or sooner when the certificate is due before then (a short
+/// `--cert-expiry`), asking each known manager in turn until one answers.
+async fn tls_upkeep(
+    joined: &Joined,
+    dir: &std::path::Path,
+    managers: Arc<std::sync::Mutex<Vec<String>>>,
+) {
     let Some(tls) = joined.tls.clone() else { return std::future::pending().await };
+    // Where in the renewal window this node renews: fixed per node, spread across nodes.
+    let jitter = node_jitter(joined.node.node_id.as_str());
     loop {
-        tokio::time::sleep(TLS_UPKEEP).await;
         let now = crate::clock::now().0.as_secs();
-        let jitter = f64::from(crate::clock::now().0.subsec_nanos() % 1000) / 1000.0;
-        match reconciler_api::pki::keep_fresh(&tls, &joined.http, &base, now, jitter).await {
-            Ok(Some((key, issued))) => {
-                let saved = reconciler_tls::files::save(dir, &key, &issued.certificate, &issued.ca);
-                if let Err(e) = saved {
-                    tracing::warn!(error = %e, "cannot save the renewed certificate");
+        let info = tls.info();
+        let wait = reconciler_tls::rotation::next_check(
+            info.as_ref(),
+            now,
+            jitter,
+            TLS_UPKEEP.as_secs(),
+            1,
+        );
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+        let addrs = managers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let roots = tls.roots_pem();
+        let mut last = None;
+        for addr in &addrs {
+            let base = reconciler_api::pki::https_url(addr);
+            let now = crate::clock::now().0.as_secs();
+            match reconciler_api::pki::keep_fresh(&tls, &joined.http, &base, now, jitter).await {
+                Ok(renewed) => {
+                    save_tls(dir, &tls, &roots, renewed);
+                    last = None;
+                    break;
                 }
+                Err(e) => last = Some(e),
             }
-            Ok(None) => {
-                let _ = reconciler_tls::files::save_roots(dir, &tls.roots_pem());
+        }
+        if let Some(e) = last {
+            let expired =
+                tls.info().is_some_and(|i| i.not_after <= crate::clock::now().0.as_secs());
+            if expired {
+                tracing::error!(
+                    error = %e,
+                    "this node's certificate has expired and no manager accepts it any more: \
+                     remove the node's data folder and join again with a new token"
+                );
+            } else {
+                tracing::warn!(error = %e, "certificate upkeep failed; retrying later");
             }
-            Err(e) => tracing::warn!(error = %e, "certificate upkeep failed; retrying later"),
         }
     }
+}
+
+/// Saves what an upkeep round changed: a renewed key and chain, or new roots.
+fn save_tls(
+    dir: &std::path::Path,
+    tls: &reconciler_tls::TlsState,
+    roots_before: &str,
+    renewed: Option<(String, reconciler_api::pki::CertIssued)>,
+) {
+    let saved = match renewed {
+        Some((key, issued)) => {
+            tracing::info!(not_after = ?tls.info().map(|i| i.not_after), "certificate renewed");
+            reconciler_tls::files::save(dir, &key, &issued.certificate, &issued.ca)
+        }
+        None if tls.roots_pem() != roots_before => {
+            reconciler_tls::files::save_roots(dir, &tls.roots_pem())
+        }
+        None => Ok(()),
+    };
+    if let Err(e) = saved {
+        tracing::warn!(error = %e, "cannot save the node's TLS files");
+    }
+}
+
+/// A number in [0, 1) fixed for a node id (FNV-1a of the id).
+fn node_jitter(node_id: &str) -> f64 {
+    let hash = node_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    (hash % 1000) as f64 / 1000.0
 }

@@ -244,6 +244,82 @@ async fn a_restarted_agent_adopts_its_tasks_and_the_exit_code_of_one_that_ended_
     assert!(!group_alive(keep));
 }
 
+/// What the certificate in a node's data folder says.
+fn cert_in(dir: &Path) -> reconciler_tls::CertInfo {
+    let pem = std::fs::read_to_string(dir.join(reconciler_tls::files::CERT_FILE)).unwrap();
+    let chain = reconciler_tls::cert::certs_from_pem(&pem).unwrap();
+    reconciler_tls::cert::cert_info(&chain[0]).unwrap()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_renews_a_short_certificate_in_time_and_keeps_working_past_its_first_expiry() {
+    let root = tempfile::tempdir().unwrap();
+    let binary = Path::new(env!("CARGO_BIN_EXE_flotilla"));
+    let args = ["--cert-expiry", "10s"];
+    let cluster = ProcessCluster::start_with_init_args(binary, root.path(), 1, false, &args);
+    let cluster = cluster.await.unwrap();
+    let c = cluster.client(0).unwrap();
+    let token = c.join_token("worker", false).await.unwrap().token;
+    let mut agent = Agent {
+        dir: root.path().join("a1"),
+        child: None,
+        join: cluster.managers[0].addr.clone(),
+        token,
+    };
+    agent.spawn();
+    wait_for("the agent's node is ready", &c, |s| {
+        s.nodes
+            .values()
+            .find(|n| {
+                n.node.description.hostname == "a1" && n.node.status.state == NodeState::Ready
+            })
+            .map(|_| ())
+    })
+    .await;
+    let node = agent.node_id();
+    let first = cert_in(&agent.dir);
+    println!("=== the agent's first certificate expires at {}", first.not_after);
+    let mut current = first.clone();
+    let mut renewals = 0;
+    while unix_now() <= first.not_after + 2 {
+        let now = cert_in(&agent.dir);
+        if now.not_after != current.not_after {
+            let at = unix_now();
+            println!("=== renewed at {at}: now valid until {}", now.not_after);
+            assert!(at < current.not_after, "renewed after the certificate expired");
+            assert_eq!(now.identity, first.identity);
+            renewals += 1;
+            current = now;
+        }
+        assert!(unix_now() < current.not_after, "the agent let its certificate expire");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(renewals >= 1, "the agent never renewed its certificate");
+    println!("=== past the first expiry the session still works: a task runs");
+    put(&c, probe_task("t-late", &node, &[])).await;
+    task_reaches(&c, "t-late", TaskState::Running).await;
+    let s = state(&c).await;
+    assert_eq!(s.nodes[&node].node.status.state, NodeState::Ready);
+    println!("=== node inspect shows the certificate's expiry");
+    let out = cli(&cluster, &["node", "inspect", node.as_str()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expires_at = shown[0]["certificate"]["expires_at"].as_u64().unwrap();
+    assert!(expires_at > first.not_after, "{shown}");
+    assert!(shown[0]["certificate"]["expires"].as_str().unwrap().ends_with('Z'));
+    let shut = StoreCommand::SetTaskDesiredState {
+        id: TaskId::new("t-late"),
+        state: TaskState::Shutdown,
+        expected: Expect::Any,
+    };
+    c.write(shut).await.unwrap();
+    task_reaches(&c, "t-late", TaskState::Shutdown).await;
+}
+
 /// Runs the CLI against the cluster's manager.
 fn cli(cluster: &ProcessCluster, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flotilla"));

@@ -50,7 +50,8 @@ pub struct ManagerArgs {
     /// TLS (local tests only: join tokens, API tokens and secrets cross the network in clear).
     #[arg(long)]
     insecure_listen: bool,
-    /// With --init: how long node certificates are valid (Swarm's default: 2160h).
+    /// With --init: how long node certificates are valid (Swarm's default: 2160h; at least
+    /// 10s). Nodes renew theirs between 50 % and 80 % of that.
     #[arg(long, value_name = "DURATION", default_value = "2160h", value_parser = humantime::parse_duration)]
     cert_expiry: std::time::Duration,
     /// Raft entries between snapshots.

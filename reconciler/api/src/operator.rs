@@ -143,6 +143,10 @@ pub struct NodeInspect {
     pub node: Node,
     /// The log index that last wrote it.
     pub version: u64,
+    /// What its current certificate says (expiry, issuer); none without TLS or before the
+    /// node has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<crate::pki::NodeCertView>,
 }
 
 /// A join token.

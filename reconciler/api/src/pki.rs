@@ -55,6 +55,20 @@ pub struct CertRenew {
     pub node_id: Option<NodeId>,
 }
 
+/// What `node inspect` shows of a node's certificate (Swarm shows the issuer in `TLSInfo`;
+/// flotilla adds the expiry, which a short `--cert-expiry` makes worth watching).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeCertView {
+    /// The role it was issued for.
+    pub role: NodeRole,
+    /// When it expires, as RFC 3339 in UTC.
+    pub expires: String,
+    /// When it expires, in seconds since the Unix epoch.
+    pub expires_at: u64,
+    /// The key id (hex) of the CA key that issued it.
+    pub issuer_key_id: String,
+}
+
 /// A newly issued certificate.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CertIssued {

@@ -351,6 +351,13 @@ fn init_pki(
     id: &mut Identity,
     opts: &ManagerOptions,
 ) -> Result<(InitPki, Arc<TlsState>), DaemonError> {
+    if opts.cert_expiry < crate::pki::MIN_CERT_EXPIRY {
+        return Err(DaemonError::Tls(format!(
+            "--cert-expiry {}s is too short: at least {}s, so that nodes can renew in time",
+            opts.cert_expiry.as_secs(),
+            crate::pki::MIN_CERT_EXPIRY.as_secs()
+        )));
+    }
     let root = RootCa::generate(&id.cluster_id, crate::pki::unix_now()).map_err(tls_err)?;
     id.digest = root.digest();
     let who = NodeIdentity {

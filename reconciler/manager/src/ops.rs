@@ -214,7 +214,10 @@ impl Manager {
                 expected: Expect::Version(record.version),
             };
             match self.write(cmd).await {
-                Ok(version) => return Ok(NodeInspect { node, version }),
+                Ok(version) => {
+                    let certificate = crate::pki::cert_view(&state, &node.id);
+                    return Ok(NodeInspect { node, version, certificate });
+                }
                 Err(ApiError::Conflict(_)) if attempts < 3 => attempts += 1,
                 Err(e) => return Err(e),
             }
@@ -244,7 +247,8 @@ impl Manager {
             version = self.write(cmd).await?;
         }
         self.add_voter(&node).await?;
-        Ok(NodeInspect { node, version })
+        let certificate = crate::pki::cert_view(&state, &node.id);
+        Ok(NodeInspect { node, version, certificate })
     }
 
     /// `node demote` (leader only), refused for the last manager and when the removal would
@@ -258,7 +262,8 @@ impl Manager {
         let record = resolve_node(&state, key)?;
         let mut node = record.node.clone();
         let Some(raft_id) = node.manager_status.as_ref().map(|m| m.raft_id) else {
-            return Ok(NodeInspect { node, version: record.version });
+            let certificate = crate::pki::cert_view(&state, &node.id);
+            return Ok(NodeInspect { node, version: record.version, certificate });
         };
         let voters = self.voters();
         let remaining: BTreeSet<RaftId> =
@@ -286,7 +291,8 @@ impl Manager {
                 Ok(r) => r.map_err(membership_error)?,
             };
         }
-        Ok(NodeInspect { node, version })
+        let certificate = crate::pki::cert_view(&state, &node.id);
+        Ok(NodeInspect { node, version, certificate })
     }
 
     /// `node rm` (leader only): a manager must be demoted first; a node that is not down

@@ -9,7 +9,7 @@
 use crate::error::ApiError;
 use crate::keys::SymmetricKey;
 use crate::manager::Manager;
-use reconciler_api::pki::{CaView, CertIssued, CertRenew, CertStatus};
+use reconciler_api::pki::{CaView, CertIssued, CertRenew, CertStatus, NodeCertView};
 use reconciler_store::pki::{CaRecord, CaRotation, NodeCertRecord, PkiCommand};
 use reconciler_store::{ClusterState, Expect, StoreCommand};
 use reconciler_tls::cert::{ca_digest, certs_from_pem};
@@ -23,6 +23,10 @@ use std::time::Duration;
 
 /// Swarm's default node certificate lifetime: 90 days.
 pub const DEFAULT_CERT_EXPIRY: Duration = Duration::from_secs(2160 * 3600);
+/// The shortest `--cert-expiry` accepted. Nodes renew between 50 % and 80 % of a
+/// certificate's life and look at it again at that moment, so even this one renews seconds
+/// ahead of its expiry; Swarm's minimum is one hour, shorter values are for tests.
+pub const MIN_CERT_EXPIRY: Duration = Duration::from_secs(10);
 
 /// Seconds since the Unix epoch (certificates are stamped with wall-clock time).
 pub fn unix_now() -> u64 {
@@ -307,7 +311,8 @@ impl Manager {
     }
 }
 
-/// Runs [`Manager::upkeep`] every `period` until the manager is dropped.
+/// Runs [`Manager::upkeep`] every `period`, or sooner when this manager's certificate is
+/// due for renewal before then (a short `--cert-expiry`), until the manager is dropped.
 pub fn spawn_upkeep(
     m: &Arc<Manager>,
     dir: PathBuf,
@@ -318,12 +323,59 @@ pub fn spawn_upkeep(
     let jitter = m.identity.raft_id.wrapping_mul(0x9e37_79b9) % 1000;
     let jitter = jitter as f64 / 1000.0;
     tokio::spawn(async move {
+        let mut wait = period;
         loop {
-            tokio::time::sleep(period).await;
+            tokio::time::sleep(wait).await;
             let Some(m) = weak.upgrade() else { return };
             if let Err(e) = m.upkeep(&dir, jitter).await {
                 tracing::warn!(error = %e, "certificate upkeep failed; retrying");
             }
+            let info = m.tls.as_ref().and_then(|t| t.info());
+            let secs = reconciler_tls::rotation::next_check(
+                info.as_ref(),
+                unix_now(),
+                jitter,
+                period.as_secs().max(1),
+                1,
+            );
+            wait = period.min(Duration::from_secs(secs));
         }
     })
+}
+
+/// What `node inspect` shows of a node's certificate, from its replicated record.
+pub fn cert_view(state: &ClusterState, node: &NodeId) -> Option<NodeCertView> {
+    let c = state.node_certs.get(node).filter(|c| !c.removed)?;
+    let at = std::time::UNIX_EPOCH + Duration::from_secs(c.not_after);
+    Some(NodeCertView {
+        role: c.role,
+        expires_at: c.not_after,
+        expires: humantime::format_rfc3339_seconds(at).to_string(),
+        issuer_key_id: c.issuer_key_id.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_inspect_shows_the_recorded_expiry_in_utc() {
+        let mut state = ClusterState::default();
+        let id = NodeId::new("n1");
+        assert_eq!(cert_view(&state, &id), None);
+        let cert = NodeCertRecord {
+            role: NodeRole::Worker,
+            issuer_key_id: "ab12".into(),
+            not_after: 1_800_000_000,
+            removed: false,
+            version: 3,
+        };
+        state.node_certs.insert(id.clone(), cert.clone());
+        let view = cert_view(&state, &id).unwrap();
+        assert_eq!(view.expires, "2027-01-15T08:00:00Z");
+        assert_eq!((view.expires_at, view.role), (1_800_000_000, NodeRole::Worker));
+        state.node_certs.insert(id.clone(), NodeCertRecord { removed: true, ..cert });
+        assert_eq!(cert_view(&state, &id), None, "a removed node holds no valid certificate");
+    }
 }

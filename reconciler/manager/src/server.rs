@@ -92,7 +92,7 @@ pub struct NodeAuth {
 }
 
 /// What the connection's verified certificate says, if the peer sent one.
-fn peer_cert(parts: &Parts) -> Option<Arc<CertInfo>> {
+pub(crate) fn peer_cert(parts: &Parts) -> Option<Arc<CertInfo>> {
     parts.extensions.get::<ConnectInfo<PeerConn>>()?.0.cert.clone()
 }
 
@@ -108,7 +108,7 @@ fn current_role(m: &Manager, cert: &CertInfo) -> Option<NodeRole> {
 /// A certificate issued to a manager of this cluster that this manager does not know as
 /// removed or demoted. A node it has not heard of yet counts (a new manager's first Raft
 /// messages arrive before it has replicated anything).
-fn is_current_manager(m: &Manager, cert: &CertInfo) -> bool {
+pub(crate) fn is_current_manager(m: &Manager, cert: &CertInfo) -> bool {
     let id = &cert.identity.node_id;
     cert.identity.role == NodeRole::Manager
         && cert.identity.cluster_id == m.identity.cluster_id

@@ -91,7 +91,9 @@ impl Manager {
     pub fn inspect_node(&self, key: &str) -> Result<NodeInspect, ApiError> {
         let state = self.node.state.snapshot();
         let record = resolve_node(&state, key)?;
-        Ok(NodeInspect { node: self.with_live_status(&record.node), version: record.version })
+        let certificate = crate::pki::cert_view(&state, &record.node.id);
+        let node = self.with_live_status(&record.node);
+        Ok(NodeInspect { node, version: record.version, certificate })
     }
 
     /// This manager's view of the Raft cluster.

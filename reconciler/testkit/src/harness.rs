@@ -76,6 +76,21 @@ impl ProcessCluster {
         n: usize,
         insecure: bool,
     ) -> Result<Self, HarnessError> {
+        Self::start_with_init_args(binary, root, n, insecure, &[]).await
+    }
+
+    /// [`ProcessCluster::start_with`], giving the first manager `init_args` beside `--init`
+    /// (such as `--cert-expiry 10s`).
+    ///
+    /// # Errors
+    /// As [`ProcessCluster::start`].
+    pub async fn start_with_init_args(
+        binary: &Path,
+        root: &Path,
+        n: usize,
+        insecure: bool,
+        init_args: &[&str],
+    ) -> Result<Self, HarnessError> {
         let mut cluster = ProcessCluster {
             binary: binary.to_owned(),
             root: root.to_owned(),
@@ -84,7 +99,8 @@ impl ProcessCluster {
             ca: String::new(),
             insecure,
         };
-        cluster.spawn_new(&["--init"], "")?;
+        let init: Vec<&str> = std::iter::once("--init").chain(init_args.iter().copied()).collect();
+        cluster.spawn_new(&init, "")?;
         cluster.token = wait_for_token(&cluster.managers[0].data_dir).await?;
         if !insecure {
             let ca = cluster.managers[0].data_dir.join(reconciler_tls::files::CA_FILE);

@@ -2,6 +2,12 @@
 //! the node's own credential as its bearer token. A follower forwards the call to the leader
 //! unchanged (same credential); the leader checks the credential against the node's stored
 //! digest and serves it from its [`super::Dispatcher`].
+//!
+//! Over TLS the credential must also come with the certificate of the node it names (mutual
+//! TLS at the manager the agent talks to), or of a manager (a follower forwarding the call).
+//! So a worker's certificate acts only for its own node: it cannot open another node's
+//! session, read its assignments (and secrets) or report its tasks, even holding that
+//! node's credential; and a removed node's certificate is refused like its credential.
 
 use super::credential;
 use crate::error::ApiError;
@@ -42,10 +48,47 @@ pub struct NodeBearer(String);
 impl FromRequestParts<Arc<Manager>> for NodeBearer {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &Arc<Manager>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, m: &Arc<Manager>) -> Result<Self, ApiError> {
         let value = parts.headers.get(axum::http::header::AUTHORIZATION);
         let token = value.and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        token.map(|t| NodeBearer(t.to_owned())).ok_or(ApiError::Unauthorized)
+        let token = token.ok_or(ApiError::Unauthorized)?;
+        if m.tls.is_some() {
+            let cert = crate::server::peer_cert(parts).ok_or(ApiError::Unauthorized)?;
+            certificate_may_act_for(m, &cert, token)?;
+        }
+        Ok(NodeBearer(token.to_owned()))
+    }
+}
+
+/// Whether the node of a verified certificate may make a dispatcher call with `credential`:
+/// a manager may (it forwards agents' calls to the leader, and runs an agent beside it);
+/// any other node only with its own credential. Whether that node is still a member is the
+/// leader's check of the credential: this manager may not have replicated a node that has
+/// just joined, but it refuses at once a node it knows was removed.
+///
+/// # Errors
+/// [`ApiError::Unauthorized`] for another cluster's or a removed node's certificate (as
+/// its credential is), and [`ApiError::Forbidden`] for a credential of another node.
+fn certificate_may_act_for(
+    m: &Manager,
+    cert: &reconciler_tls::CertInfo,
+    credential: &str,
+) -> Result<(), ApiError> {
+    if crate::server::is_current_manager(m, cert) {
+        return Ok(());
+    }
+    let id = &cert.identity.node_id;
+    let removed = m.node.state.read(|s| s.state.node_removed(id));
+    if cert.identity.cluster_id != m.identity.cluster_id || removed {
+        return Err(ApiError::Unauthorized);
+    }
+    let named = reconciler_api::NodeCredential::parse(credential).map(|c| c.node_id).ok();
+    if named.as_ref() == Some(id) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "the certificate of node {id} cannot act for another node"
+        )))
     }
 }
 
