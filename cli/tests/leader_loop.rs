@@ -68,6 +68,20 @@ impl Setup {
         self.cluster.client(self.running()).unwrap()
     }
 
+    /// Waits until the update to `probe:v2` completed on all six slots; answers the tasks and
+    /// when each slot's v2 task started, after checking no slot started twice.
+    async fn updated_to_v2(&self) -> (ServiceTasks, BTreeMap<u64, Vec<MonoTime>>) {
+        self.wait("the update to complete", "web", |t| {
+            update_state(t) == Some(UpdateState::Completed) && running_with(t, "probe:v2") == 6
+        })
+        .await;
+        let t = self.client().service_tasks("web").await.unwrap();
+        let started = starts(&t, "probe:v2");
+        assert_eq!(started.len(), 6, "{:#?}", describe(&t));
+        assert!(started.values().all(|s| s.len() == 1), "a slot started twice: {started:?}");
+        (t, started)
+    }
+
     /// Waits until `n` fake nodes are ready.
     async fn wait_ready(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -193,14 +207,7 @@ async fn replicas_run_an_update_goes_in_batches_and_a_failing_version_rolls_back
     assert_eq!(nodes.len(), 3, "the replicas are spread over the three nodes");
 
     s.cli(follower, &["service", "update", "--detach", "--image", "probe:v2", "web"]).await;
-    s.wait("the update to complete", "web", |t| {
-        update_state(t) == Some(UpdateState::Completed) && running_with(t, "probe:v2") == 6
-    })
-    .await;
-    let t = s.client().service_tasks("web").await.unwrap();
-    let started = starts(&t, "probe:v2");
-    assert_eq!(started.len(), 6, "{:#?}", describe(&t));
-    assert!(started.values().all(|s| s.len() == 1), "a slot started twice: {started:?}");
+    let (_, started) = s.updated_to_v2().await;
     let mut times: Vec<MonoTime> = started.values().flatten().copied().collect();
     times.sort();
     // Parallelism 2 with a 1.5 s delay: three batches of two, at least the delay apart.
@@ -240,14 +247,7 @@ async fn the_new_leader_finishes_a_rollout_when_the_old_one_is_killed_mid_way() 
     s.cli(other, &["service", "update", "--detach", "--image", "probe:v2", "web"]).await;
     s.wait("the first batch", "web", |t| running_with(t, "probe:v2") >= 2).await;
     s.cluster.kill(leader).unwrap();
-    s.wait("the update to complete", "web", |t| {
-        update_state(t) == Some(UpdateState::Completed) && running_with(t, "probe:v2") == 6
-    })
-    .await;
-    let t = s.client().service_tasks("web").await.unwrap();
-    let started = starts(&t, "probe:v2");
-    assert_eq!(started.len(), 6, "{:#?}", describe(&t));
-    assert!(started.values().all(|s| s.len() == 1), "a slot started twice: {started:?}");
+    let (t, _) = s.updated_to_v2().await;
     let new_per_slot = t.tasks.iter().filter(|v| image_of(&v.task) == "probe:v2").count();
     assert_eq!(new_per_slot, 6, "one new task per slot: {:#?}", describe(&t));
 }
