@@ -3,10 +3,14 @@
 //! self-heal). A stack's `sync.head` is the commit it was last deployed or found in sync
 //! at: changes between Git and the cluster while Git's head is still that commit were made
 //! by hand (drift); at a new commit they are Git's.
+//!
+//! The rollback pin holds while Git's stack is what the stack was rolled back from, compared
+//! by content ([`still_pinned`]): a commit that changes only other stacks moves Git's head
+//! but does not undo a rollback.
 
-use reconciler_orchestrator::state::gitops::{StackSync, Trigger};
+use reconciler_orchestrator::state::gitops::{StackDeploys, StackSync, Trigger};
 use reconciler_planner::plan::{Counts, StackPlan, Warning};
-use reconciler_types::{StackPolicy, SyncPolicy};
+use reconciler_types::{StackPolicy, StackSpec, SyncPolicy};
 
 /// A request from an operator (`flotilla reconcile --stack S`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +36,25 @@ pub struct SyncInput<'a> {
     pub sync: Option<&'a StackSync>,
     /// An operator's request, if this pass answers one.
     pub request: Option<&'a Request>,
+    /// Git's stack is the one the stack was rolled back from ([`still_pinned`]), whatever
+    /// the commit.
+    pub pinned: bool,
+}
+
+/// Whether Git's stack (`git`) is what the stack was rolled back from: the specs kept by the
+/// newest deployment of `sync.rolled_back_from`. A commit that changes only other stacks
+/// keeps the pin; one that changes this stack ends it.
+pub fn still_pinned(deploys: &StackDeploys, git: Option<&StackSpec>) -> bool {
+    let (Some(from), Some(git)) = (deploys.sync.rolled_back_from.as_deref(), git) else {
+        return false;
+    };
+    deploys
+        .deployments
+        .iter()
+        .rev()
+        .filter(|d| d.commit == from)
+        .find_map(|d| deploys.applied.get(&d.id))
+        .is_some_and(|kept| kept.stack == *git)
 }
 
 /// What to do with the stack.
@@ -83,7 +106,7 @@ pub fn decide(i: &SyncInput<'_>) -> Decision {
             Decision::Drift(changed_services(plan))
         };
     }
-    if i.sync.and_then(|s| s.rolled_back_from.as_deref()) == Some(i.head) {
+    if i.pinned || i.sync.and_then(|s| s.rolled_back_from.as_deref()) == Some(i.head) {
         return Decision::Pinned;
     }
     if i.policy.sync == SyncPolicy::Manual {

@@ -44,7 +44,7 @@ fn input<'a>(
     policy: StackPolicy,
     sync: Option<&'a StackSync>,
 ) -> SyncInput<'a> {
-    SyncInput { plan: Some(plan), warnings, policy, head: "c2", sync, request: None }
+    SyncInput { plan: Some(plan), warnings, policy, head: "c2", sync, request: None, pinned: false }
 }
 
 const TWO: &str = "services:\n  web:\n    image: nginx\n  db:\n    image: pg\n";

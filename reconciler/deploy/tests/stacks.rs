@@ -10,7 +10,7 @@ mod support;
 use reconciler_deploy::stacks::{
     self, RollbackError, RollbackRequest, SyncState, plan_summary, rollback, status,
 };
-use reconciler_deploy::sync::{Decision, SyncInput, decide};
+use reconciler_deploy::sync::{Decision, SyncInput, decide, still_pinned};
 use reconciler_deploy::{Apply, SealedSecret, actual, execute};
 use reconciler_orchestrator::state::gitops::{
     Deployment, GitSource, GitopsCommand, Outcome, SourceStatus, StackSync, Trigger,
@@ -237,9 +237,16 @@ fn a_rollback_returns_to_the_previous_deployment_and_pins_the_commit_it_left() {
         head,
         sync: Some(&deploys.sync),
         request: None,
+        pinned: false,
     };
     assert_eq!(decide(&input(C2)), Decision::Pinned);
     assert_eq!(decide(&input(C3)), Decision::Apply(Trigger::Sync));
+    // A commit that changes only other stacks offers the same stack: still pinned.
+    assert!(still_pinned(deploys, Some(&two)));
+    assert_eq!(decide(&SyncInput { pinned: true, ..input(C3) }), Decision::Pinned);
+    let three = support::convert("shop", &WEB2_DB_CACHE.replace("redis", "redis:8"), &[]);
+    assert!(!still_pinned(deploys, Some(&three)), "a change to the stack ends the pin");
+    assert!(!still_pinned(deploys, Some(&one)) && !still_pinned(deploys, None));
 }
 
 #[test]

@@ -12,7 +12,7 @@ use super::fetch::Fetched;
 use crate::error::ApiError;
 use crate::manager::Manager;
 use reconciler_deploy::stacks::plan_summary;
-use reconciler_deploy::sync::{Decision, SyncInput, decide};
+use reconciler_deploy::sync::{Decision, SyncInput, decide, still_pinned};
 use reconciler_deploy::{Apply, SealedSecret, execute, outcome};
 use reconciler_gitops::show_problem;
 use reconciler_orchestrator::state::ClusterState;
@@ -96,6 +96,7 @@ pub async fn apply_head(m: &Manager, f: &Fetched) -> Report {
             plan.warnings.iter().filter(|w| w.stack == name.as_str()).collect();
         let in_git = f.desired.set.stacks.get(&name);
         let policy = in_git.map_or(f.desired.default_policy, |s| s.policy);
+        let pinned = state.stacks.get(&name).is_some_and(|h| still_pinned(&h.deploy, in_git));
         let input = SyncInput {
             plan: part,
             warnings: &warnings,
@@ -103,6 +104,7 @@ pub async fn apply_head(m: &Manager, f: &Fetched) -> Report {
             head: &f.commit,
             sync,
             request: None,
+            pinned,
         };
         match decide(&input) {
             Decision::InSync { record } => {
@@ -116,7 +118,10 @@ pub async fn apply_head(m: &Manager, f: &Fetched) -> Report {
                         error: None,
                         held: false,
                         drifted: Vec::new(),
-                        rolled_back_from: sync.and_then(|s| s.rolled_back_from.clone()),
+                        // Git no longer offers what the stack was rolled back from.
+                        rolled_back_from: sync
+                            .and_then(|s| s.rolled_back_from.clone())
+                            .filter(|_| pinned),
                     };
                     set_sync(m, &name, sync, next).await;
                 }
