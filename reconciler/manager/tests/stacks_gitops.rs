@@ -1,7 +1,8 @@
 //! The stack commands over the real GitOps loop on an in-process manager and a temporary
 //! Git repository: `stack ls` follows commits, `stack rollback` returns a stack to an earlier
 //! commit's specs and auto sync leaves the commit it left alone, also when Git moves on for
-//! another stack, until the stack itself changes in Git.
+//! another stack, until the stack itself changes in Git; its SYNC column follows drift, a
+//! broken commit and a fix.
 
 // Test helpers panic on setup failures; that is how a test reports them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -183,5 +184,71 @@ async fn a_rolled_back_stack_stays_pinned_until_git_changes_it() {
     let state = m.manager.node.state.snapshot();
     assert_eq!(image_of(&state, "shop_app").as_deref(), Some("probe:3"));
     assert_eq!(state.stacks[&shop].deploy.sync.rolled_back_from, None);
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stack_ls_follows_the_loop_through_drift_a_broken_commit_and_a_fix() {
+    let repo = GitRepo::new();
+    repo.write("stacks/flotilla.yaml", "self_heal: false\n");
+    repo.write("stacks/shop/stack.yml", &web("probe:1"));
+    let c1 = repo.commit("first");
+    let root = tempfile::tempdir().unwrap();
+    let m = start_manager(options(&root.path().join("m1"), Some(source_of(repo.path()))))
+        .await
+        .unwrap();
+    let c = client(&m);
+    let shop = StackName::new("shop");
+    wait_until(&m, "c1 is deployed", |s| {
+        s.stacks
+            .get(&shop)
+            .and_then(|h| h.deploy.deployments.last())
+            .is_some_and(|d| d.commit == c1)
+    })
+    .await;
+    seen(&m, &c1).await;
+    let sync_of = |c: ApiClient| async move {
+        let list = c.stacks().await.unwrap();
+        let row = list.stacks.into_iter().find(|s| s.name == "shop").unwrap();
+        (row.sync, row.message)
+    };
+    assert_eq!(sync_of(c.clone()).await, (SyncStatus::Synced, String::new()));
+
+    println!("=== a change by hand, self-heal off: drifted, and it stays");
+    let info = c.inspect_service("shop_app").await.unwrap().service;
+    let mut spec = info.spec.clone();
+    spec.task_template.container_spec.image = "probe:hand".into();
+    c.update_service("shop_app", info.version, &spec).await.unwrap();
+    wait_until(&m, "the loop reports the drift", |s| {
+        s.stacks[&shop].deploy.sync.drifted == ["shop_app"]
+    })
+    .await;
+    assert_eq!(
+        sync_of(c.clone()).await,
+        (SyncStatus::Drifted, "changed by hand: shop_app".to_owned())
+    );
+    let tasks = c.stack_services("shop").await.unwrap();
+    assert_eq!(tasks.drifted, ["shop_app"]);
+
+    println!("=== a broken commit: failed, with the reason");
+    repo.write("stacks/shop/stack.yml", "services:\n  app:\n    image: [\n");
+    let bad = repo.commit("broken");
+    seen(&m, &bad).await;
+    let (sync, message) = sync_of(c.clone()).await;
+    assert_eq!(sync, SyncStatus::Failed, "{message}");
+    assert!(message.contains("stacks/shop"), "{message}");
+
+    println!("=== a fix is applied, and the drift with it");
+    repo.write("stacks/shop/stack.yml", &web("probe:2"));
+    let fixed = repo.commit("fixed");
+    wait_until(&m, "the fix is deployed", |s| {
+        s.stacks[&shop].deploy.deployments.last().is_some_and(|d| d.commit == fixed)
+    })
+    .await;
+    seen(&m, &fixed).await;
+    assert_eq!(sync_of(c.clone()).await, (SyncStatus::Synced, String::new()));
+    let history = c.stack_history("shop").await.unwrap();
+    let commits: Vec<&str> = history.deployments.iter().map(|d| d.commit.as_str()).collect();
+    assert_eq!(commits, [fixed.as_str(), c1.as_str()]);
     m.shutdown().await;
 }
