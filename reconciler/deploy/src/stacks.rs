@@ -15,7 +15,7 @@
 use crate::execute::{Apply, ExecuteError, SealedSecret, execute};
 use crate::live::actual;
 use reconciler_orchestrator::state::gitops::{
-    AppliedStack, Deployment, GitopsCommand, Outcome, StackDeploys, StackSync, Trigger,
+    Deployment, GitopsCommand, KeptStack, Outcome, StackDeploys, StackSync, Trigger,
 };
 use reconciler_orchestrator::state::{ClusterState, Expect, ServiceRecord, StoreCommand};
 use reconciler_planner::checks::count_stack;
@@ -90,12 +90,12 @@ pub fn services<'a>(state: &'a ClusterState, stack: &StackName) -> Vec<&'a Servi
 
 /// What a stack's last deployment applied, when the cluster should still run it: not after
 /// a rollout that rolled back by itself (the services returned to their previous specs).
-fn expected(deploys: &StackDeploys) -> Option<&AppliedStack> {
+fn expected(deploys: &StackDeploys) -> Option<KeptStack> {
     let last = deploys.deployments.last()?;
     if last.outcome == Outcome::RolledBack {
         return None;
     }
-    deploys.applied.get(&last.id)
+    deploys.kept(last.id)
 }
 
 /// The services that differ from what the stack's last deployment applied (changed, scaled,
@@ -125,7 +125,10 @@ pub fn names(state: &ClusterState) -> BTreeSet<StackName> {
     out.extend(state.configs.values().filter_map(|r| labelled(&r.labels)));
     out.extend(state.secrets.values().filter_map(|r| labelled(&r.labels)));
     for (name, h) in state.stacks.iter() {
-        if expected(&h.deploy).is_some() || h.deploy.sync.error.is_some() {
+        let last = h.deploy.deployments.last();
+        let deployed =
+            last.is_some_and(|d| d.outcome != Outcome::RolledBack && h.deploy.keeps(d.id));
+        if deployed || h.deploy.sync.error.is_some() {
             out.insert(name.clone());
         }
     }
@@ -326,7 +329,7 @@ fn target<'a>(
                 d.commit != current.commit
                     && Some(d.commit.as_str()) != pinned
                     && d.outcome == Outcome::Succeeded
-                    && deploys.applied.contains_key(&d.id)
+                    && deploys.keeps(d.id)
             })
             .ok_or_else(|| RollbackError::NoTarget(stack.clone()));
     };
@@ -350,7 +353,7 @@ fn target<'a>(
     matching
         .iter()
         .rev()
-        .find(|d| deploys.applied.contains_key(&d.id))
+        .find(|d| deploys.keeps(d.id))
         .copied()
         .ok_or_else(|| RollbackError::NotKept { stack: stack.clone(), rev: rev.to_owned() })
 }
@@ -375,7 +378,7 @@ pub fn rollback(
         .filter(|d| !d.deployments.is_empty())
         .ok_or_else(|| RollbackError::NotDeployed(stack.clone()))?;
     let target = target(deploys, stack, req.to)?;
-    let kept = deploys.applied.get(&target.id).ok_or_else(|| RollbackError::NotKept {
+    let kept = deploys.kept(target.id).ok_or_else(|| RollbackError::NotKept {
         stack: stack.clone(),
         rev: target.commit.clone(),
     })?;

@@ -53,7 +53,7 @@ pub fn still_pinned(deploys: &StackDeploys, git: Option<&StackSpec>) -> bool {
         .iter()
         .rev()
         .filter(|d| d.commit == from)
-        .find_map(|d| deploys.applied.get(&d.id))
+        .find_map(|d| deploys.kept(d.id))
         .is_some_and(|kept| kept.stack == *git)
 }
 

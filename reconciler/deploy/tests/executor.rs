@@ -106,7 +106,7 @@ fn s45_a_new_stack_is_created_network_first_and_leaves_nothing_to_plan() {
     assert!(versions.iter().all(|v| *v > 0), "{versions:?}");
     assert_eq!(h.deploy.sync.head.as_deref(), Some("c1"));
     // What it applied is kept, for `stack rollback`.
-    assert_eq!(h.deploy.applied[&7].stack, shop);
+    assert_eq!(h.deploy.kept(7).unwrap().stack, shop);
 }
 
 #[test]

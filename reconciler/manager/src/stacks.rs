@@ -240,7 +240,7 @@ impl Manager {
         // New ids for the services the rollback creates again: at most all of the stack's.
         let most = self.read_state(|state| {
             state.stacks.get(&stack).map_or(0, |h| {
-                h.deploy.applied.values().map(|a| a.stack.services.len()).max().unwrap_or(0)
+                h.deploy.applied.values().map(|a| a.services.len()).max().unwrap_or(0)
             })
         });
         let internal = |e: std::io::Error| ApiError::Internal(e.to_string());
@@ -288,9 +288,7 @@ impl Manager {
                 let from_git = state
                     .stacks
                     .get(&stack)
-                    .and_then(|h| {
-                        h.deploy.deployments.last().map(|d| h.deploy.applied.contains_key(&d.id))
-                    })
+                    .and_then(|h| h.deploy.deployments.last().map(|d| h.deploy.keeps(d.id)))
                     .unwrap_or(false);
                 Ok::<_, ApiError>((command, removed, from_git))
             })?;

@@ -9,7 +9,7 @@
 use super::apply::check;
 use super::command::{Expect, RecordKind, Refusal};
 use super::{ClusterState, StackHistory};
-use reconciler_types::{MonoTime, ServiceId, StackName, StackSpec};
+use reconciler_types::{MonoTime, ServiceId, ServiceSpec, StackName, StackSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -195,15 +195,29 @@ impl std::fmt::Debug for KeptSecret {
     }
 }
 
-/// What a deployment applied: the stack as Git had it at its commit, and the sealed values
-/// of the secrets it used, so that `flotilla stack rollback` can return to it without Git
-/// (and after the configs and secrets it used were collected).
+/// What a deployment applied, as kept: the stack as Git had it at its commit with its
+/// services' specs kept once per stack in [`StackDeploys::kept_services`] (consecutive
+/// deployments share most of them), and the sealed values of the secrets it used. Read it
+/// whole with [`StackDeploys::kept`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppliedStack {
+    /// The stack's specs, its `services` left empty.
+    pub stack: StackSpec,
+    /// Its services: the key under `services:` → the key of the spec in `kept_services`.
+    #[serde(default)]
+    pub services: BTreeMap<String, u64>,
+    /// Its secrets' values by cluster name, sealed.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, KeptSecret>,
+}
+
+/// What a deployment applied, whole: what `flotilla stack rollback` returns a stack to, so
+/// that it needs no Git (and works after the configs and secrets it used were collected).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeptStack {
     /// The stack's specs.
     pub stack: StackSpec,
     /// Its secrets' values by cluster name, sealed.
-    #[serde(default)]
     pub secrets: BTreeMap<String, KeptSecret>,
 }
 
@@ -218,6 +232,53 @@ pub struct StackDeploys {
     /// [`ROLLBACK_TARGET_LIMIT`]; a deployment of a stack that left Git has none).
     #[serde(default)]
     pub applied: BTreeMap<u64, AppliedStack>,
+    /// The service specs those deployments applied, each once, by key.
+    #[serde(default)]
+    pub kept_services: BTreeMap<u64, ServiceSpec>,
+}
+
+impl StackDeploys {
+    /// What deployment `id` applied (`None`: it keeps nothing, being too old or of a stack
+    /// that left Git).
+    pub fn kept(&self, id: u64) -> Option<KeptStack> {
+        let a = self.applied.get(&id)?;
+        let mut stack = a.stack.clone();
+        for (name, key) in &a.services {
+            stack.services.insert(name.clone(), self.kept_services.get(key)?.clone());
+        }
+        Some(KeptStack { stack, secrets: a.secrets.clone() })
+    }
+
+    /// Whether deployment `id` keeps what it applied.
+    pub fn keeps(&self, id: u64) -> bool {
+        self.applied.contains_key(&id)
+    }
+
+    /// Keeps what deployment `id` applied, each service spec once.
+    fn keep(&mut self, id: u64, desired: &StackSpec, secrets: BTreeMap<String, KeptSecret>) {
+        let mut services = BTreeMap::new();
+        for (name, spec) in &desired.services {
+            let found = self.kept_services.iter().find(|(_, s)| *s == spec).map(|(k, _)| *k);
+            let key = found.unwrap_or_else(|| {
+                let key = self.kept_services.keys().next_back().map_or(0, |k| k + 1);
+                self.kept_services.insert(key, spec.clone());
+                key
+            });
+            services.insert(name.clone(), key);
+        }
+        let stack = StackSpec { services: BTreeMap::new(), ..desired.clone() };
+        self.applied.insert(id, AppliedStack { stack, services, secrets });
+    }
+
+    /// Keeps only what the newest [`ROLLBACK_TARGET_LIMIT`] deployments applied.
+    fn forget_old(&mut self) {
+        let newest: Vec<u64> =
+            self.deployments.iter().rev().take(ROLLBACK_TARGET_LIMIT).map(|d| d.id).collect();
+        self.applied.retain(|id, _| newest.contains(id));
+        let used: std::collections::BTreeSet<u64> =
+            self.applied.values().flat_map(|a| a.services.values().copied()).collect();
+        self.kept_services.retain(|k, _| used.contains(k));
+    }
 }
 
 /// A write of GitOps state.
@@ -289,24 +350,16 @@ impl ClusterState {
                 for (id, v) in &mut record.services {
                     *v = self.services.get(id).map_or(0, |r| r.spec_version);
                 }
-                let applied = desired.as_deref().map(|d| self.applied_stack(d));
+                let secrets = desired.as_deref().map(|d| self.kept_secrets(d));
                 let h = self.stack_mut(stack, index);
                 let rollback = matches!(deployment.trigger, Trigger::Rollback { .. });
                 h.deploy.deployments.push(record);
                 let excess = h.deploy.deployments.len().saturating_sub(DEPLOYMENT_HISTORY_LIMIT);
                 h.deploy.deployments.drain(..excess);
-                if let Some(a) = applied {
-                    h.deploy.applied.insert(index, a);
+                if let (Some(d), Some(secrets)) = (desired.as_deref(), secrets) {
+                    h.deploy.keep(index, d, secrets);
                 }
-                let newest: Vec<u64> = h
-                    .deploy
-                    .deployments
-                    .iter()
-                    .rev()
-                    .take(ROLLBACK_TARGET_LIMIT)
-                    .map(|d| d.id)
-                    .collect();
-                h.deploy.applied.retain(|id, _| newest.contains(id));
+                h.deploy.forget_old();
                 let sync = &mut h.deploy.sync;
                 sync.head = Some(deployment.commit.clone());
                 sync.error = None;
@@ -336,17 +389,16 @@ impl ClusterState {
         }
     }
 
-    /// The stack's specs with its secrets' sealed values as the secret records hold them.
-    fn applied_stack(&self, desired: &StackSpec) -> AppliedStack {
-        let secrets = desired
+    /// The sealed values of a stack's secrets, as the secret records hold them.
+    fn kept_secrets(&self, desired: &StackSpec) -> BTreeMap<String, KeptSecret> {
+        desired
             .secrets
             .keys()
             .filter_map(|name| {
                 let r = self.secrets.get(name)?;
                 Some((name.clone(), KeptSecret { sealed: r.sealed.clone(), size: r.size }))
             })
-            .collect();
-        AppliedStack { stack: desired.clone(), secrets }
+            .collect()
     }
 
     fn stack_mut(&mut self, stack: &StackName, index: u64) -> &mut StackHistory {
@@ -463,19 +515,32 @@ mod tests {
             "shop_pw".into(),
             SecretSpec { name: "shop_pw".into(), ..SecretSpec::default() },
         );
+        let db = ServiceSpec { name: "shop_db".into(), ..ServiceSpec::default() };
+        spec.services.insert("db".into(), db);
+        // The web service changes every fourth commit; the db never.
+        let at = |i: u64| {
+            let mut s = spec.clone();
+            let mut web = ServiceSpec { name: "shop_web".into(), ..ServiceSpec::default() };
+            web.task_template.container_spec.image = format!("nginx:{}", i / 4);
+            s.services.insert("web".into(), web);
+            s
+        };
         for i in 0..12u64 {
             let cmd = StoreCommand::Gitops(GitopsCommand::Deployed {
                 stack: stack.clone(),
                 deployment: deployment(&format!("c{i}")),
-                desired: Some(Box::new(spec.clone())),
+                desired: Some(Box::new(at(i))),
             });
             assert_eq!(state.apply(&cmd, 10 + i).refusal, None);
         }
         let deploy = &state.stacks[&stack].deploy;
         let kept: Vec<u64> = deploy.applied.keys().copied().collect();
         assert_eq!(kept, (12..22).collect::<Vec<u64>>(), "only the newest {ROLLBACK_TARGET_LIMIT}");
-        let newest = &deploy.applied[&21];
-        assert_eq!(newest.stack, spec);
+        assert_eq!(deploy.kept_services.len(), 4, "each service spec once: db, web 0, 1 and 2");
+        assert_eq!(deploy.kept(12).unwrap().stack, at(2));
+        assert_eq!(deploy.kept(11), None);
+        let newest = deploy.kept(21).unwrap();
+        assert_eq!(newest.stack, at(11));
         assert_eq!(newest.secrets["shop_pw"], KeptSecret { sealed: vec![7, 7], size: 2 });
         assert!(!format!("{newest:?}").contains("[7, 7]"), "sealed values stay out of Debug");
         let round: ClusterState =
