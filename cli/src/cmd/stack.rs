@@ -241,3 +241,36 @@ pub fn on_big_stack<T: Send>(deep: bool, f: impl FnOnce() -> T + Send) -> Result
             .map_err(|_| anyhow::anyhow!("the loader stopped unexpectedly"))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Top {
+        #[command(flatten)]
+        stack: StackArgs,
+    }
+
+    fn parse(args: &[&str]) -> StackCommand {
+        let all = std::iter::once("stack").chain(args.iter().copied());
+        Top::try_parse_from(all).unwrap_or_else(|e| panic!("{args:?}: {e}")).stack.command
+    }
+
+    #[test]
+    fn detach_takes_its_value_after_an_equals_sign_so_a_stack_name_follows_it() {
+        let StackCommand::Rm(rm) = parse(&["rm", "-d", "shop", "blog"]) else { panic!() };
+        assert_eq!(format!("{rm:?}"), r#"RmArgs { detach: true, stacks: ["shop", "blog"] }"#);
+        let StackCommand::Rm(rm) = parse(&["down", "--detach=false", "shop"]) else { panic!() };
+        assert_eq!(format!("{rm:?}"), r#"RmArgs { detach: false, stacks: ["shop"] }"#);
+        let StackCommand::Rollback(r) = parse(&["rollback", "--to", "abc1", "shop"]) else {
+            panic!()
+        };
+        assert_eq!(
+            format!("{r:?}"),
+            r#"RollbackArgs { to: Some("abc1"), detach: true, quiet: false, stack: "shop" }"#
+        );
+        assert!(matches!(parse(&["list"]), StackCommand::Ls));
+    }
+}
