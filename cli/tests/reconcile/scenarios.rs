@@ -324,3 +324,50 @@ fn reconcile_diffs_against_a_live_manager() {
     assert_eq!(live_plan, file_plan);
     drop(cluster);
 }
+
+/// `-H URL` with secrets: the manager shows only salted digests, and the dry run salts Git's
+/// value with the salt it reads, so an unchanged secret shows no change and a new value does.
+#[test]
+fn reconcile_compares_secrets_with_a_live_manager_through_their_salts() {
+    let (mut repo, _) = examples();
+    let root = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_flotilla"));
+    let cluster = runtime
+        .block_on(reconciler_testkit::harness::ProcessCluster::start(binary, root.path(), 1))
+        .unwrap();
+    let value = repo.read("stacks/shop/secrets/db_password.txt");
+    let secret = reconciler_api::operator::SecretCreate {
+        name: "shop_db_password".into(),
+        labels: [("com.docker.stack.namespace".to_owned(), "shop".to_owned())].into(),
+        data: value.clone().into_bytes(),
+    };
+    let client = cluster.client(0).unwrap();
+    let shown: reconciler_api::operator::SecretView =
+        runtime.block_on(client.post("/v1/secrets", &secret)).unwrap();
+    assert!(!shown.salt.is_empty(), "the manager salts the digest");
+    let host = cluster.managers[0].addr.clone();
+    let ca = cluster.ca_file();
+    let ca = ca.to_str().unwrap();
+    let live = ["-H", &host, "--token", &cluster.token, "--tlscacert", ca, "--output", "json"];
+    let secrets_in = |stdout: &str| {
+        let v: serde_json::Value = serde_json::from_str(stdout).unwrap();
+        v["stacks"]["shop"]["secrets"].clone()
+    };
+    let run = reconcile(repo.path(), &live);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let secrets = secrets_in(&run.stdout);
+    assert!(secrets.get("shop_db_password").is_none(), "an unchanged secret: {secrets}");
+    repo.write("stacks/shop/secrets/db_password.txt", &format!("{value}-rotated"));
+    repo.commit("rotate the password");
+    let run = reconcile(repo.path(), &live);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let changed = &secrets_in(&run.stdout)["shop_db_password"];
+    assert_eq!(
+        (changed["action"].as_str(), changed["content_changed"].as_bool()),
+        (Some("update"), Some(true)),
+        "{changed}"
+    );
+    assert!(!run.stdout.contains(&shown.digest) && !run.stdout.contains(&value));
+    drop(cluster);
+}

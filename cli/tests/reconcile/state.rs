@@ -37,10 +37,13 @@ fn deployed(repo: &GitRepo, rev: &str) -> ClusterState {
             state.configs.insert(c.name.clone(), record);
         }
         for s in spec.secrets.values() {
+            // As a cluster stores it: the digest salted per secret.
+            let salt = reconciler_planner::secret_digest::salt_for(s.name.as_bytes());
             let record = SecretRecord {
                 name: s.name.clone(),
                 labels: s.labels.clone(),
-                digest: s.digest.clone(),
+                digest: reconciler_planner::secret_digest::salted(&salt, &s.digest),
+                salt,
                 sealed: vec![1, 2, 3],
                 size: 3,
                 version: 2,

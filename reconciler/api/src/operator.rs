@@ -227,8 +227,12 @@ pub struct SecretView {
     pub name: String,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
-    /// SHA-256 of the value.
+    /// SHA-256 of the salt and the value's SHA-256 (`sha256(salt ":" sha256(value))`, in
+    /// hex): equal values do not show equal digests, and a guess must be hashed per secret.
     pub digest: String,
+    /// The salt of `digest` (empty for a secret stored before digests were salted).
+    #[serde(default)]
+    pub salt: String,
     /// The log index that last wrote it.
     pub version: u64,
 }

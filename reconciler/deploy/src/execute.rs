@@ -14,6 +14,7 @@ use reconciler_orchestrator::state::{
     ClusterState, ConfigRecord, Expect, SecretRecord, StoreCommand,
 };
 use reconciler_planner::plan::{Action, ServicePlan, StackPlan, UpdateKind};
+use reconciler_planner::secret_digest::{salt_for, salted, same_content};
 use reconciler_planner::snapshot::unversioned_config_name;
 use reconciler_planner::steps::{ObjectKind, Step, steps};
 use reconciler_types::stack::NAMESPACE_LABEL;
@@ -237,15 +238,24 @@ fn secret(
     let Some(spec) = a.desired.and_then(|d| d.secrets.get(&step.name)) else { return Ok(None) };
     // A label change keeps the sealed value; a content change carries the new one (and the
     // store refuses it, as Swarm does: only labels may change under a name).
-    let (sealed, size) = match (current, a.secrets.get(&step.name)) {
-        (Some(c), _) if c.digest == spec.digest => (c.sealed.clone(), c.size),
-        (_, Some(s)) => (s.sealed.clone(), s.size),
+    // The record shows a digest salted per secret (the salt comes from the sealed value);
+    // Git's spec has the plain one.
+    let same = |c: &SecretRecord| same_content((&c.salt, &c.digest), (&spec.salt, &spec.digest));
+    let (sealed, size, salt, digest) = match (current, a.secrets.get(&step.name)) {
+        (Some(c), _) if same(c) => (c.sealed.clone(), c.size, c.salt.clone(), c.digest.clone()),
+        (_, Some(s)) if spec.salt.is_empty() => {
+            let salt = salt_for(&s.sealed);
+            let digest = salted(&salt, &spec.digest);
+            (s.sealed.clone(), s.size, salt, digest)
+        }
+        (_, Some(s)) => (s.sealed.clone(), s.size, spec.salt.clone(), spec.digest.clone()),
         (_, None) => return Err(ExecuteError::NoSecretValue(step.name.clone())),
     };
     let secret = SecretRecord {
         name: spec.name.clone(),
         labels: spec.labels.clone(),
-        digest: spec.digest.clone(),
+        digest,
+        salt,
         sealed,
         size,
         version: 0,

@@ -19,6 +19,7 @@ pub fn live_objects(state: &ClusterState) -> LiveObjects {
                 name: s.name.clone(),
                 labels: s.labels.clone(),
                 digest: s.digest.clone(),
+                salt: s.salt.clone(),
                 external: false,
             })
             .collect(),

@@ -10,6 +10,7 @@ use reconciler_deploy::{Apply, SealedSecret, actual, execute};
 use reconciler_orchestrator::state::gitops::{Deployment, Outcome, Trigger};
 use reconciler_orchestrator::state::{ClusterState, StoreCommand};
 use reconciler_planner::diff;
+use reconciler_planner::secret_digest::salted;
 use reconciler_types::{MonoTime, ServiceId, StackName, StackPolicy, StackSet, StackSpec};
 use std::collections::BTreeMap;
 
@@ -168,7 +169,24 @@ fn secrets_are_written_sealed_and_a_content_change_is_refused_whole() {
     let b = batch(&state, Some(&shop), &sealed("one"), &mut n);
     assert_eq!(state.apply(&b, 1).refusal, None);
     assert_eq!(state.secrets["shop_db"].sealed, b"sealed:one");
+    let stored = state.secrets["shop_db"].clone();
+    let plain = &shop.secrets["shop_db"].digest;
+    assert_eq!(stored.salt.len(), 32);
+    assert_ne!(&stored.digest, plain, "the cluster shows a salted digest, not the plain SHA-256");
+    assert_eq!(stored.digest, salted(&stored.salt, plain));
     no_changes_left(&state, &shop);
+    // A label change keeps the sealed value, the salt and the digest.
+    let relabelled = WITH_SECRET.replace("file: ./db.txt", "file: ./db.txt\n    labels: {team: a}");
+    let relabelled = support::convert("shop", &relabelled, &[("db.txt", "one")]);
+    let b = batch(&state, Some(&relabelled), &sealed("one, sealed again"), &mut n);
+    assert_eq!(state.apply(&b, 2).refusal, None);
+    let kept = &state.secrets["shop_db"];
+    assert_eq!(
+        (&kept.sealed, &kept.salt, &kept.digest),
+        (&stored.sealed, &stored.salt, &stored.digest)
+    );
+    assert_eq!(kept.labels["team"], "a");
+    no_changes_left(&state, &relabelled);
     // Swarm refuses new content under the same name; nothing of the batch is applied.
     let changed = support::convert(
         "shop",
@@ -177,7 +195,7 @@ fn secrets_are_written_sealed_and_a_content_change_is_refused_whole() {
     );
     let before = state.clone();
     let b = batch(&state, Some(&changed), &sealed("two"), &mut n);
-    let refusal = state.apply(&b, 2).refusal.expect("refused");
+    let refusal = state.apply(&b, 3).refusal.expect("refused");
     assert!(refusal.to_string().contains("only updates to Labels are allowed"), "{refusal}");
     assert_eq!(state.services, before.services);
     // A secret to create without a sealed value is the caller's mistake, not a write.

@@ -356,20 +356,39 @@ impl Manager {
     }
 
     /// Creates or replaces a secret (leader only): the value is sealed with the cluster key
-    /// before it is written, so Raft never sees it in the clear.
+    /// before it is written, so Raft never sees it in the clear. The digest shown is salted
+    /// per secret (`reconciler_planner::secret_digest`); a replacement keeps the salt, so the
+    /// same value keeps its digest (a label change) and another value is refused, as Swarm
+    /// refuses it.
     ///
     /// # Errors
     /// An empty name, or a failed write.
     pub async fn put_secret(&self, req: &SecretCreate) -> Result<SecretView, ApiError> {
+        use reconciler_planner::secret_digest::{salt_for, salted, same_content};
         if req.name.trim().is_empty() {
             return Err(ApiError::BadRequest("a secret needs a name".into()));
         }
-        let sealed =
-            self.cluster_key.seal(&req.data).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let content = keys::content_digest(&req.data);
+        let current = self.node.state.read(|s| s.state.secrets.get(&req.name).cloned());
+        let (sealed, salt, digest) = match current {
+            Some(c) if same_content((&c.salt, &c.digest), ("", &content)) => {
+                (c.sealed, c.salt, c.digest)
+            }
+            other => {
+                let sealed = self
+                    .cluster_key
+                    .seal(&req.data)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                let salt = other.map_or_else(|| salt_for(&sealed), |c| c.salt);
+                let digest = salted(&salt, &content);
+                (sealed, salt, digest)
+            }
+        };
         let record = SecretRecord {
             name: req.name.clone(),
             labels: req.labels.clone(),
-            digest: keys::content_digest(&req.data),
+            digest,
+            salt,
             sealed,
             size: u64::try_from(req.data.len()).unwrap_or(u64::MAX),
             version: 0,
@@ -378,6 +397,7 @@ impl Manager {
             name: record.name.clone(),
             labels: record.labels.clone(),
             digest: record.digest.clone(),
+            salt: record.salt.clone(),
             version,
         };
         let cmd = StoreCommand::PutSecret { secret: record.clone(), expected: Expect::Any };
@@ -403,6 +423,7 @@ impl Manager {
                 name: s.name.clone(),
                 labels: s.labels.clone(),
                 digest: s.digest.clone(),
+                salt: s.salt.clone(),
                 version: s.version,
             })
             .collect()

@@ -339,6 +339,23 @@ async fn secrets_are_sealed_at_rest_and_autolock_needs_the_unlock_key_after_rest
         SecretCreate { name: "db".into(), labels: Default::default(), data: b"hunter2".to_vec() };
     let view: SecretView = c.post("/v1/secrets", &secret).await.unwrap();
     assert_eq!(view.digest.len(), 64);
+    println!("=== digests are salted per secret: no dictionary of plain SHA-256 finds them");
+    let plain = reconciler_manager::keys::content_digest(b"hunter2");
+    assert_eq!(view.salt.len(), 32);
+    assert_ne!(view.digest, plain);
+    assert_eq!(view.digest, reconciler_planner::secret_digest::salted(&view.salt, &plain));
+    let twin = SecretCreate { name: "db2".into(), ..secret.clone() };
+    let twin: SecretView = c.post("/v1/secrets", &twin).await.unwrap();
+    assert_ne!(twin.digest, view.digest, "equal values do not show equal digests");
+    let labelled =
+        SecretCreate { labels: [("team".to_owned(), "a".to_owned())].into(), ..secret.clone() };
+    let relabelled: SecretView = c.post("/v1/secrets", &labelled).await.unwrap();
+    assert_eq!((&relabelled.salt, &relabelled.digest), (&view.salt, &view.digest));
+    let other = SecretCreate { data: b"hunter3".to_vec(), ..secret.clone() };
+    let refused = expect_api_err(c.post::<_, SecretView>("/v1/secrets", &other).await);
+    assert!(refused.to_string().contains("only updates to Labels are allowed"), "{refused}");
+    let listed: Vec<SecretView> = c.get("/v1/secrets").await.unwrap();
+    assert!(listed.iter().all(|s| s.salt.len() == 32 && s.digest != plain), "{listed:?}");
     assert_eq!(m1.manager.secret_value("db").unwrap(), b"hunter2");
     let exported = serde_json::to_string(&c.state::<ClusterState>().await.unwrap()).unwrap();
     assert!(!exported.contains("hunter2"));

@@ -215,6 +215,7 @@ fn convert_secrets(
             name: name.clone(),
             labels: names.labels(&obj.labels),
             digest: sha256_hex(data),
+            salt: String::new(),
             external: false,
         };
         out.insert(name, spec);

@@ -115,7 +115,8 @@ fn remove_objects(plan: &mut StackPlan) {
 /// service's spec or previous spec uses them.
 pub fn diff_stack(desired: &StackSpec, actual: &StackSpec, prune: bool) -> StackPlan {
     let secrets = diff_objects(&desired.secrets, &actual.secrets, fields::secret_fields, |d, a| {
-        (d.digest != a.digest, None)
+        let same = crate::secret_digest::same_content((&d.salt, &d.digest), (&a.salt, &a.digest));
+        (!same, None)
     });
     let changed_secrets: BTreeSet<&str> = secrets
         .values()

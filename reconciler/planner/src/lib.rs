@@ -20,6 +20,7 @@ pub mod fields;
 pub mod plan;
 pub mod render;
 pub mod rollout;
+pub mod secret_digest;
 pub mod snapshot;
 pub mod steps;
 

@@ -58,6 +58,7 @@ struct SecretView {
     name: String,
     labels: BTreeMap<String, String>,
     digest: String,
+    salt: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -123,7 +124,13 @@ pub fn stacks_from_snapshot(json: &str, source: &str) -> Result<StackSet, Snapsh
     live.secrets = view
         .secrets
         .into_values()
-        .map(|s| SecretSpec { name: s.name, labels: s.labels, digest: s.digest, external: false })
+        .map(|s| SecretSpec {
+            name: s.name,
+            labels: s.labels,
+            digest: s.digest,
+            salt: s.salt,
+            external: false,
+        })
         .collect();
     live.configs = view
         .configs

@@ -513,8 +513,12 @@ pub struct SecretSpec {
     pub name: String,
     /// Labels, including the stack namespace.
     pub labels: BTreeMap<String, String>,
-    /// A digest of the content (never the content itself).
+    /// A digest of the content (never the content itself): the plain SHA-256 from Git, the
+    /// salted one a cluster shows (see `reconciler_planner::secret_digest`).
     pub digest: String,
+    /// The salt of `digest`; empty for Git's plain digest.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub salt: String,
     /// Managed outside flotilla; only referenced.
     pub external: bool,
 }

@@ -504,6 +504,7 @@ mod tests {
             name: "shop_pw".into(),
             labels: BTreeMap::new(),
             digest: "d1".into(),
+            salt: String::new(),
             sealed: vec![7, 7],
             size: 2,
             version: 0,

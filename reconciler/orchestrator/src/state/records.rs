@@ -124,8 +124,12 @@ pub struct SecretRecord {
     pub name: String,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
-    /// A digest of the plain value (safe to show).
+    /// A digest of the plain value, salted with `salt` (safe to show; see
+    /// `reconciler_planner::secret_digest`).
     pub digest: String,
+    /// The salt of `digest` (empty: a plain SHA-256, from before digests were salted).
+    #[serde(default)]
+    pub salt: String,
     /// The sealed value.
     pub sealed: Vec<u8>,
     /// The size of the plain value in bytes (Swarm refuses 0 and 512000 or more).
