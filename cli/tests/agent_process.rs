@@ -10,78 +10,17 @@
 // Test helpers panic on setup failures; that is how a test reports them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use agent::node::NodeFile;
-use agent::runtime::process::layout::Started;
 use nix::sys::signal::killpg;
 use nix::unistd::Pid;
 use reconciler_api::ApiClient;
 use reconciler_store::{ClusterState, Expect, StoreCommand};
+use reconciler_testkit::AgentProcess;
 use reconciler_testkit::harness::ProcessCluster;
 use reconciler_types::{NodeId, NodeState, SecretReference, Task, TaskId, TaskState, TaskStatus};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use tokio::time::Instant;
-
-struct Agent {
-    dir: PathBuf,
-    child: Option<Child>,
-    join: String,
-    token: String,
-}
-
-impl Agent {
-    fn spawn(&mut self) {
-        let log = std::fs::File::create(self.dir.with_extension("log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_flotilla"))
-            .args(["agent", "--join", &self.join, "--hostname", "a1", "--data-dir"])
-            .arg(&self.dir)
-            .env("FLOTILLA_TOKEN", &self.token)
-            .env("FLOTILLA_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap();
-            c.wait().unwrap();
-        }
-    }
-
-    fn node_id(&self) -> NodeId {
-        let f: NodeFile = agent::fsutil::read_json(&self.dir.join("node.json")).unwrap().unwrap();
-        f.node_id
-    }
-
-    fn pgid(&self, task: &str) -> u32 {
-        let path = self.dir.join("process").join(task).join("shim.json");
-        let s: Started = agent::fsutil::read_json(&path).unwrap().expect("the task was started");
-        s.pgid
-    }
-
-    fn supervisors(&self) -> usize {
-        std::fs::read_dir(self.dir.join("process")).map(|d| d.count()).unwrap_or(0)
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.kill();
-        // Whatever the tasks left: the test stops them through the agent, this is for a failure.
-        if let Ok(entries) = std::fs::read_dir(self.dir.join("process")) {
-            for e in entries.flatten() {
-                let path = e.path().join("shim.json");
-                if let Ok(Some(s)) = agent::fsutil::read_json::<Started>(&path) {
-                    let _ = killpg(Pid::from_raw(s.pgid as i32), nix::sys::signal::Signal::SIGKILL);
-                }
-            }
-        }
-    }
-}
 
 /// A task id as Docker's log prefixes show it (at most 12 characters).
 fn short(id: &str) -> &str {
@@ -139,31 +78,23 @@ async fn put(c: &ApiClient, task: Task) {
     c.write(StoreCommand::PutTask { task, expected: Expect::Absent }).await.unwrap();
 }
 
-async fn start(root: &Path) -> (ProcessCluster, ApiClient, Agent) {
+async fn start(root: &Path) -> (ProcessCluster, ApiClient, AgentProcess) {
     let binary = Path::new(env!("CARGO_BIN_EXE_flotilla"));
     let cluster = ProcessCluster::start(binary, root, 1).await.unwrap();
     let c = cluster.client(0).unwrap();
-    let token = c.join_token("worker", false).await.unwrap().token;
-    let mut agent =
-        Agent { dir: root.join("a1"), child: None, join: cluster.managers[0].addr.clone(), token };
-    agent.spawn();
-    wait_for("the agent's node is ready", &c, |s| {
-        s.nodes
-            .values()
-            .find(|n| {
-                n.node.description.hostname == "a1" && n.node.status.state == NodeState::Ready
-            })
-            .map(|_| ())
-    })
-    .await;
+    let agent = cluster.start_agent(root, "a1", "info").await.unwrap();
     (cluster, c, agent)
+}
+
+fn pgid(agent: &AgentProcess, task: &str) -> u32 {
+    agent.task_pgid(task).expect("the task was started")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_runs_its_tasks_reports_each_state_and_stops_them_when_asked() {
     let root = tempfile::tempdir().unwrap();
     let (_cluster, c, agent) = start(root.path()).await;
-    let node = agent.node_id();
+    let node = agent.node_id().unwrap();
     let s = state(&c).await;
     let n = &s.nodes[&node].node;
     println!(
@@ -177,7 +108,7 @@ async fn an_agent_runs_its_tasks_reports_each_state_and_stops_them_when_asked() 
     let running = task_reaches(&c, "t-run", TaskState::Running).await;
     assert_eq!((running.state, running.message.as_str()), (TaskState::Running, "started"));
     assert!(running.timestamp.0.as_secs() > 1_600_000_000, "timestamps are epoch time");
-    let pgid = agent.pgid("t-run");
+    let pgid = pgid(&agent, "t-run");
     assert!(group_alive(pgid));
     println!("=== a task that exits non-zero is failed with its code");
     put(&c, probe_task("t-exit", &node, &["PROBE_EXIT_AFTER=200ms", "PROBE_EXIT_CODE=3"])).await;
@@ -210,14 +141,14 @@ async fn an_agent_runs_its_tasks_reports_each_state_and_stops_them_when_asked() 
 async fn a_restarted_agent_adopts_its_tasks_and_the_exit_code_of_one_that_ended_meanwhile() {
     let root = tempfile::tempdir().unwrap();
     let (_cluster, c, mut agent) = start(root.path()).await;
-    let node = agent.node_id();
+    let node = agent.node_id().unwrap();
     put(&c, probe_task("t-keep", &node, &[])).await;
     put(&c, probe_task("t-ends", &node, &["PROBE_EXIT_AFTER=4s", "PROBE_EXIT_CODE=5"])).await;
     task_reaches(&c, "t-keep", TaskState::Running).await;
     task_reaches(&c, "t-ends", TaskState::Running).await;
-    let (keep, ends) = (agent.pgid("t-keep"), agent.pgid("t-ends"));
+    let (keep, ends) = (pgid(&agent, "t-keep"), pgid(&agent, "t-ends"));
     println!("=== kill -9 the agent");
-    agent.kill();
+    agent.kill().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while group_alive(ends) {
         assert!(Instant::now() < deadline, "t-ends did not exit");
@@ -226,12 +157,12 @@ async fn a_restarted_agent_adopts_its_tasks_and_the_exit_code_of_one_that_ended_
     assert!(group_alive(keep), "tasks outlive their agent");
     assert_eq!(status_of(&state(&c).await, "t-ends").state, TaskState::Running);
     println!("=== restart it: adopted, not started again");
-    agent.spawn();
+    agent.spawn().unwrap();
     let ended = task_reaches(&c, "t-ends", TaskState::Failed).await;
     assert_eq!((ended.exit_code, ended.err.as_str()), (Some(5), "task: non-zero exit (5)"));
-    assert_eq!(agent.pgid("t-keep"), keep, "the same process, not a new one");
+    assert_eq!(pgid(&agent, "t-keep"), keep, "the same process, not a new one");
     assert!(group_alive(keep));
-    assert_eq!(agent.supervisors(), 2, "no task was started twice");
+    assert_eq!(agent.task_dirs(), 2, "no task was started twice");
     assert_eq!(status_of(&state(&c).await, "t-keep").state, TaskState::Running);
     println!("=== the adopted task still stops when asked");
     let shut = StoreCommand::SetTaskDesiredState {
@@ -263,24 +194,8 @@ async fn an_agent_renews_a_short_certificate_in_time_and_keeps_working_past_its_
     let cluster = ProcessCluster::start_with_init_args(binary, root.path(), 1, false, &args);
     let cluster = cluster.await.unwrap();
     let c = cluster.client(0).unwrap();
-    let token = c.join_token("worker", false).await.unwrap().token;
-    let mut agent = Agent {
-        dir: root.path().join("a1"),
-        child: None,
-        join: cluster.managers[0].addr.clone(),
-        token,
-    };
-    agent.spawn();
-    wait_for("the agent's node is ready", &c, |s| {
-        s.nodes
-            .values()
-            .find(|n| {
-                n.node.description.hostname == "a1" && n.node.status.state == NodeState::Ready
-            })
-            .map(|_| ())
-    })
-    .await;
-    let node = agent.node_id();
+    let agent = cluster.start_agent(root.path(), "a1", "info").await.unwrap();
+    let node = agent.node_id().unwrap();
     let first = cert_in(&agent.dir);
     println!("=== the agent's first certificate expires at {}", first.not_after);
     let mut current = first.clone();
@@ -336,7 +251,7 @@ async fn service_logs_streams_each_tasks_lines_with_dockers_prefixes() {
     use reconciler_types::{ServiceMode, ServiceSpec};
     let root = tempfile::tempdir().unwrap();
     let (cluster, c, agent) = start(root.path()).await;
-    let node = agent.node_id();
+    let node = agent.node_id().unwrap();
     let mut spec = ServiceSpec { name: "logs_web".into(), ..ServiceSpec::default() };
     spec.mode = ServiceMode::Replicated { replicas: 2 };
     spec.task_template = probe_task("x", &node, &["PROBE_VERSION=v9"]).spec;

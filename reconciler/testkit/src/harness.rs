@@ -21,6 +21,9 @@ pub enum HarnessError {
     /// An API call failed.
     #[error("api: {0}")]
     Client(#[from] reconciler_api::ClientError),
+    /// An agent has no node identity yet.
+    #[error("agent {0} has not joined")]
+    NotJoined(String),
 }
 
 /// One manager process.
@@ -154,6 +157,11 @@ impl ProcessCluster {
             cmd.args(["--token", token]);
         }
         cmd.spawn()
+    }
+
+    /// The `flotilla` binary the managers run.
+    pub fn binary(&self) -> &Path {
+        &self.binary
     }
 
     /// The CA file the CLI verifies managers against (`--tlscacert`).
