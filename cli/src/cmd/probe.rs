@@ -20,7 +20,8 @@
 //!
 //! `flotilla probe check [URL]` is a health-check command: exit 0 when URL answers 2xx
 //! within 5 s, 1 otherwise. The URL defaults to `/health`; one that starts with `/` is a path
-//! on `http://127.0.0.1:$PORT`.
+//! on `http://127.0.0.1:$PORT`. Without `PORT` (a task that publishes no port) both the
+//! server and `check` use port 8080, so `check` asks the probe that runs beside it.
 
 use anyhow::{Context, bail};
 use axum::Router;
@@ -53,7 +54,7 @@ pub struct ProbeArgs {
 enum ProbeCommand {
     /// Exit 0 when URL answers 2xx (a health-check command).
     Check {
-        /// The URL, or a path on http://127.0.0.1:$PORT (default /health).
+        /// The URL, or a path on http://127.0.0.1:$PORT (8080 without PORT; default /health).
         url: Option<String>,
     },
 }
@@ -89,14 +90,27 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn check(url: Option<String>) -> anyhow::Result<ExitCode> {
+/// The port the server listens on without `--listen`, and `check` asks for a path: `PORT`
+/// (the task's first port), else 8080.
+const DEFAULT_PORT: u16 = 8080;
+
+fn port(value: Option<&str>) -> anyhow::Result<u16> {
+    value.map_or(Ok(DEFAULT_PORT), |p| {
+        p.parse().with_context(|| format!("PORT={p:?} is not a port"))
+    })
+}
+
+/// What `check` asks: a URL as given, or a path (default `/health`) on the local probe.
+fn check_url(url: Option<String>, port_var: Option<&str>) -> anyhow::Result<String> {
     let url = url.unwrap_or_else(|| "/health".into());
-    let url = if url.starts_with('/') {
-        let port = env("PORT").context("a path needs PORT to be set")?;
-        format!("http://127.0.0.1:{port}{url}")
-    } else {
-        url
-    };
+    if url.starts_with('/') {
+        return Ok(format!("http://127.0.0.1:{}{url}", port(port_var)?));
+    }
+    Ok(url)
+}
+
+async fn check(url: Option<String>) -> anyhow::Result<ExitCode> {
+    let url = check_url(url, env("PORT").as_deref())?;
     let http = reconciler_api::http::http_client(Duration::from_secs(5))?;
     match http.get(&url).send().await {
         Ok(r) if r.status().is_success() => Ok(ExitCode::SUCCESS),
@@ -122,13 +136,7 @@ async fn serve(version: Option<String>, listen: Option<SocketAddr>) -> anyhow::R
     });
     let addr = match listen {
         Some(a) => a,
-        None => {
-            let port: u16 = match env("PORT") {
-                Some(p) => p.parse().with_context(|| format!("PORT={p:?} is not a port"))?,
-                None => 8080,
-            };
-            SocketAddr::from(([0, 0, 0, 0], port))
-        }
+        None => SocketAddr::from(([0, 0, 0, 0], port(env("PORT").as_deref())?)),
     };
     if let Some(d) = env_duration("PROBE_START_DELAY")? {
         println!("probe {} starting slowly: listening in {d:?}", probe.version);
@@ -237,4 +245,25 @@ fn watch_stop_signals(ignore: bool) -> anyhow::Result<()> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_asks_the_port_the_server_listens_on_with_or_without_port() {
+        // Without PORT (a task that publishes no port) the server listens on 8080: so does
+        // check ask, instead of refusing.
+        assert_eq!(check_url(None, None).unwrap(), "http://127.0.0.1:8080/health");
+        assert_eq!(port(None).unwrap(), 8080);
+        assert_eq!(
+            check_url(Some("/ready".into()), Some("41000")).unwrap(),
+            "http://127.0.0.1:41000/ready"
+        );
+        assert_eq!(port(Some("41000")).unwrap(), 41000);
+        assert_eq!(check_url(Some("http://h:1/x".into()), None).unwrap(), "http://h:1/x");
+        assert!(check_url(None, Some("eighty")).is_err());
+        assert!(port(Some("70000")).is_err());
+    }
 }
