@@ -287,27 +287,30 @@ async fn service_logs_streams_each_tasks_lines_with_dockers_prefixes() {
     assert!(ts.ends_with('Z') && ts.contains('T'), "{first}");
     assert!(rest.starts_with("probe v9 listening on"), "{first}");
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
-    println!("=== -f follows until interrupted and shows lines written later");
+    println!("=== -f follows until interrupted: lines written later, and tasks started later");
     let mut follow = cli(&cluster, &["service", "logs", "-f", "logs_web"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stdout = follow.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let into = seen.clone();
     let reader = std::thread::spawn(move || {
         use std::io::Read;
         let mut buf = [0u8; 4096];
-        let mut all = String::new();
         while let Ok(n) = stdout.read(&mut buf) {
             if n == 0 {
                 break;
             }
-            all.push_str(&String::from_utf8_lossy(&buf[..n]));
-            if all.contains("probe: stopping on SIGTERM") {
-                break;
-            }
+            into.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
         }
-        all
     });
+    // The follower is connected once it printed the running tasks' first lines.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !seen.lock().unwrap().contains("probe v9 listening on") {
+        assert!(Instant::now() < deadline, "the follower printed nothing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mut update = spec.clone();
     for e in &mut update.task_template.container_spec.env {
         if e == "PROBE_VERSION=v9" {
@@ -316,21 +319,32 @@ async fn service_logs_streams_each_tasks_lines_with_dockers_prefixes() {
     }
     let info = c.inspect_service(created.id.as_str()).await.unwrap().service;
     c.update_service(created.id.as_str(), info.version, &update).await.unwrap();
-    wait_for("two running replicas of v10", &c, |s| running(s, "=v10")).await;
+    let new_ids = wait_for("two running replicas of v10", &c, |s| running(s, "=v10")).await;
+    // The update stops the v9 tasks: what they print then reaches the follower; the v10
+    // tasks started after the follow began, and their lines reach it too.
+    let stop_lines: Vec<String> = ids
+        .iter()
+        .map(|(slot, id)| {
+            format!("logs_web.{slot}.{}@a1    | probe: stopping on SIGTERM", short(id))
+        })
+        .collect();
+    let start_lines: Vec<String> = new_ids
+        .iter()
+        .map(|(slot, id)| format!("logs_web.{slot}.{}@a1    | probe v10 listening on", short(id)))
+        .collect();
+    let shown = |text: &str| {
+        let stopped = stop_lines.iter().any(|want| text.lines().any(|l| l == want));
+        stopped && start_lines.iter().all(|want| text.lines().any(|l| l.starts_with(want)))
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !reader.is_finished() && Instant::now() < deadline {
+    while !shown(&seen.lock().unwrap()) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = follow.kill();
     let _ = follow.wait();
-    let seen = if reader.is_finished() { reader.join().unwrap() } else { String::new() };
-    // The update stops the v9 tasks: what they print then reaches the follower. (Tasks
-    // started after the follow began are not followed yet.)
-    let stopped = ids.iter().any(|(slot, id)| {
-        let want = format!("logs_web.{slot}.{}@a1    | probe: stopping on SIGTERM", short(id));
-        seen.lines().any(|l| l == want)
-    });
-    assert!(stopped, "a v9 task's stop line in\n{seen}");
+    reader.join().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert!(shown(&seen), "{stop_lines:?} (any) and {start_lines:?} (all) in\n{seen}");
     println!("=== an unknown target is Docker's error");
     let out = cli(&cluster, &["service", "logs", "nope"]).output().unwrap();
     assert!(!out.status.success());

@@ -12,6 +12,12 @@
 //!
 //! Without `follow` the stream ends once every node said `done` (or stayed silent for
 //! [`SILENCE`]); with it, when the reader goes away, which cancels every subscription.
+//!
+//! Following a service (`docker service logs -f`) also follows the tasks that start after the
+//! stream began: each time the store applies entries, the service's tasks that have started
+//! (RUNNING or later) and are not followed yet get a subscription of their own, from their
+//! first line. A task is subscribed once it has started because only then does its node have
+//! a log to read; the lines it wrote while STARTING come with the rest.
 
 use crate::error::ApiError;
 use crate::manager::Manager;
@@ -28,8 +34,8 @@ use bytes::Bytes;
 use reconciler_api::dispatcher::{LogChunk, LogOptions, LogSubscription, ServiceLogLine};
 use reconciler_api::logs::{LogsItem, LogsTarget, SERVICE_LOGS_PATH, ServiceLogsQuery};
 use reconciler_store::ClusterState;
-use reconciler_types::{NodeId, ServiceMode, TaskId};
-use std::collections::BTreeMap;
+use reconciler_types::{NodeId, ServiceId, ServiceMode, Task, TaskId, TaskState};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -98,32 +104,20 @@ async fn proxy(
     Ok(rx)
 }
 
+/// Tasks by node: node → (hostname, tasks with their slots).
+type ByNode = BTreeMap<NodeId, (String, Vec<(TaskId, u64)>)>;
+
 /// What a key names: the service's name and replicas, and its tasks by node.
 struct Plan {
     target: LogsTarget,
-    /// node → (hostname, tasks with their slots).
-    nodes: BTreeMap<NodeId, (String, Vec<(TaskId, u64)>)>,
+    /// The service, when the key named one (not a task): what `follow` watches.
+    service: Option<ServiceId>,
+    nodes: ByNode,
 }
 
-fn plan(state: &ClusterState, key: &str) -> Result<Plan, ApiError> {
-    let no_such = || ApiError::NotFound(format!("no such task or service: {key}"));
-    let (service, tasks): (_, Vec<_>) = match rules::resolve(state, key) {
-        Ok(r) => (
-            r,
-            state.tasks.values().filter(|t| t.task.service_id == r.id).map(|t| &t.task).collect(),
-        ),
-        Err(ApiError::NotFound(_)) => {
-            let t = state.tasks.get(&TaskId::new(key)).ok_or_else(no_such)?;
-            let s = state.services.get(&t.task.service_id).ok_or_else(no_such)?;
-            (s, vec![&t.task])
-        }
-        Err(e) => return Err(e),
-    };
-    let replicas = match service.spec.mode {
-        ServiceMode::Replicated { replicas } => replicas,
-        ServiceMode::Global => 0,
-    };
-    let mut nodes: BTreeMap<NodeId, (String, Vec<(TaskId, u64)>)> = BTreeMap::new();
+/// Adds placed tasks to `nodes` by node.
+fn by_node<'a>(state: &ClusterState, tasks: impl IntoIterator<Item = &'a Task>) -> ByNode {
+    let mut nodes = ByNode::new();
     for t in tasks {
         let Some(node) = &t.node_id else { continue };
         let host =
@@ -134,17 +128,81 @@ fn plan(state: &ClusterState, key: &str) -> Result<Plan, ApiError> {
             .1
             .push((t.id.clone(), t.slot));
     }
-    Ok(Plan { target: LogsTarget { service: service.spec.name.clone(), replicas }, nodes })
+    nodes
+}
+
+fn plan(state: &ClusterState, key: &str) -> Result<Plan, ApiError> {
+    let no_such = || ApiError::NotFound(format!("no such task or service: {key}"));
+    let (service, named, tasks): (_, _, Vec<_>) = match rules::resolve(state, key) {
+        Ok(r) => (
+            r,
+            Some(r.id.clone()),
+            state.tasks.values().filter(|t| t.task.service_id == r.id).map(|t| &t.task).collect(),
+        ),
+        Err(ApiError::NotFound(_)) => {
+            let t = state.tasks.get(&TaskId::new(key)).ok_or_else(no_such)?;
+            let s = state.services.get(&t.task.service_id).ok_or_else(no_such)?;
+            (s, None, vec![&t.task])
+        }
+        Err(e) => return Err(e),
+    };
+    let replicas = match service.spec.mode {
+        ServiceMode::Replicated { replicas } => replicas,
+        ServiceMode::Global => 0,
+    };
+    let target = LogsTarget { service: service.spec.name.clone(), replicas };
+    Ok(Plan { target, service: named, nodes: by_node(state, tasks) })
+}
+
+/// The tasks of `service` that have started on a node (RUNNING or later: their node has a
+/// log for them) and are not in `followed`.
+fn started_tasks(state: &ClusterState, service: &ServiceId, followed: &BTreeSet<TaskId>) -> ByNode {
+    let tasks = state.tasks.values().map(|r| &r.task).filter(|t| {
+        &t.service_id == service
+            && t.status.state >= TaskState::Running
+            && !followed.contains(&t.id)
+    });
+    by_node(state, tasks)
 }
 
 /// Subscribes to every node's lines (leader only) and merges them.
-fn serve(m: &Manager, q: &ServiceLogsQuery) -> Result<mpsc::Receiver<Bytes>, ApiError> {
-    let plan = m.node.state.read(|s| plan(&s.state, &q.target))?;
+fn serve(m: &Arc<Manager>, q: &ServiceLogsQuery) -> Result<mpsc::Receiver<Bytes>, ApiError> {
     let (tx, rx) = mpsc::channel(BUFFER);
-    let first = Bytes::from(LogsItem::Target(plan.target.clone()).to_line());
-    let _ = tx.try_send(first);
     let options = LogOptions { follow: q.follow, tail: q.tail, since: q.since() };
-    for (node, (host, tasks)) in plan.nodes {
+    let (plan, started) = m.node.state.read(|s| {
+        let plan = plan(&s.state, &q.target)?;
+        // Following a service: the tasks not started yet are followed once they start.
+        let started = match (&plan.service, q.follow) {
+            (Some(id), true) => Some(started_tasks(&s.state, id, &BTreeSet::new())),
+            _ => None,
+        };
+        Ok::<_, ApiError>((plan, started))
+    })?;
+    let _ = tx.try_send(Bytes::from(LogsItem::Target(plan.target.clone()).to_line()));
+    let service = plan.target.service.clone();
+    let Some((id, started)) = plan.service.zip(started) else {
+        subscribe(m, &service, plan.nodes, &options, &tx)?;
+        return Ok(rx);
+    };
+    let present: BTreeSet<TaskId> =
+        plan.nodes.values().flat_map(|(_, ts)| ts.iter().map(|(t, _)| t.clone())).collect();
+    let followed: BTreeSet<TaskId> =
+        started.values().flat_map(|(_, ts)| ts.iter().map(|(t, _)| t.clone())).collect();
+    subscribe(m, &service, started, &options, &tx)?;
+    let follow = FollowService { id, service, options, present, followed };
+    tokio::spawn(follow.run(m.clone(), tx));
+    Ok(rx)
+}
+
+/// Subscribes to the lines of `nodes`' tasks; a node without a session gets a warning.
+fn subscribe(
+    m: &Manager,
+    service: &str,
+    nodes: ByNode,
+    options: &LogOptions,
+    tx: &mpsc::Sender<Bytes>,
+) -> Result<(), ApiError> {
+    for (node, (host, tasks)) in nodes {
         let name = if host.is_empty() { node.to_string() } else { host.clone() };
         if !m.dispatcher.has_session(&node) {
             let warning =
@@ -160,10 +218,61 @@ fn serve(m: &Manager, q: &ServiceLogsQuery) -> Result<mpsc::Receiver<Bytes>, Api
         };
         let chunks = m.dispatcher.subscribe_logs(&node, subscription);
         let slots: BTreeMap<TaskId, u64> = tasks.into_iter().collect();
-        let from = Source { service: plan.target.service.clone(), node, host, name, slots };
-        tokio::spawn(forward(chunks, from, q.follow, tx.clone()));
+        let from = Source { service: service.to_owned(), node, host, name, slots };
+        tokio::spawn(forward(chunks, from, options.follow, tx.clone()));
     }
-    Ok(rx)
+    Ok(())
+}
+
+/// `-f` on a service: follows its tasks as they start, until the reader goes away.
+struct FollowService {
+    id: ServiceId,
+    service: String,
+    /// The stream's options; a task that did not exist when the stream began is read from
+    /// its first line (`--tail` counted back from when the command ran).
+    options: LogOptions,
+    /// The service's tasks when the stream began.
+    present: BTreeSet<TaskId>,
+    /// The tasks subscribed to.
+    followed: BTreeSet<TaskId>,
+}
+
+impl FollowService {
+    async fn run(mut self, m: Arc<Manager>, tx: mpsc::Sender<Bytes>) {
+        let mut applied = m.node.state.applied();
+        loop {
+            // Checked first: a task may have started since the stream's first read.
+            let started = m.node.state.read(|s| started_tasks(&s.state, &self.id, &self.followed));
+            self.subscribe_started(&m, started, &tx);
+            tokio::select! {
+                changed = applied.changed() => if changed.is_err() { return },
+                () = tx.closed() => return,
+            }
+        }
+    }
+
+    fn subscribe_started(&mut self, m: &Manager, started: ByNode, tx: &mpsc::Sender<Bytes>) {
+        if started.is_empty() {
+            return;
+        }
+        let (mut old, mut new) = (ByNode::new(), ByNode::new());
+        for (node, (host, tasks)) in started {
+            for (task, slot) in tasks {
+                self.followed.insert(task.clone());
+                let into = if self.present.contains(&task) { &mut old } else { &mut new };
+                into.entry(node.clone())
+                    .or_insert_with(|| (host.clone(), Vec::new()))
+                    .1
+                    .push((task, slot));
+            }
+        }
+        let from_start = LogOptions { tail: None, ..self.options.clone() };
+        for (nodes, options) in [(old, &self.options), (new, &from_start)] {
+            if let Err(e) = subscribe(m, &self.service, nodes, options, tx) {
+                tracing::warn!(service = %self.service, error = %e, "cannot follow new tasks");
+            }
+        }
+    }
 }
 
 /// Where a node's lines come from.
@@ -255,6 +364,33 @@ mod tests {
             p.nodes[&NodeId::new("n1")].1.iter().map(|(t, s)| (t.to_string(), *s)).collect();
         assert_eq!(n1, [("t1".to_owned(), 1), ("t3".to_owned(), 3)]);
         assert_eq!(p.nodes.len(), 2, "an unplaced task has no logs");
+    }
+
+    #[test]
+    fn following_a_service_picks_up_its_tasks_once_they_started_and_each_once() {
+        let mut s = state();
+        let id = ServiceId::new("svc1");
+        for (t, st) in [
+            ("t1", TaskState::Running),
+            ("t2", TaskState::Failed),
+            ("t3", TaskState::Starting),
+            ("t4", TaskState::Running),
+        ] {
+            s.tasks.get_mut(&TaskId::new(t)).unwrap().task.status.state = st;
+        }
+        let ids = |n: &ByNode| -> Vec<String> {
+            n.values().flat_map(|(_, ts)| ts.iter().map(|(t, _)| t.to_string())).collect()
+        };
+        // t3 has no log yet (STARTING), t4 is on no node.
+        assert_eq!(ids(&started_tasks(&s, &id, &BTreeSet::new())), ["t1", "t2"]);
+        let followed: BTreeSet<TaskId> = [TaskId::new("t1"), TaskId::new("t2")].into();
+        assert!(started_tasks(&s, &id, &followed).is_empty());
+        s.tasks.get_mut(&TaskId::new("t3")).unwrap().task.status.state = TaskState::Running;
+        let next = started_tasks(&s, &id, &followed);
+        assert_eq!(next[&NodeId::new("n1")].1, [(TaskId::new("t3"), 3)]);
+        assert!(started_tasks(&s, &ServiceId::new("other"), &BTreeSet::new()).is_empty());
+        assert_eq!(plan(&s, "shop_web").unwrap().service, Some(id), "a service key is followed");
+        assert_eq!(plan(&s, "t1").unwrap().service, None, "a task key is not");
     }
 
     #[test]
