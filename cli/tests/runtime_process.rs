@@ -168,3 +168,21 @@ async fn a_service_without_a_command_or_with_mounts_is_refused() {
     let e = runtime_suite::prepare(&h.rt, &t).await.unwrap_err();
     assert!(e.message.contains("asks for the docker runtime"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flotilla_in_a_shell_health_check_or_command_is_the_agents_binary() {
+    // `--health-cmd "flotilla probe check"` and a compose `test:` string are CMD-SHELL: the
+    // shell finds `flotilla` on the task's PATH, where the agent's own binary is, as a
+    // command whose first word is `flotilla` runs it (nothing needs installing).
+    let h = harness("shell").await;
+    let mut t = probe_task(&h, "shell", &[]);
+    t.spec.container_spec.command = vec!["/bin/sh".into(), "-c".into()];
+    t.spec.container_spec.args = vec!["exec flotilla probe".into()];
+    let port = run(&h.rt, &t).await;
+    runtime_suite::get(port, "/health").await;
+    let check = agent_core::HealthTest::Shell("flotilla probe check /health".into());
+    let ok = h.rt.probe(&t, &check, Duration::from_secs(10)).await.unwrap();
+    assert!(ok.passed, "{ok:?}");
+    h.rt.stop(&t).await.unwrap();
+    h.rt.remove(&t).await.unwrap();
+}

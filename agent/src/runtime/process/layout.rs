@@ -4,6 +4,7 @@
 //! <state>/<task id>/
 //!   launch.json   what to run (written by prepare)            agent → supervisor
 //!   root/         the task's working folder; configs here, secrets linked from tmpfs
+//!   bin/flotilla  a link to the agent's binary; bin/ leads the task's PATH   agent
 //!   log/task.log  its output, rotated to task.log.1, .2, ...   supervisor
 //!   shim.lock     held by the supervisor while it lives        supervisor
 //!   shim.json     the task's process group, once started      supervisor → agent
@@ -32,6 +33,10 @@ impl TaskDir {
     /// The task's working folder.
     pub fn root(&self) -> PathBuf {
         self.dir.join("root")
+    }
+    /// The folder put first on the task's `PATH`: `flotilla` there is the agent's binary.
+    pub fn bin(&self) -> PathBuf {
+        self.dir.join("bin")
     }
     /// The log folder.
     pub fn log_dir(&self) -> PathBuf {

@@ -5,7 +5,8 @@
 //!
 //! * prepare ([`prepare`]): argv and environment, configs in the task folder, secrets on
 //!   tmpfs (mode 0400, linked from their targets, removed when the task ends), node ports
-//!   (`PORT`, `FLOTILLA_PORT_<target>`), `launch.json`;
+//!   (`PORT`, `FLOTILLA_PORT_<target>`), `flotilla` on `PATH` (the agent's binary, for
+//!   shell commands and CMD-SHELL health checks), `launch.json`;
 //! * start: runs the supervisor and waits for its first line (`started <pid>`);
 //! * wait: takes a shared lock on `shim.lock`, which the supervisor holds while it lives,
 //!   then reads `exit.json`;
@@ -242,7 +243,7 @@ impl Runtime for ProcessRuntime {
             return Ok(());
         }
         let launch = prepare::plan(task, &dir, &self.cfg.flotilla_exe, &self.agent_path)?;
-        prepare::write(task, &dir, launch)
+        prepare::write(task, &dir, &self.cfg.flotilla_exe, launch)
     }
 
     async fn start(&self, task: &TaskContext) -> Result<Vec<PortConfig>, RuntimeError> {

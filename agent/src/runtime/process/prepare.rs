@@ -34,7 +34,11 @@ pub(super) fn plan(
     let root = dir.root();
     let cwd = root.join(working_dir(&spec.dir).map_err(|e| fatal(&e))?);
     let mut env = task_env(&spec.env, &task.who, &[], true);
-    env.entry("PATH".into()).or_insert_with(|| agent_path.to_owned());
+    // `flotilla` in a shell command or a CMD-SHELL health check is the agent's own binary,
+    // as it is as the first word of a command: its link leads the task's PATH.
+    let path = env.get("PATH").map_or(agent_path, String::as_str);
+    let path = format!("{}:{path}", dir.bin().display());
+    env.insert("PATH".into(), path);
     env.entry("HOME".into()).or_insert_with(|| root.to_string_lossy().into_owned());
     Ok(Launch {
         argv,
@@ -55,11 +59,13 @@ pub(super) fn plan(
 pub(super) fn write(
     task: &TaskContext,
     dir: &TaskDir,
+    exe: &Path,
     mut launch: Launch,
 ) -> Result<(), RuntimeError> {
     let io = |e: io::Error| RuntimeError::fatal(format!("preparing the task's folder: {e}"));
     fs::create_dir_all(&launch.cwd).map_err(io)?;
     fs::create_dir_all(&launch.log_dir).map_err(io)?;
+    link_flotilla(&dir.bin(), exe).map_err(io)?;
     let root = dir.root();
     for f in &task.files {
         write_file(&root, &dir.secrets, f).map_err(|e| {
@@ -85,6 +91,17 @@ pub(super) fn write(
         launch.env.insert(k, v);
     }
     write_json(&dir.launch(), &launch).map_err(io)
+}
+
+/// `bin/flotilla`, a link to the agent's binary (made again if it is there already).
+fn link_flotilla(bin: &Path, exe: &Path) -> io::Result<()> {
+    fs::create_dir_all(bin)?;
+    let link = bin.join("flotilla");
+    match fs::remove_file(&link) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::os::unix::fs::symlink(exe, link)
 }
 
 fn write_file(root: &Path, secrets: &Path, f: &TaskFile) -> io::Result<()> {
@@ -218,6 +235,33 @@ mod tests {
         assert_eq!(find_program("data", &path, dir.path()), None);
         assert_eq!(find_program("bin/tool", "", dir.path()), Some(dir.path().join("bin/tool")));
         assert_eq!(find_program("nope", &path, dir.path()), None);
+    }
+
+    #[test]
+    fn flotilla_on_the_tasks_path_is_the_agents_binary_even_beside_a_path_of_its_own() {
+        let tmp = tempfile::tempdir().unwrap();
+        let exe = tmp.path().join("agent-binary");
+        create_with_mode(&exe, b"#!/bin/sh\n", 0o755).unwrap();
+        let dir = TaskDir { dir: tmp.path().join("t1"), secrets: tmp.path().join("s") };
+        let mut task = TaskContext {
+            who: agent_core::TaskIdentity::default(),
+            spec: reconciler_types::TaskSpec::default(),
+            service_labels: Default::default(),
+            ports: Vec::new(),
+            files: Vec::new(),
+            log_limits: Default::default(),
+        };
+        task.spec.container_spec.command = vec!["/bin/sh".into(), "-c".into(), "flotilla".into()];
+        for (spec_env, rest) in [(None, "/usr/bin:/bin"), (Some("PATH=/opt/x"), "/opt/x")] {
+            task.spec.container_spec.env = spec_env.into_iter().map(String::from).collect();
+            let launch = plan(&task, &dir, &exe, "/usr/bin:/bin").unwrap();
+            write(&task, &dir, &exe, launch).unwrap();
+            let launch: Launch = crate::fsutil::read_json(&dir.launch()).unwrap().unwrap();
+            let path = &launch.env["PATH"];
+            assert_eq!(*path, format!("{}:{rest}", dir.bin().display()));
+            let found = find_program("flotilla", path, &launch.cwd).unwrap();
+            assert_eq!(found.canonicalize().unwrap(), exe.canonicalize().unwrap());
+        }
     }
 
     #[test]
