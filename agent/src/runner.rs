@@ -12,7 +12,7 @@ use crate::health::{policy, probe_until_changed, unhealthy_error};
 use crate::outbox::Outbox;
 use crate::runtime::{Found, Runtime, TaskContext};
 use crate::taskstore::{Record, TaskStore};
-use agent_core::task::{OpError, OpResult, after_op};
+use agent_core::task::{OpError, OpResult, after_op, exit_error};
 use agent_core::{Health, HealthPolicy, HealthTracker, Op, Step, advance, next_step};
 use reconciler_types::{Clock, TaskState, TaskStatus};
 use std::sync::Arc;
@@ -284,12 +284,13 @@ impl<R: Runtime> Runner<R> {
         let rt = &*self.shared.rt;
         let decided = tokio::select! {
             h = probe_until_changed(rt, &self.ctx, &mut tracker, &self.shared.clock) => Some(h),
-            exit = rt.wait(&self.ctx) => {
-                let code = exit.ok();
-                let mut e = OpError::fatal("the task exited before its health check passed");
-                e.exit_code = code;
-                return OpResult::Failed(e);
-            }
+            // As Docker's executor: a task that exits while starting failed with its exit
+            // code, or, exiting 0, started and completed (the wait that follows sees it).
+            exit = rt.wait(&self.ctx) => return match exit {
+                Ok(0) => OpResult::Done,
+                Ok(code) => OpResult::Failed(exit_error(code)),
+                Err(e) => OpResult::Failed(e.into()),
+            },
         };
         let healthy = decided == Some(Health::Healthy);
         self.health = Some(tracker);

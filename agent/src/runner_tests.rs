@@ -186,6 +186,24 @@ async fn s53_an_unhealthy_probe_stops_the_task_and_fails_it() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_task_exiting_before_its_first_probe_fails_with_its_code_or_completes() {
+    for (code, state, err) in
+        [(1, TaskState::Failed, "task: non-zero exit (1)"), (0, TaskState::Complete, "")]
+    {
+        let (s, runner) = setup(Some(health(10, 1)), Fake::new());
+        tokio::spawn(runner.run());
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(s.status().state, TaskState::Starting);
+        s.fake.exit.send_replace(Some(code));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let st = s.status();
+        assert_eq!((st.state, st.err.as_str(), st.exit_code), (state, err, Some(code)));
+        assert_eq!(st.timestamp, MonoTime::from_secs(3));
+        assert_eq!(s.fake.calls(), ["prepare", "start"], "no probe ran, nothing to stop");
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_running_task_failing_its_checks_later_is_stopped_after_retries_failures() {
     let fake = Fake::new();
     fake.script.lock().unwrap().probes = VecDeque::from([true, true, false, false]);
