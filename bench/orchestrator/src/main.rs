@@ -90,10 +90,14 @@ fn bench_reconcile() -> Result<(Duration, Duration)> {
         let start = Instant::now();
         let pass = driver.pass(&mut state, MonoTime::ZERO);
         first_pass.push(start.elapsed());
-        let decided = match &pass.batch {
-            Some(StoreCommand::Orchestrate { commands, .. }) => commands.len(),
-            _ => usize::MAX,
-        };
+        let decided: usize = pass
+            .batches
+            .iter()
+            .filter_map(|b| match b {
+                StoreCommand::Orchestrate { commands, .. } => Some(commands.len()),
+                _ => None,
+            })
+            .sum();
         ensure!(
             decided == 0,
             "a new leader's pass over an unchanged cluster decided {decided} things"
@@ -178,9 +182,11 @@ fn bench_pass() -> Result<(Duration, Duration)> {
     let mut driver = Driver::new();
     driver.lead(1);
     let out = driver.pass(&mut state, MonoTime::ZERO);
-    let batch = out.batch.ok_or_else(|| anyhow::anyhow!("no claim"))?;
-    let response = state.apply(&batch, 2);
-    driver.observe(&batch, &response);
+    ensure!(!out.batches.is_empty(), "no claim");
+    for batch in out.batches {
+        let response = state.apply(&batch, state.last_index + 1);
+        driver.observe(&batch, &response);
+    }
     let (mut empty, mut one) = (Vec::new(), Vec::new());
     for i in 0..RUNS {
         let start = Instant::now();
@@ -196,10 +202,12 @@ fn bench_pass() -> Result<(Duration, Duration)> {
         let start = Instant::now();
         let out = driver.pass(&mut state, MonoTime::from_secs(1));
         one.push(start.elapsed());
-        let batch = out.batch.ok_or_else(|| anyhow::anyhow!("a failed task made no decision"))?;
-        let r = state.apply(&batch, state.last_index + 1);
-        driver.observe(&batch, &r);
-        ensure!(r.refusal.is_none(), "{:?}", r.refusal);
+        ensure!(!out.batches.is_empty(), "a failed task made no decision");
+        for batch in out.batches {
+            let r = state.apply(&batch, state.last_index + 1);
+            driver.observe(&batch, &r);
+            ensure!(r.refusal.is_none(), "{:?}", r.refusal);
+        }
     }
     Ok((median(empty), median(one)))
 }

@@ -80,21 +80,25 @@ pub fn rollout(mut state: ClusterState, parallelism: u64) -> Result<Timing> {
         }
         let started = Instant::now();
         let out = h.driver.pass(&mut h.state, now);
-        let Some(batch) = out.batch else {
+        if out.batches.is_empty() {
             now = out.next_wake.filter(|w| *w > now).unwrap_or(now + Duration::from_millis(10));
             continue;
-        };
-        h.index += 1;
-        let response = h.state.apply(&batch, h.index);
+        }
+        let mut puts = false;
+        for batch in out.batches {
+            h.index += 1;
+            let response = h.state.apply(&batch, h.index);
+            h.driver.observe(&batch, &response);
+            ensure!(response.refusal.is_none(), "a batch was refused: {:?}", response.refusal);
+            if let StoreCommand::Orchestrate { commands, .. } = &batch {
+                puts |= commands.iter().any(|c| matches!(c, StoreCommand::PutTask { .. }));
+            }
+            h.agents(&batch, now)?;
+        }
         timing.per_batch.push(started.elapsed());
-        h.driver.observe(&batch, &response);
-        ensure!(response.refusal.is_none(), "a batch was refused: {:?}", response.refusal);
-        if let StoreCommand::Orchestrate { commands, .. } = &batch
-            && commands.iter().any(|c| matches!(c, StoreCommand::PutTask { .. }))
-        {
+        if puts {
             timing.batches += 1;
         }
-        h.agents(&batch, now)?;
     }
     anyhow::bail!("the rollout did not complete")
 }

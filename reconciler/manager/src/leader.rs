@@ -8,15 +8,17 @@
 //!  loop:
 //!    applied commands (StoreEvent) ─► Driver::observe      lagged / snapshot ─► Driver::resync
 //!    Driver::pass on the applied state (a blocking thread, no copy: StateHandle::pass)
-//!      batch? ─► ONE Raft write; the next pass waits until that entry was observed
+//!      entries? ─► one Raft write each, in order (a pass's decisions in entries of at
+//!                  most 200 commands); the next pass waits until they were observed
 //!    sleep until next_wake or the next applied command
 //!  leadership moves ─► the round is dropped before its next write
 //! ```
 //!
 //! Time is the shared epoch-based [`SystemClock`], so a deadline one leader stored (a held
 //! restart, an update's monitor window) means the same to the next. When a batch write fails
-//! without an answer (no quorum), its entry may still commit: the loop keeps waiting for it to
-//! be observed rather than writing a second batch, and a leadership change ends the round.
+//! without an answer (no quorum), its entry may still commit: the loop writes none of the
+//! pass's later entries, keeps waiting for that one to be observed rather than writing it
+//! twice, and a leadership change ends the round.
 
 use crate::dispatcher::run::{leadership_moves, leading_term};
 use crate::manager::Manager;
@@ -104,8 +106,9 @@ async fn lead(m: &Arc<Manager>, term: u64, clock: &Arc<SystemClock>) {
                 None => return,
             };
             driver = d;
-            if let Some(batch) = out.batch {
-                write(m, batch).await;
+            if !out.batches.is_empty() {
+                let unwritten = write(m, out.batches).await;
+                driver.abandon(unwritten);
                 continue;
             }
         }
@@ -169,19 +172,27 @@ fn record(stats: &LoopStats, out: &PassOutput, took: Duration) {
     stats.passes.fetch_add(1, Ordering::Relaxed);
     stats.last_pass_micros.store(micros, Ordering::Relaxed);
     stats.pass_micros.fetch_add(micros, Ordering::Relaxed);
-    if let Some(StoreCommand::Orchestrate { commands, .. }) = &out.batch {
-        stats.batches.fetch_add(1, Ordering::Relaxed);
-        let n = u64::try_from(commands.len()).unwrap_or(u64::MAX);
-        stats.decisions.fetch_add(n, Ordering::Relaxed);
+    for batch in &out.batches {
+        if let StoreCommand::Orchestrate { commands, .. } = batch {
+            stats.batches.fetch_add(1, Ordering::Relaxed);
+            let n = u64::try_from(commands.len()).unwrap_or(u64::MAX);
+            stats.decisions.fetch_add(n, Ordering::Relaxed);
+        }
     }
 }
 
-/// Writes one pass's batch. Its outcome reaches the driver as an applied (or refused) entry;
-/// an error here only says no answer came in time.
-async fn write(m: &Manager, batch: StoreCommand) {
-    if let Err(e) = m.write(batch).await {
-        tracing::warn!(error = %e, "leader loop: the batch of a pass was not acknowledged");
+/// Writes one pass's entries in order, each once committed before the next; stops at the
+/// first that is refused or unanswered and answers how many were left unwritten. Each
+/// written entry's outcome reaches the driver as an applied (or refused) command.
+async fn write(m: &Manager, batches: Vec<StoreCommand>) -> usize {
+    let n = batches.len();
+    for (i, batch) in batches.into_iter().enumerate() {
+        if let Err(e) = m.write(batch).await {
+            tracing::warn!(error = %e, entry = i + 1, of = n, "leader loop: an entry of a pass was not applied");
+            return n - i - 1;
+        }
     }
+    0
 }
 
 /// How long to sleep until `wake` (capped), measured on the shared clock.

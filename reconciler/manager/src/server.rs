@@ -348,7 +348,17 @@ async fn raft_append(
     _: PeerAuth,
     b: Result<Json<AppendEntriesRequest<TypeConfig>>, JsonRejection>,
 ) -> Result<Json<impl Serialize>, ApiError> {
-    Ok(Json(m.node.raft.append_entries(body(b)?).await))
+    let req = body(b)?;
+    let leader = req.vote.leader_id().voted_for();
+    let resp = m.node.raft.append_entries(req).await;
+    // A follower hears from its leader only through these calls: an accepted one is the
+    // leader's sign of life that `node ls` shows as reachable.
+    if let (Some(leader), Ok(r)) = (leader, &resp)
+        && !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_))
+    {
+        m.node.health.record_ok(leader);
+    }
+    Ok(Json(resp))
 }
 
 async fn raft_vote(

@@ -14,19 +14,14 @@ pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
 impl Manager {
     fn live_manager(&self, node: &Node) -> Option<(u64, bool, Reachability)> {
         let ms = node.manager_status.as_ref().filter(|_| node.spec.role == NodeRole::Manager)?;
+        // A peer is reachable when it answered this manager lately, or (the leader, seen from
+        // a follower) when its last heartbeat came lately; a leader this manager no longer
+        // hears from is shown unreachable, not as the leader, until a new one is elected.
+        if !self.is_reachable(ms.raft_id) {
+            return Some((ms.raft_id, false, Reachability::Unreachable));
+        }
         let leader = self.metrics().current_leader == Some(ms.raft_id);
-        let reachable = if self.is_reachable(ms.raft_id) || leader && self.follows_a_live_leader() {
-            Reachability::Reachable
-        } else {
-            Reachability::Unreachable
-        };
-        Some((ms.raft_id, leader, reachable))
-    }
-
-    fn follows_a_live_leader(&self) -> bool {
-        // A follower hears from its leader without sending it anything: a recent heartbeat
-        // (quorum acknowledged on the leader, or a leader known at all here) counts.
-        self.metrics().current_leader.is_some()
+        Some((ms.raft_id, leader, Reachability::Reachable))
     }
 
     /// The STATUS of a node: managers are Ready when reachable, Down otherwise; workers show

@@ -11,8 +11,10 @@
 //!   lost leadership         ─► driver.step_down()            (before anything else is written)
 //!   whenever it may have work (after observing, or at next_wake):
 //!       out = driver.pass(&mut state, clock.now())           (state: the applied state, see below)
-//!       out.batch: Some(cmd) ─► write cmd through Raft as ONE entry; do not call pass again
-//!                               until that entry was observed (applied or refused)
+//!       out.batches: [cmd..] ─► write each through Raft as ONE entry, in order; stop at the
+//!                               first refused or unanswered one and tell the driver
+//!                               (driver.abandon()); do not call pass again until every
+//!                               entry written was observed (applied or refused)
 //!       out.next_wake         ─► sleep until then, or until the next applied command
 //! ```
 //!
@@ -20,9 +22,13 @@
 //!   [`crate::events::of`]), the time (`now`, from a `Clock`; ticks are raised by `pass`
 //!   itself when `next_wake` has come), and leadership ([`Driver::lead`] with the Raft term as
 //!   the epoch, [`Driver::step_down`]).
-//! * **Output**: at most one [`StoreCommand::Orchestrate`] per pass: every decision of every
-//!   pending event, the scheduler's placements, all fenced together (epoch, task-id counter).
-//!   A new leader's first batch claims its epoch, even when it decides nothing.
+//! * **Output**: one pass's decisions (every pending event's, the scheduler's placements) as
+//!   [`StoreCommand::Orchestrate`] entries of at most [`MAX_COMMANDS_PER_ENTRY`] commands,
+//!   fenced (epoch, task-id counter): the first entry moves the task-id counter past every id
+//!   the pass allocated, the later ones expect it there. Swarm splits a batch into
+//!   transactions the same way (`MaxChangesPerTransaction`), so that one Raft entry stays
+//!   small whatever a pass decides (a service scaled to 100,000 replicas). A new leader's
+//!   first entry claims its epoch, even when it decides nothing.
 //! * **The state**: `pass` needs `&mut ClusterState` only to try its decisions as it makes
 //!   them (each event's handler sees the earlier handlers' decisions); it leaves the state
 //!   exactly as it found it ([`ClusterState::tentatively`]). The store's
@@ -53,12 +59,17 @@ struct Leadership {
     claimed: bool,
 }
 
+/// The most commands one Raft entry of a pass carries (swarmkit's
+/// `MaxChangesPerTransaction` is 200).
+pub const MAX_COMMANDS_PER_ENTRY: usize = 200;
+
 /// What one pass produced.
 #[derive(Debug, Clone, PartialEq, Default)]
 #[must_use]
 pub struct PassOutput {
-    /// The batch to write (one Raft entry), if there is anything to write.
-    pub batch: Option<StoreCommand>,
+    /// The entries to write, in order (one Raft entry each); empty when nothing is to be
+    /// written.
+    pub batches: Vec<StoreCommand>,
     /// When to call `pass` again at the latest (nothing else happening).
     pub next_wake: Option<MonoTime>,
     /// Decisions the state refused while the pass tried them (a decision about a task that
@@ -66,13 +77,15 @@ pub struct PassOutput {
     pub dropped: Vec<(StoreCommand, Refusal)>,
 }
 
-/// The driver: pending events, leadership, the batch in flight, the next wake-up.
+/// The driver: pending events, leadership, the entries in flight, the next wake-up.
 #[derive(Debug, Clone, Default)]
 pub struct Driver {
     leader: Option<Leadership>,
     queue: VecDeque<Event>,
     queued: BTreeSet<Event>,
-    in_flight: Option<Fence>,
+    /// The fences of the entries written and not yet observed, in log order (entries after
+    /// a pass's first one may carry equal fences: they are matched in order).
+    in_flight: VecDeque<Fence>,
     wake: Option<MonoTime>,
 }
 
@@ -105,9 +118,21 @@ impl Driver {
         self.leader.map(|l| l.epoch)
     }
 
-    /// Whether a batch was written and not yet observed.
+    /// Whether an entry was written and not yet observed.
     pub fn in_flight(&self) -> bool {
-        self.in_flight.is_some()
+        !self.in_flight.is_empty()
+    }
+
+    /// The writer stopped before writing the last `n` entries of the pass (one was refused
+    /// or got no answer): they will never be observed, and the next pass starts from a full
+    /// resynchronisation, since the entries that did apply may be only part of the pass.
+    pub fn abandon(&mut self, n: usize) {
+        if n == 0 || self.leader.is_none() {
+            return;
+        }
+        let keep = self.in_flight.len().saturating_sub(n);
+        self.in_flight.truncate(keep);
+        self.resync();
     }
 
     /// When the driver wants its next pass at the latest.
@@ -142,9 +167,9 @@ impl Driver {
 
     fn observe_batch(&mut self, fence: &Fence, response: &StoreResponse) {
         let Some(lead) = self.leader else { return };
-        let ours = self.in_flight == Some(*fence);
+        let ours = self.in_flight.front() == Some(fence);
         if ours {
-            self.in_flight = None;
+            self.in_flight.pop_front();
         }
         match (&response.refusal, ours) {
             (None, true) => self.leader = Some(Leadership { claimed: true, ..lead }),
@@ -154,7 +179,11 @@ impl Driver {
             {
                 self.step_down()
             }
-            (Some(_), true) => self.resync(),
+            (Some(_), true) => {
+                // The pass's later entries expect this one applied: they are not written
+                // (the writer stops at a refusal and abandons them).
+                self.resync();
+            }
             _ => {}
         }
     }
@@ -165,7 +194,7 @@ impl Driver {
     pub fn pass(&mut self, state: &mut ClusterState, now: MonoTime) -> PassOutput {
         let idle = PassOutput { next_wake: self.wake, ..PassOutput::default() };
         let Some(lead) = self.leader else { return idle };
-        if self.in_flight.is_some() {
+        if self.in_flight() {
             return idle;
         }
         if self.wake.is_some_and(|w| w <= now) {
@@ -180,17 +209,47 @@ impl Driver {
         let tried = state.tentatively(|s| decide(s, &events, now, start));
         self.wake = tried.wake;
         if tried.batch.is_empty() && lead.claimed {
-            return PassOutput { next_wake: tried.wake, dropped: tried.dropped, batch: None };
+            return PassOutput { next_wake: tried.wake, dropped: tried.dropped, batches: vec![] };
         }
-        let fence = Fence {
-            epoch: lead.epoch,
-            claim: !lead.claimed,
-            next_task_id: start,
-            task_ids: tried.scratch.ids.next.saturating_sub(start),
+        let task_ids = tried.scratch.ids.next.saturating_sub(start);
+        let batches = entries(lead, start, task_ids, tried.batch);
+        self.in_flight = batches.iter().filter_map(fence_of).collect();
+        PassOutput { batches, next_wake: tried.wake, dropped: tried.dropped }
+    }
+}
+
+/// A pass's commands as fenced entries of at most [`MAX_COMMANDS_PER_ENTRY`]: the first
+/// claims the epoch (for a new leader) and moves the task-id counter by every id the pass
+/// allocated; the others expect the counter already moved.
+fn entries(
+    lead: Leadership,
+    start: u64,
+    task_ids: u64,
+    mut commands: Vec<StoreCommand>,
+) -> Vec<StoreCommand> {
+    let mut out = Vec::with_capacity(commands.len().div_ceil(MAX_COMMANDS_PER_ENTRY).max(1));
+    let mut fence =
+        Fence { epoch: lead.epoch, claim: !lead.claimed, next_task_id: start, task_ids };
+    loop {
+        let rest = commands.split_off(commands.len().min(MAX_COMMANDS_PER_ENTRY));
+        out.push(StoreCommand::Orchestrate { fence, commands });
+        if rest.is_empty() {
+            return out;
+        }
+        commands = rest;
+        fence = Fence {
+            claim: false,
+            next_task_id: start.saturating_add(task_ids),
+            task_ids: 0,
+            ..fence
         };
-        self.in_flight = Some(fence);
-        let batch = StoreCommand::Orchestrate { fence, commands: tried.batch };
-        PassOutput { batch: Some(batch), next_wake: tried.wake, dropped: tried.dropped }
+    }
+}
+
+fn fence_of(cmd: &StoreCommand) -> Option<Fence> {
+    match cmd {
+        StoreCommand::Orchestrate { fence, .. } => Some(*fence),
+        _ => None,
     }
 }
 

@@ -159,7 +159,7 @@ impl SimCluster {
             for (cmd, why) in out.dropped {
                 self.anomalies.push(format!("{} dropped {cmd:?}: {why}", fmt_time(now)));
             }
-            let Some(batch) = out.batch else {
+            if out.batches.is_empty() {
                 self.drive_stacks();
                 self.agents_react();
                 if let Some(at) = self.driver.next_wake()
@@ -168,8 +168,8 @@ impl SimCluster {
                     self.push(at.max(now), SimEvent::Tick);
                 }
                 return;
-            };
-            let _ = self.commit(batch);
+            }
+            self.write_pass(out.batches);
         }
         self.anomalies.push(format!("{} the driver did not settle", fmt_time(self.now())));
     }
@@ -346,8 +346,22 @@ impl SimCluster {
     fn settle_driver_only(&mut self) {
         for _ in 0..MAX_PASSES_PER_INSTANT {
             let out = self.driver.pass(&mut self.state, self.clock.now());
-            let Some(batch) = out.batch else { return };
-            let _ = self.commit(batch);
+            if out.batches.is_empty() {
+                return;
+            }
+            self.write_pass(out.batches);
+        }
+    }
+
+    /// Writes a pass's entries in order as the leader loop does: it stops at the first one
+    /// refused and abandons the rest.
+    fn write_pass(&mut self, batches: Vec<StoreCommand>) {
+        let n = batches.len();
+        for (i, batch) in batches.into_iter().enumerate() {
+            if self.commit(batch).is_err() {
+                self.driver.abandon(n - i - 1);
+                return;
+            }
         }
     }
 
@@ -365,7 +379,7 @@ impl SimCluster {
     /// (a batch still in flight at a failover). Answers that batch, to be written later.
     pub fn stale_batch(&mut self) -> Option<StoreCommand> {
         let now = self.now();
-        self.driver.pass(&mut self.state, now).batch
+        self.driver.pass(&mut self.state, now).batches.into_iter().next()
     }
 
     /// Injects an agent report at the current time (a crash, an exit, a late start).

@@ -139,7 +139,7 @@ fn fail_over(c: &mut SimCluster, rng: &mut SimRng, now: MonoTime) -> Result<(), 
     let mut deposed = c.driver.clone();
     c.leaderless_until(now + secs(1 + rng.below(10)));
     let later = c.now();
-    let stale = deposed.pass(&mut c.state, later).batch;
+    let stale = deposed.pass(&mut c.state, later).batches.into_iter().next();
     c.elect_new_leader();
     if let Some(batch) = stale {
         match c.write(batch) {

@@ -619,7 +619,7 @@ fn s37_a_batch_the_old_leader_still_had_in_flight_is_refused_after_the_new_leade
     c.leaderless_until(at(10));
     // The deposed leader still believes it leads: its timer fires and it decides slots 3, 4,
     // but its batch is still in flight when the new leader takes over.
-    let stale = old.pass(&mut c.state, at(10)).batch.unwrap();
+    let stale = old.pass(&mut c.state, at(10)).batches.into_iter().next().unwrap();
     c.elect_new_leader();
     c.run_until(at(11));
     let creates = match &stale {

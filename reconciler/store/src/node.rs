@@ -23,18 +23,21 @@ pub enum NodeError {
     Fatal(#[source] openraft::error::Fatal<RaftId>),
 }
 
-/// flotilla's Raft timings: heartbeats every 50 ms and an election after 0.3–0.6 s without
-/// one, so a new leader is usually elected well within 2 s of losing the old one (Swarm's
-/// defaults take about 10 s). A snapshot is built every `snapshot_every` entries.
+/// flotilla's Raft timings: heartbeats every 250 ms and an election after 1.25–2.5 s without
+/// one, so a new leader is usually elected within 3 s of losing the old one (Swarm's
+/// defaults take about 10 s). openraft also takes the heartbeat interval as the deadline of
+/// every AppendEntries call: a shorter one (50 ms once) let a loaded machine or a large
+/// batch time out every append, the followers lose the leader and elections follow one
+/// another. A snapshot is built every `snapshot_every` entries.
 ///
 /// # Errors
 /// The values are inconsistent (they are not, for the defaults).
 pub fn raft_config(snapshot_every: u64) -> Result<Arc<Config>, NodeError> {
     let config = Config {
         cluster_name: "flotilla".to_owned(),
-        heartbeat_interval: 50,
-        election_timeout_min: 300,
-        election_timeout_max: 600,
+        heartbeat_interval: 250,
+        election_timeout_min: 1250,
+        election_timeout_max: 2500,
         install_snapshot_timeout: 2000,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_every),
         max_in_snapshot_log_to_keep: 100,

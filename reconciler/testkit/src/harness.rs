@@ -142,6 +142,14 @@ impl ProcessCluster {
     }
 
     fn spawn(&self, m: &ManagerProcess, extra: &[&str], token: &str) -> std::io::Result<Child> {
+        // Each manager's log goes beside its data folder (`m1.log`), appended across restarts.
+        if let Some(parent) = m.data_dir.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(m.data_dir.with_extension("log"))?;
         let mut cmd = Command::new(&self.binary);
         cmd.arg("manager")
             .arg("--data-dir")
@@ -152,7 +160,7 @@ impl ProcessCluster {
             .args(self.insecure.then_some("--insecure-listen"))
             .env_remove("FLOTILLA_TOKEN")
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(log);
         if !token.is_empty() {
             cmd.args(["--token", token]);
         }
