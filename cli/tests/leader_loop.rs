@@ -1,8 +1,9 @@
 //! The leader loop on three real manager processes, with fake agents that speak the real
 //! dispatcher protocol (`reconciler-testkit`): a service gets its tasks placed and running, a
 //! rolling update goes in batches (read from the task history, not assumed), a version whose
-//! tasks fail rolls back by itself, and a `kill -9` of the leader mid-rollout leaves the new
-//! leader to finish it without starting any slot twice.
+//! tasks fail rolls back by itself, a `kill -9` of the leader mid-rollout leaves the new
+//! leader to finish it without starting any slot twice, a node whose heartbeats stop goes
+//! down and its tasks are replaced elsewhere, and a drained node's tasks move off it.
 
 // Test helpers panic on setup failures; that is how a test reports them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,7 +12,7 @@ use reconciler_api::ApiClient;
 use reconciler_api::services::ServiceTasks;
 use reconciler_testkit::fake_agent::{self, Behaviour, FakeAgent, FakeNode};
 use reconciler_testkit::harness::ProcessCluster;
-use reconciler_types::{MonoTime, NodeState, Task, TaskState, UpdateState};
+use reconciler_types::{MonoTime, NodeId, NodeState, Task, TaskState, UpdateState};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -25,9 +26,16 @@ struct Setup {
 }
 
 async fn start(agents: usize, behaviour: Behaviour) -> Setup {
+    start_with(agents, behaviour, &[]).await
+}
+
+/// [`start`], the first manager initialised with `init_args` beside `--init`.
+async fn start_with(agents: usize, behaviour: Behaviour, init_args: &[&str]) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let bin = Path::new(env!("CARGO_BIN_EXE_flotilla"));
-    let cluster = ProcessCluster::start(bin, &dir.path().join("m"), 3).await.unwrap();
+    let root = dir.path().join("m");
+    let cluster =
+        ProcessCluster::start_with_init_args(bin, &root, 3, false, init_args).await.unwrap();
     let worker = cluster.client(0).unwrap().join_token("worker", false).await.unwrap().token;
     let mut fakes = Vec::new();
     for i in 0..agents {
@@ -80,6 +88,26 @@ impl Setup {
         assert_eq!(started.len(), 6, "{:#?}", describe(&t));
         assert!(started.values().all(|s| s.len() == 1), "a slot started twice: {started:?}");
         (t, started)
+    }
+
+    /// The id of the fake node named `host`.
+    async fn node_id(&self, host: &str) -> NodeId {
+        let nodes = self.client().nodes().await.unwrap();
+        nodes.into_iter().find(|v| v.hostname == host).map(|v| v.id).unwrap()
+    }
+
+    /// Waits until the node named `host` is in `state`.
+    async fn wait_node(&self, host: &str, state: NodeState) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let nodes = self.client().nodes().await.unwrap_or_default();
+            if nodes.iter().any(|v| v.hostname == host && v.status == state) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let nodes = self.client().nodes().await;
+        panic!("node {host} did not become {state:?}: {nodes:#?}");
     }
 
     /// Waits until `n` fake nodes are ready.
@@ -250,4 +278,65 @@ async fn the_new_leader_finishes_a_rollout_when_the_old_one_is_killed_mid_way() 
     let (t, _) = s.updated_to_v2().await;
     let new_per_slot = t.tasks.iter().filter(|v| image_of(&v.task) == "probe:v2").count();
     assert_eq!(new_per_slot, 6, "one new task per slot: {:#?}", describe(&t));
+}
+
+/// The nodes running `image`'s tasks that are meant to run, with how many each.
+fn running_on(t: &ServiceTasks, image: &str) -> BTreeMap<NodeId, usize> {
+    let mut by_node = BTreeMap::new();
+    for k in t.tasks.iter().map(|v| &v.task) {
+        if k.status.state == TaskState::Running
+            && k.desired_state == TaskState::Running
+            && image_of(k) == image
+            && let Some(n) = &k.node_id
+        {
+            *by_node.entry(n.clone()).or_insert(0) += 1;
+        }
+    }
+    by_node
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_silent_node_goes_down_and_a_drained_node_hands_over_its_tasks() {
+    let s = start_with(3, fake_agent::healthy(), &["--dispatcher-heartbeat", "500ms"]).await;
+    s.cli(0, &["service", "create", "--detach", "--name", "web", "--replicas", "6", "probe:v1"])
+        .await;
+    s.wait("six running replicas", "web", |t| running_with(t, "probe:v1") == 6).await;
+    let (a1, a2, a3) = (s.node_id("a1").await, s.node_id("a2").await, s.node_id("a3").await);
+    let t = s.client().service_tasks("web").await.unwrap();
+    assert_eq!(running_on(&t, "probe:v1").get(&a1), Some(&2), "{:#?}", describe(&t));
+
+    println!("=== a1 goes silent: down, and its two tasks are replaced on a2 and a3");
+    s.agents[0].stop();
+    s.wait_node("a1", NodeState::Down).await;
+    s.wait("six running replicas off a1", "web", |t| {
+        let on = running_on(t, "probe:v1");
+        !on.contains_key(&a1) && on.values().sum::<usize>() == 6
+    })
+    .await;
+    let t = s.client().service_tasks("web").await.unwrap();
+    let on = running_on(&t, "probe:v1");
+    assert_eq!((on.get(&a2), on.get(&a3)), (Some(&3), Some(&3)), "{:#?}", describe(&t));
+    let slots: std::collections::BTreeSet<u64> = t
+        .tasks
+        .iter()
+        .filter(|v| v.task.desired_state == TaskState::Running)
+        .map(|v| v.task.slot)
+        .collect();
+    assert_eq!(slots.len(), 6, "each slot has one task meant to run: {:#?}", describe(&t));
+
+    println!("=== a2 is drained: its tasks move to a3, the only active ready node");
+    s.cli(0, &["node", "update", "--availability", "drain", "a2"]).await;
+    s.wait("every replica on a3", "web", |t| {
+        let on = running_on(t, "probe:v1");
+        on.get(&a3) == Some(&6) && on.len() == 1
+    })
+    .await;
+    let t = s.client().service_tasks("web").await.unwrap();
+    let on_a2 = t.tasks.iter().map(|v| &v.task).filter(|k| k.node_id.as_ref() == Some(&a2));
+    assert!(
+        on_a2.clone().all(|k| k.desired_state > TaskState::Running),
+        "nothing is meant to run on the drained node: {:#?}",
+        describe(&t)
+    );
+    assert!(on_a2.count() >= 3, "a2 ran its tasks before the drain");
 }

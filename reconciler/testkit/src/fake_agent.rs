@@ -455,7 +455,8 @@ async fn report_loop(mut rx: mpsc::UnboundedReceiver<TaskStatusUpdate>, shared: 
 
 async fn heartbeats(client: DispatcherClient, session: String, period_ms: u64, s: Arc<Shared>) {
     let mut period = Duration::from_millis(period_ms.max(10));
-    loop {
+    // A task of its own: aborting the session's task does not end it, so it checks `stopped`.
+    while !s.stopped.load(Ordering::Relaxed) {
         if s.heartbeating.load(Ordering::Relaxed) {
             match client.heartbeat(&session).await {
                 Ok(ack) => period = Duration::from_millis(ack.period_ms.max(10)),
