@@ -94,7 +94,8 @@ async fn lead(m: &Arc<Manager>, term: u64, clock: &Arc<SystemClock>) {
     // the first pass reconciles everything applied before.
     let mut events = m.node.state.subscribe();
     let mut driver = Driver::new();
-    driver.lead(term);
+    let claimed = m.node.state.read(|s| s.state.counters.orchestrator_epoch);
+    driver.lead_at(term, claimed);
     tracing::info!(term, "leader loop: leading");
     loop {
         if !drain(&mut events, &mut driver) || !driver.is_leader() {

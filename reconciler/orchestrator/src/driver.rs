@@ -103,6 +103,20 @@ impl Driver {
         self.resync();
     }
 
+    /// [`Driver::lead`], told the epoch the state was last claimed at: when it is this
+    /// leader's own (Raft has one leader per term, so this manager claimed it before: a
+    /// one-manager cluster restarted in the same term, or this leader's loop started
+    /// again), its batches follow that claim instead of claiming again, which the fence
+    /// refuses.
+    pub fn lead_at(&mut self, epoch: u64, claimed_epoch: u64) {
+        self.lead(epoch);
+        if claimed_epoch == epoch
+            && let Some(l) = &mut self.leader
+        {
+            l.claimed = true;
+        }
+    }
+
     /// This manager no longer leads: nothing more is decided or written.
     pub fn step_down(&mut self) {
         *self = Driver::new();
@@ -291,5 +305,28 @@ fn try_all(state: &mut ClusterState, cmds: Vec<StoreCommand>, tried: &mut Tried)
     for i in first..tried.batch.len() {
         let more = orchestrator::after_change(state, &tried.batch[i], &mut tried.scratch);
         try_all(state, more, tried);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leader_whose_epoch_the_state_already_holds_does_not_claim_it_again() {
+        let mut state = ClusterState::default();
+        let mut d = Driver::new();
+        d.lead_at(3, 2);
+        let claim = d.pass(&mut state, MonoTime::ZERO).batches;
+        assert!(
+            matches!(claim.first(), Some(StoreCommand::Orchestrate { fence, .. }) if fence.claim && fence.epoch == 3),
+            "a new epoch is claimed by the first batch"
+        );
+        let mut again = Driver::new();
+        again.lead_at(3, 3);
+        assert!(
+            again.pass(&mut state, MonoTime::ZERO).batches.is_empty(),
+            "nothing to claim or do"
+        );
     }
 }
