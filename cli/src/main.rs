@@ -25,6 +25,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a one-node cluster on this machine (a manager and an agent) that deploys a Git
+    /// repository, by default this checkout's examples/stacks.
+    Up(cmd::up::UpArgs),
     /// Manage stacks.
     Stack(cmd::stack::StackArgs),
     /// Show (with --dry-run) what Git would change in the cluster.
@@ -56,6 +59,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Up(args) => cmd::up::run(args),
         Command::Stack(args) => cmd::stack::run(args, &cli.global),
         Command::Reconcile(args) => cmd::reconcile::run(args, &cli.global),
         Command::Manager(args) => cmd::manager::run(args, &cli.global),

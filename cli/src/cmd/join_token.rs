@@ -43,7 +43,7 @@ pub fn run(args: JoinTokenArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode>
     if args.rotate {
         println!("Successfully rotated {role} join token.\n");
     }
-    let host = &global.host;
+    let host = &global.host();
     println!("To add a {role} to this swarm, run the following command:\n");
     match args.role {
         RoleArg::Worker => {

@@ -13,3 +13,4 @@ pub mod service;
 pub mod source;
 pub mod stack;
 pub mod state;
+pub mod up;

@@ -83,9 +83,9 @@ fn actual(args: &ReconcileArgs, global: &GlobalArgs) -> Result<StackSet> {
         .client()
         .context("reading the live cluster state (or pass --base REV or --state FILE)")?;
     let state = block_on(async { Ok(client.state::<serde_json::Value>().await?) })
-        .with_context(|| format!("cannot read the cluster state from {}", global.host))?;
+        .with_context(|| format!("cannot read the cluster state from {}", global.host()))?;
     let text = serde_json::to_string(&state)?;
-    let set = stacks_from_snapshot(&text, &format!("manager {}", global.host))?;
+    let set = stacks_from_snapshot(&text, &format!("manager {}", global.host()))?;
     Ok(only(set, args.stack.as_deref()))
 }
 

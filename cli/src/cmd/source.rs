@@ -20,7 +20,7 @@ pub struct SourceArgs {
 #[derive(Debug, Subcommand)]
 enum SourceCommand {
     /// Set the Git source, or change some of its settings.
-    Set(SetArgs),
+    Set(Box<SetArgs>),
     /// Show the Git source and what the leader last fetched.
     #[command(visible_alias = "inspect")]
     Show,
@@ -64,6 +64,10 @@ struct SetArgs {
     /// Forget the repository credential.
     #[arg(long)]
     no_credential: bool,
+    /// Deploy only the stacks this runtime can run (the others are skipped and listed in
+    /// `source show`); `any`: every stack.
+    #[arg(long, value_name = "process|docker|any")]
+    runtime: Option<String>,
 }
 
 /// A secret file's content without its final line break.
@@ -111,6 +115,7 @@ impl SetArgs {
             clear_webhook_secret: self.no_webhook_secret,
             credential,
             clear_credential: self.no_credential,
+            runtime: self.runtime.clone(),
             version: None,
         })
     }
@@ -158,6 +163,9 @@ pub fn render(view: &SourceView) -> String {
         ("Credential", s.credential.clone().unwrap_or_else(|| "none".into())),
         ("Webhook", if s.webhook { "secret set (POST /v1/webhook)" } else { "no secret" }.into()),
     ];
+    if let Some(r) = &s.runtime {
+        rows.push(("Runtime", format!("{r} (stacks it cannot run are skipped)")));
+    }
     let st = &view.status;
     let ago = || {
         let d = view.now.saturating_since(st.at);
@@ -173,6 +181,9 @@ pub fn render(view: &SourceView) -> String {
     }
     if let Some(e) = &st.error {
         rows.push(("Error", e.clone()));
+    }
+    for why in &st.skipped {
+        rows.push(("Skipped", why.clone()));
     }
     rows.iter().map(|(k, v)| format!("{:<12}{v}\n", format!("{k}:"))).collect()
 }
@@ -197,12 +208,14 @@ mod tests {
                 poll: Duration::from_secs(60),
                 credential: None,
                 webhook: true,
+                runtime: None,
                 version: 4,
             }),
             status: SourceStatusView {
                 commit: Some("0123456789abcdef".into()),
                 error: Some("cannot fetch".into()),
                 at: MonoTime::from_secs(100),
+                skipped: Vec::new(),
             },
             now: MonoTime::from_secs(105),
         };

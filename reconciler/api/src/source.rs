@@ -74,6 +74,10 @@ pub struct SourceSet {
     /// Forget the repository credential.
     #[serde(default)]
     pub clear_credential: bool,
+    /// Deploy only the stacks this runtime (`process` or `docker`) can run, skipping the
+    /// others; `any` deploys every stack again.
+    #[serde(default)]
+    pub runtime: Option<String>,
     /// The version of the source this change was made from (`None`: whatever it is).
     #[serde(default)]
     pub version: Option<u64>,
@@ -88,6 +92,7 @@ impl std::fmt::Debug for SourceSet {
             .field("poll", &self.poll)
             .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "…"))
             .field("credential", &self.credential)
+            .field("runtime", &self.runtime)
             .finish_non_exhaustive()
     }
 }
@@ -108,6 +113,9 @@ pub struct SourceInfo {
     pub credential: Option<String>,
     /// Whether a webhook secret is set.
     pub webhook: bool,
+    /// The runtime whose unrunnable stacks are skipped (`None`: none are).
+    #[serde(default)]
+    pub runtime: Option<String>,
     /// The log index that last wrote it (a change names it).
     pub version: u64,
 }
@@ -121,6 +129,10 @@ pub struct SourceStatusView {
     pub error: Option<String>,
     /// When the leader last looked (the managers' epoch clock; zero: never).
     pub at: MonoTime,
+    /// The head's stacks skipped because the source's runtime cannot run them, each as
+    /// `stack S: why`.
+    #[serde(default)]
+    pub skipped: Vec<String>,
 }
 
 /// `GET /v1/source`.

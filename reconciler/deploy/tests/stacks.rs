@@ -155,13 +155,19 @@ fn a_deployed_stack_is_synced_until_changed_by_hand_or_git_moves_on() {
         poll: Duration::from_secs(60),
         credential: None,
         webhook_secret: None,
+        runtime: None,
         version: 0,
     };
     c.write(&StoreCommand::Gitops(GitopsCommand::SetSource {
         source: Some(source),
         expected: Expect::Any,
     }));
-    let seen = SourceStatus { commit: Some(C2.into()), error: None, at: MonoTime::from_secs(150) };
+    let seen = SourceStatus {
+        commit: Some(C2.into()),
+        error: None,
+        at: MonoTime::from_secs(150),
+        skipped: Vec::new(),
+    };
     c.write(&StoreCommand::Gitops(GitopsCommand::SourceStatus { status: seen }));
     assert_eq!(sync_of(&c), (SyncState::OutOfSync, "c2c2c2c2c2c2 is not applied".into()));
     let in_sync = StackSync { head: Some(C2.into()), ..c.sync() };

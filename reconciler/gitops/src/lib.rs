@@ -15,4 +15,6 @@
 pub mod base;
 pub mod desired;
 
-pub use desired::{Desired, Plain, desired, plan, short, show_problem};
+pub use desired::{
+    Desired, Plain, desired, plan, short, show_problem, skip_unrunnable, unrunnable,
+};

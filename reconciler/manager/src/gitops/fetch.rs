@@ -49,8 +49,11 @@ pub fn look(
     if known == Some(commit.as_str()) {
         return Ok(Looked::Same(commit));
     }
-    let desired = reconciler_gitops::desired(&repo, &commit, &source.path, None, true)
+    let mut desired = reconciler_gitops::desired(&repo, &commit, &source.path, None, true)
         .map_err(|e| e.to_string())?;
+    if let Some(runtime) = &source.runtime {
+        reconciler_gitops::skip_unrunnable(&mut desired, runtime, &installed);
+    }
     if !desired.path_found {
         return Err(format!(
             "{} has no folder {:?} at {}",
@@ -61,6 +64,18 @@ pub fn look(
     }
     let info = repo.commit_info(&commit).map_err(|e| e.to_string())?;
     Ok(Looked::New(Box::new(Fetched { commit, info, desired })))
+}
+
+/// Whether the process runtime of this machine (`flotilla up`'s, which shares the
+/// manager's process) finds `program`: an absolute path to a file, a name on `PATH`; a
+/// relative path (to the task's folder) is taken as found.
+fn installed(program: &str) -> bool {
+    let path = Path::new(program);
+    if program.contains('/') {
+        return !path.is_absolute() || path.is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|dirs| std::env::split_paths(&dirs).any(|d| d.join(program).is_file()))
 }
 
 /// The repository of `source` and its head.

@@ -60,7 +60,9 @@ pub fn head_status(f: &Fetched) -> SourceStatus {
             list.join("; ")
         )
     });
-    SourceStatus { commit: Some(f.commit.clone()), error, at: now() }
+    let skipped =
+        f.desired.skipped.iter().map(|(stack, why)| format!("stack {stack}: {why}")).collect();
+    SourceStatus { commit: Some(f.commit.clone()), error, at: now(), skipped }
 }
 
 /// The last deployment of a stack, when it is still in progress.
@@ -72,7 +74,9 @@ fn in_progress<'s>(state: &'s ClusterState, stack: &StackName) -> Option<&'s Dep
 /// Applies what `f` asks of every stack, as the sync policy decides.
 pub async fn apply_head(m: &Manager, f: &Fetched) -> Report {
     let state = m.node.state.snapshot();
-    let actual = reconciler_deploy::actual(&state, "cluster");
+    let mut actual = reconciler_deploy::actual(&state, "cluster");
+    // A skipped stack is neither deployed nor removed: what runs of it stays as it is.
+    actual.stacks.retain(|name, _| !f.desired.skipped.contains_key(name));
     let plan = reconciler_gitops::plan(&f.desired, &actual);
     let broken = broken_stacks(f);
     let mut names: BTreeSet<StackName> = f.desired.set.stacks.keys().cloned().collect();

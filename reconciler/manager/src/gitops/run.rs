@@ -160,8 +160,11 @@ async fn fetch_pass(m: &Arc<Manager>, src: &GitSource, t: &mut Term) -> Option<D
         Err(error) => {
             m.gitops.fetch_failures.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(url = %src.url, error, "gitops: cannot read the source");
-            let commit = m.node.state.read(|s| s.state.source_status.commit.clone());
-            SourceStatus { commit, error: Some(error), at: SystemClock::new().now() }
+            let (commit, skipped) = m.node.state.read(|s| {
+                let st = &s.state.source_status;
+                (st.commit.clone(), st.skipped.clone())
+            });
+            SourceStatus { commit, error: Some(error), at: SystemClock::new().now(), skipped }
         }
         Ok(looked) => {
             let head = match looked {

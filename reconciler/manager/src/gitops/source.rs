@@ -85,7 +85,15 @@ pub fn merged(
         (None, true) => None,
         (None, false) => current.and_then(|c| c.credential.clone()),
     };
-    Ok(GitSource { url, branch, path, poll, credential, webhook_secret, version: 0 })
+    let runtime = match set.runtime.as_deref().map(str::trim) {
+        None => current.and_then(|c| c.runtime.clone()),
+        Some("any") => None,
+        Some(r @ ("process" | "docker")) => Some(r.to_owned()),
+        Some(other) => {
+            return Err(bad(format!("unknown runtime {other:?}: process, docker or any")));
+        }
+    };
+    Ok(GitSource { url, branch, path, poll, credential, webhook_secret, runtime, version: 0 })
 }
 
 /// A stacks path inside the repository: `/`-separated, no `..`, no leading `/` (`.` is the
@@ -114,6 +122,7 @@ pub fn info(s: &GitSource) -> SourceInfo {
             CredentialKind::Token => "token".to_owned(),
         }),
         webhook: s.webhook_secret.is_some(),
+        runtime: s.runtime.clone(),
         version: s.version,
     }
 }
@@ -123,7 +132,12 @@ pub fn view(state: &ClusterState, now: reconciler_types::MonoTime) -> SourceView
     let st = &state.source_status;
     SourceView {
         source: state.source.as_ref().map(info),
-        status: SourceStatusView { commit: st.commit.clone(), error: st.error.clone(), at: st.at },
+        status: SourceStatusView {
+            commit: st.commit.clone(),
+            error: st.error.clone(),
+            at: st.at,
+            skipped: st.skipped.clone(),
+        },
         now,
     }
 }
@@ -222,6 +236,24 @@ mod tests {
         let clear = SourceSet { clear_webhook_secret: true, ..Default::default() };
         assert_eq!(merged(Some(&second), &clear, &k).unwrap().webhook_secret, None);
         assert!(info(&second).credential.is_none() && info(&second).webhook);
+    }
+
+    #[test]
+    fn a_runtime_filter_is_kept_until_changed_and_any_clears_it() {
+        let k = key();
+        let set = SourceSet {
+            url: Some("/srv/repo".into()),
+            runtime: Some("process".into()),
+            ..Default::default()
+        };
+        let first = merged(None, &set, &k).unwrap();
+        assert_eq!(first.runtime.as_deref(), Some("process"));
+        let other = SourceSet { branch: Some("prod".into()), ..Default::default() };
+        assert_eq!(merged(Some(&first), &other, &k).unwrap().runtime.as_deref(), Some("process"));
+        let any = SourceSet { runtime: Some("any".into()), ..Default::default() };
+        assert_eq!(merged(Some(&first), &any, &k).unwrap().runtime, None);
+        let bad = SourceSet { runtime: Some("vm".into()), ..Default::default() };
+        assert!(merged(Some(&first), &bad, &k).is_err());
     }
 
     #[test]

@@ -70,6 +70,11 @@ pub struct GitSource {
     /// The webhook secret (GitHub and Gitea signatures, GitLab's token), sealed.
     #[serde(default)]
     pub webhook_secret: Option<Vec<u8>>,
+    /// The one runtime the cluster's nodes run (`process` or `docker`), when the source
+    /// should deploy only the stacks it can run (`flotilla up`); the others are skipped and
+    /// listed with the reason in [`SourceStatus::skipped`]. `None`: every stack is deployed.
+    #[serde(default)]
+    pub runtime: Option<String>,
     /// The log index that last wrote it (ignored in commands).
     #[serde(default)]
     pub version: u64,
@@ -84,6 +89,10 @@ pub struct SourceStatus {
     pub error: Option<String>,
     /// When the leader last looked.
     pub at: MonoTime,
+    /// The head's stacks left out because the source's runtime cannot run them, each as
+    /// `stack S: why`.
+    #[serde(default)]
+    pub skipped: Vec<String>,
 }
 
 /// How a deployment ended (or that it has not yet).
@@ -421,6 +430,7 @@ mod tests {
             poll: DEFAULT_POLL,
             credential: None,
             webhook_secret: None,
+            runtime: None,
             version: 0,
         }
     }

@@ -1,0 +1,710 @@
+//! `flotilla up`: a one-node cluster on this machine in one process — a manager (its data
+//! folder made on the first run, resumed on the next) and an agent joined to it with the
+//! worker token — deploying a Git repository: by default the `examples/stacks/` of the
+//! flotilla checkout that holds the current folder.
+//!
+//! ```text
+//!  up ─► manager (Raft, API, GitOps loop on DATA/manager) ◄─ agent (DATA/agent, runtime)
+//!   │          ▲ source: the repo, runtime filter (stacks the runtime cannot run are skipped)
+//!   └─ every 250 ms: read the state, print what changed, route published ports to tasks
+//! ```
+//!
+//! Stacks the runtime cannot run are skipped by the Git source itself (its `runtime`
+//! setting), so the loop, `source show` and this command agree on them. Published ports
+//! answer on this machine through a small forwarder to the service's running tasks (the
+//! agents' routing mesh is not built yet). Ctrl-C (SIGINT or SIGTERM) drains the agent's
+//! node, waits for its tasks to stop, then stops the agent and the manager; the next `up`
+//! makes the node active again and the tasks come back.
+
+use super::api::{HOST_FILE, block_on, default_data_dir};
+use agent::agent::{AgentOptions, RuntimeKind};
+use agent_core::logs::LogLimits;
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use reconciler_api::operator::NodeUpdate;
+use reconciler_api::source::SourceSet;
+use reconciler_manager::dispatcher::DispatcherConfig;
+use reconciler_manager::{ManagerOptions, StartMode, start_manager};
+use reconciler_orchestrator::state::ClusterState;
+use reconciler_orchestrator::state::gitops::Outcome;
+use reconciler_types::{Availability, NodeId, NodeRole, PortProtocol, TaskState};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The folder of the stacks `up` deploys from a flotilla checkout.
+pub const EXAMPLES_PATH: &str = "examples/stacks";
+
+/// How long a stop waits for the node's tasks (their grace periods) before it gives up.
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `flotilla up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The repository to deploy: a Git folder, a plain folder or a URL (default: the
+    /// flotilla checkout that holds the current folder).
+    #[arg(long, value_name = "DIR|URL")]
+    repo: Option<String>,
+    /// The repository's folder that holds the stacks (default: examples/stacks without
+    /// --repo, stacks with it).
+    #[arg(long, value_name = "PATH")]
+    path: Option<String>,
+    /// The branch to deploy (default: the branch a local repository has checked out, else
+    /// main).
+    #[arg(long, value_name = "BRANCH")]
+    branch: Option<String>,
+    /// The data folder (default: $XDG_STATE_HOME/flotilla, else ~/.local/state/flotilla,
+    /// where other commands find the manager and its token without flags).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// What runs the tasks; stacks it cannot run are skipped.
+    #[arg(long, value_enum, default_value_t = UpRuntime::Process)]
+    runtime: UpRuntime,
+    /// The manager's address.
+    #[arg(long, default_value = super::api::DEFAULT_HOST)]
+    listen: SocketAddr,
+    /// How often the repository is looked at (default: 1s for a folder, 60s for a URL).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    poll: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum UpRuntime {
+    /// Host processes (a service needs an entrypoint or a command).
+    Process,
+    /// Docker containers (the local engine, or DOCKER_HOST).
+    Docker,
+}
+
+impl UpRuntime {
+    fn name(self) -> &'static str {
+        match self {
+            UpRuntime::Process => "process",
+            UpRuntime::Docker => "docker",
+        }
+    }
+}
+
+/// The flotilla checkout that holds `dir`: the nearest folder at or above it with `.git`
+/// and `examples/stacks`.
+fn find_checkout(dir: &Path) -> anyhow::Result<PathBuf> {
+    for d in dir.ancestors() {
+        if d.join(".git").exists() {
+            if d.join(EXAMPLES_PATH).is_dir() {
+                return Ok(d.to_path_buf());
+            }
+            bail!(
+                "{} is a Git repository but not a flotilla checkout (it has no {EXAMPLES_PATH}): \
+                 run `flotilla up` inside a flotilla checkout, or give the stacks to deploy with \
+                 --repo DIR|URL [--path PATH]",
+                d.display()
+            );
+        }
+    }
+    bail!(
+        "{} is not inside a flotilla checkout, whose {EXAMPLES_PATH} `flotilla up` deploys by \
+         default: run it inside one (git clone https://github.com/flotilla/flotilla), or give \
+         the stacks to deploy with --repo DIR|URL [--path PATH]",
+        dir.display()
+    )
+}
+
+/// The branch a local repository has checked out.
+fn checked_out_branch(dir: &Path) -> anyhow::Result<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["symbolic-ref", "--quiet", "--short", "HEAD"])
+        .output()
+        .context("cannot run git")?;
+    if !out.status.success() {
+        bail!("{} has no branch checked out (a detached HEAD): pass --branch", dir.display());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The Git source `up` deploys.
+fn source_of(args: &UpArgs) -> anyhow::Result<SourceSet> {
+    let (url, path) = match &args.repo {
+        Some(repo) => (super::source::repo_location(repo)?, args.path.clone()),
+        None => {
+            let cwd = std::env::current_dir().context("cannot read the current folder")?;
+            let checkout = find_checkout(&cwd)?;
+            let path = args.path.clone().unwrap_or_else(|| EXAMPLES_PATH.to_owned());
+            (checkout.display().to_string(), Some(path))
+        }
+    };
+    let local = !reconciler_source::repo::is_url(&url);
+    let git_folder = local && reconciler_source::repo::is_repository(Path::new(&url));
+    let branch = match &args.branch {
+        Some(b) => Some(b.clone()),
+        None if git_folder => Some(checked_out_branch(Path::new(&url))?),
+        None => None,
+    };
+    let poll = args.poll.or(local.then_some(Duration::from_secs(1)));
+    Ok(SourceSet {
+        url: Some(url),
+        branch,
+        path,
+        poll,
+        runtime: Some(args.runtime.name().to_owned()),
+        ..SourceSet::default()
+    })
+}
+
+/// Runs `flotilla up`.
+pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let default_dir = default_data_dir();
+    let Some(data_dir) = args.data_dir.clone().or_else(|| default_dir.clone()) else {
+        bail!("no data folder: pass --data-dir DIR (or set HOME or XDG_STATE_HOME)");
+    };
+    let source = source_of(&args)?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FLOTILLA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let is_default = default_dir.as_deref() == Some(data_dir.as_path());
+    block_on(async move { serve(args, data_dir, source, is_default).await })
+}
+
+async fn serve(
+    args: UpArgs,
+    data_dir: PathBuf,
+    source: SourceSet,
+    is_default: bool,
+) -> anyhow::Result<ExitCode> {
+    let manager_dir = data_dir.join("manager");
+    let agent_dir = data_dir.join("agent");
+    let resume = manager_dir.join(reconciler_manager::identity::IDENTITY_FILE).exists();
+    let opts = ManagerOptions {
+        data_dir: manager_dir.clone(),
+        listen: args.listen,
+        advertise: String::new(),
+        mode: if resume { StartMode::Restart } else { StartMode::Init },
+        hostname: reconciler_manager::daemon::system_hostname(),
+        snapshot_every: 10_000,
+        autolock: false,
+        unlock_key: None,
+        dispatcher: DispatcherConfig::default(),
+        dispatcher_heartbeat: None,
+        insecure: false,
+        cert_expiry: Duration::from_secs(2160 * 3600),
+        source: (!resume).then(|| source.clone()),
+    };
+    let running = start_manager(opts)
+        .await
+        .with_context(|| format!("the manager in {} failed to start", manager_dir.display()))?;
+    let m = running.manager.clone();
+    let addr = running.local_addr;
+    std::fs::write(data_dir.join(HOST_FILE), format!("{addr}\n"))
+        .with_context(|| format!("cannot write {}", data_dir.join(HOST_FILE).display()))?;
+    if resume {
+        with_leader(|| m.set_source(&source)).await.context("cannot set the Git source")?;
+    }
+    let token = with_leader(|| async { m.join_token(NodeRole::Worker) }).await?.token;
+    let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent_opts = AgentOptions {
+        data_dir: agent_dir.clone(),
+        join: Some(addr.to_string()),
+        token: Some(token),
+        runtime: match args.runtime {
+            UpRuntime::Process => RuntimeKind::Process,
+            UpRuntime::Docker => RuntimeKind::Docker,
+        },
+        labels: BTreeMap::new(),
+        advertise: None,
+        hostname: None,
+        log_limits: LogLimits::default(),
+        insecure: false,
+        flotilla_exe: std::env::current_exe().context("cannot find this program's path")?,
+    };
+    let mut agent = tokio::spawn(agent::agent::run(agent_opts, async {
+        let _ = agent_stopped.await;
+    }));
+    let node = tokio::select! {
+        n = agent_node(&agent_dir) => n?,
+        r = &mut agent => bail!("the agent stopped: {}", agent_end(r)),
+    };
+    set_availability(&m, &node, Availability::Active).await?;
+
+    println!(
+        "{} cluster in {} (manager on {addr}, agent on the {} runtime)",
+        if resume { "Resumed the" } else { "Started a" },
+        data_dir.display(),
+        args.runtime.name()
+    );
+    println!(
+        "Deploying {} of {} ({}), and each commit to it",
+        source.path.as_deref().unwrap_or("stacks"),
+        source.url.as_deref().unwrap_or_default(),
+        source
+            .branch
+            .as_deref()
+            .map_or_else(|| "branch main".to_owned(), |b| format!("branch {b}")),
+    );
+    if is_default {
+        println!("Other flotilla commands on this machine use this cluster without flags.");
+    } else {
+        println!(
+            "Other commands: -H {addr} --tlscacert {} --token $(cat {})",
+            manager_dir.join("ca.pem").display(),
+            manager_dir.join(reconciler_manager::identity::API_TOKEN_FILE).display()
+        );
+    }
+    println!("Ctrl-C stops the tasks and the cluster; `flotilla up` again resumes it.");
+
+    let mut signals = Signals::new()?;
+    let mut seen = View::default();
+    let mut mesh = Mesh::default();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            () = signals.next() => break,
+            r = &mut agent => {
+                mesh.close();
+                running.shutdown().await;
+                bail!("the agent stopped: {}", agent_end(r));
+            }
+            _ = tick.tick() => {
+                let view = m.node.state.read(|s| View::of(&s.state, &node));
+                for line in seen.changes(&view) {
+                    println!("{line}");
+                }
+                for line in mesh.route(&view) {
+                    println!("{line}");
+                }
+                seen = view;
+            }
+        }
+    }
+    println!("Stopping: draining this node's tasks (Ctrl-C again to stop at once)");
+    mesh.close();
+    tokio::select! {
+        r = drain(&m, &node) => {
+            if let Err(e) = r {
+                println!("{e:#}");
+            }
+        }
+        () = signals.next() => println!("Stopping at once: the tasks left running are adopted by the next `up`"),
+    }
+    let _ = stop_agent.send(());
+    let _ = agent.await;
+    running.shutdown().await;
+    println!("Stopped.");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn agent_end(r: Result<Result<(), agent::agent::AgentError>, tokio::task::JoinError>) -> String {
+    match r {
+        Ok(Ok(())) => "without an error".into(),
+        Ok(Err(e)) => format!("{:#}", anyhow::Error::new(e)),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Calls `f` until the manager leads (a restarted one-node cluster elects itself within a
+/// few seconds).
+async fn with_leader<T, F, Fut>(mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, reconciler_manager::ApiError>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The agent's node id, once it has joined.
+async fn agent_node(dir: &Path) -> anyhow::Result<NodeId> {
+    let file = dir.join(agent::node::NODE_FILE);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&file)
+            && let Ok(node) = serde_json::from_str::<agent::node::NodeFile>(&text)
+        {
+            return Ok(node.node_id);
+        }
+        if Instant::now() > deadline {
+            bail!("the agent did not join within 30s ({} was not written)", file.display());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn set_availability(
+    m: &reconciler_manager::Manager,
+    node: &NodeId,
+    availability: Availability,
+) -> anyhow::Result<()> {
+    let now = m.node.state.read(|s| s.state.nodes.get(node).map(|n| n.node.spec.availability));
+    if now == Some(availability) {
+        return Ok(());
+    }
+    let update = NodeUpdate { availability: Some(availability), ..NodeUpdate::default() };
+    with_leader(|| m.update_node(node.as_str(), &update))
+        .await
+        .with_context(|| format!("cannot set node {node} {availability:?}"))?;
+    Ok(())
+}
+
+/// Drains the node and waits until none of its tasks runs.
+async fn drain(m: &reconciler_manager::Manager, node: &NodeId) -> anyhow::Result<()> {
+    set_availability(m, node, Availability::Drain).await?;
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    loop {
+        let left = m.node.state.read(|s| {
+            s.state
+                .tasks
+                .values()
+                .filter(|t| {
+                    t.task.node_id.as_ref() == Some(node) && !t.task.status.state.is_terminal()
+                })
+                .filter(|t| t.task.status.state >= TaskState::Assigned)
+                .count()
+        });
+        if left == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{left} task(s) still running after {STOP_TIMEOUT:?}; the next `up` adopts them");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// SIGINT and SIGTERM.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+        })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
+}
+
+/// What `up` reports, read from the state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct View {
+    /// The source's head commit.
+    pub commit: Option<String>,
+    /// The source's error.
+    pub error: Option<String>,
+    /// The stacks skipped, with the reason.
+    pub skipped: Vec<String>,
+    /// Each stack's last deployment: id, commit, summary, outcome, message.
+    pub deployments: BTreeMap<String, (u64, String, String, Outcome, String)>,
+    /// Each service by name.
+    pub services: BTreeMap<String, ServiceView>,
+    /// Tasks that failed, by id: `name: error`.
+    pub failed: BTreeMap<String, String>,
+}
+
+/// A service as `up` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceView {
+    /// The rollout state and its message.
+    pub update: Option<(String, String)>,
+    /// Tasks running, tasks wanted.
+    pub running: (usize, usize),
+    /// TCP ingress ports: published port → the node ports of this node's running tasks.
+    pub routes: BTreeMap<u32, Vec<u16>>,
+}
+
+impl View {
+    /// Reads what `up` reports of `state` (routes to tasks on `node`).
+    pub fn of(state: &ClusterState, node: &NodeId) -> View {
+        let st = &state.source_status;
+        let deployments = state
+            .stacks
+            .iter()
+            .filter_map(|(name, h)| {
+                let d = h.deploy.deployments.last()?;
+                let short = reconciler_gitops::short(&d.commit).to_owned();
+                Some((
+                    name.to_string(),
+                    (d.id, short, d.summary.clone(), d.outcome, d.message.clone()),
+                ))
+            })
+            .collect();
+        let mut services: BTreeMap<String, ServiceView> = BTreeMap::new();
+        let mut names = BTreeMap::new();
+        for s in state.services.values() {
+            names.insert(s.id.clone(), s.spec.name.clone());
+            let update =
+                s.update_status.as_ref().map(|u| (u.state.as_str().to_owned(), u.message.clone()));
+            let routes = s
+                .endpoint_ports
+                .iter()
+                .filter(|p| p.protocol == PortProtocol::Tcp && p.published_port != 0)
+                .map(|p| (p.published_port, Vec::new()))
+                .collect();
+            services.insert(s.spec.name.clone(), ServiceView { update, running: (0, 0), routes });
+        }
+        let mut failed = BTreeMap::new();
+        for t in state.tasks.values().map(|r| &r.task) {
+            let Some(name) = names.get(&t.service_id) else { continue };
+            let Some(view) = services.get_mut(name) else { continue };
+            if t.desired_state == TaskState::Running {
+                view.running.1 += 1;
+            }
+            if t.status.state == TaskState::Running {
+                view.running.0 += 1;
+                if t.node_id.as_ref() == Some(node) {
+                    for p in &t.status.ports {
+                        let Ok(port) = u16::try_from(p.published_port) else { continue };
+                        let wanted = state
+                            .services
+                            .get(&t.service_id)
+                            .into_iter()
+                            .flat_map(|s| &s.endpoint_ports)
+                            .find(|e| e.target_port == p.target_port && e.protocol == p.protocol);
+                        if let Some(e) = wanted
+                            && let Some(r) = view.routes.get_mut(&e.published_port)
+                        {
+                            r.push(port);
+                        }
+                    }
+                }
+            }
+            if matches!(t.status.state, TaskState::Failed | TaskState::Rejected) {
+                let why = if t.status.err.is_empty() { &t.status.message } else { &t.status.err };
+                failed.insert(t.id.to_string(), format!("{name}.{}: {why}", t.slot));
+            }
+        }
+        View {
+            commit: st.commit.clone(),
+            error: st.error.clone(),
+            skipped: st.skipped.clone(),
+            deployments,
+            services,
+            failed,
+        }
+    }
+
+    /// One line per change from `self` to `next`.
+    pub fn changes(&self, next: &View) -> Vec<String> {
+        let mut out = Vec::new();
+        if next.commit != self.commit
+            && let Some(c) = &next.commit
+        {
+            out.push(format!("source: commit {}", reconciler_gitops::short(c)));
+        }
+        if next.error != self.error {
+            match &next.error {
+                Some(e) => out.push(format!("source: {e}")),
+                None if self.error.is_some() => out.push("source: no error".into()),
+                None => {}
+            }
+        }
+        for s in next.skipped.iter().filter(|s| !self.skipped.contains(s)) {
+            out.push(format!("skipped {s}"));
+        }
+        for (stack, (id, commit, summary, outcome, message)) in &next.deployments {
+            let before = self.deployments.get(stack);
+            // A deployment found done (the first look of a resumed cluster) only shows its end.
+            if before.map(|b| b.0) != Some(*id)
+                && (before.is_some() || *outcome == Outcome::InProgress)
+            {
+                out.push(format!("stack {stack}: deploying {commit} ({summary})"));
+            }
+            if *outcome != Outcome::InProgress
+                && before.is_none_or(|b| b.0 != *id || b.3 != *outcome)
+            {
+                let why = if message.is_empty() { String::new() } else { format!(": {message}") };
+                out.push(format!("stack {stack}: {commit} {}{why}", outcome.as_str()));
+            }
+        }
+        for (name, s) in &next.services {
+            let before = self.services.get(name);
+            if before.map(|b| &b.update) != Some(&s.update)
+                && let Some((state, message)) = &s.update
+            {
+                let why = if message.is_empty() { String::new() } else { format!(": {message}") };
+                out.push(format!("service {name}: {state}{why}"));
+            }
+            if before.map(|b| b.running) != Some(s.running) {
+                let (running, wanted) = s.running;
+                out.push(format!("service {name}: {running}/{wanted} tasks running"));
+            }
+            for (published, tasks) in &s.routes {
+                let had =
+                    before.and_then(|b| b.routes.get(published)).is_some_and(|t| !t.is_empty());
+                if !had && !tasks.is_empty() {
+                    out.push(format!(
+                        "service {name}: http://127.0.0.1:{published}/ answers (port {published})"
+                    ));
+                }
+            }
+        }
+        for (id, what) in &next.failed {
+            if !self.failed.contains_key(id) {
+                out.push(format!("task {what}"));
+            }
+        }
+        for name in self.services.keys().filter(|n| !next.services.contains_key(*n)) {
+            out.push(format!("service {name}: removed"));
+        }
+        out
+    }
+}
+
+/// The node ports of the running tasks a published port forwards to.
+type Backends = Arc<std::sync::RwLock<Vec<u16>>>;
+
+/// The published ports of this machine: one listener per TCP ingress port, forwarding each
+/// connection to one of the service's running tasks on this node, in turn.
+#[derive(Default)]
+struct Mesh {
+    /// Published port → its listener and the tasks' ports it forwards to.
+    ports: BTreeMap<u32, (tokio::task::JoinHandle<()>, Backends)>,
+    /// Ports that could not be bound (reported once).
+    refused: BTreeSet<u32>,
+}
+
+impl Mesh {
+    /// Follows the services' routes; answers lines to print.
+    fn route(&mut self, view: &View) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut wanted: BTreeMap<u32, &Vec<u16>> = BTreeMap::new();
+        for s in view.services.values() {
+            wanted.extend(s.routes.iter().map(|(p, t)| (*p, t)));
+        }
+        self.ports.retain(|port, (handle, _)| {
+            let keep = wanted.contains_key(port);
+            if !keep {
+                handle.abort();
+            }
+            keep
+        });
+        self.refused.retain(|p| wanted.contains_key(p));
+        for (port, tasks) in wanted {
+            if let Some((_, backends)) = self.ports.get(&port) {
+                if let Ok(mut b) = backends.write() {
+                    b.clone_from(tasks);
+                }
+                continue;
+            }
+            if self.refused.contains(&port) {
+                continue;
+            }
+            let Ok(p16) = u16::try_from(port) else { continue };
+            match std::net::TcpListener::bind(("0.0.0.0", p16))
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .and_then(tokio::net::TcpListener::from_std)
+            {
+                Ok(listener) => {
+                    let backends = Arc::new(std::sync::RwLock::new(tasks.clone()));
+                    let handle = tokio::spawn(forward(listener, backends.clone()));
+                    self.ports.insert(port, (handle, backends));
+                }
+                Err(e) => {
+                    out.push(format!("port {port}: cannot listen: {e}"));
+                    self.refused.insert(port);
+                }
+            }
+        }
+        out
+    }
+
+    fn close(&mut self) {
+        for (handle, _) in self.ports.values() {
+            handle.abort();
+        }
+        self.ports.clear();
+    }
+}
+
+async fn forward(listener: tokio::net::TcpListener, backends: Backends) {
+    let mut turn = 0usize;
+    loop {
+        let Ok((mut client, _)) = listener.accept().await else { continue };
+        let ports = backends.read().map(|b| b.clone()).unwrap_or_default();
+        if ports.is_empty() {
+            continue;
+        }
+        turn = turn.wrapping_add(1);
+        let port = ports[turn % ports.len()];
+        tokio::spawn(async move {
+            if let Ok(mut task) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut task).await;
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_outside_a_checkout_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = find_checkout(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not inside a flotilla checkout") && err.contains("--repo"), "{err}");
+        std::fs::create_dir(dir.path().join(".git")).unwrap();
+        let err = find_checkout(&dir.path().join("sub")).unwrap_err().to_string();
+        assert!(err.contains("not a flotilla checkout"), "{err}");
+        std::fs::create_dir_all(dir.path().join(EXAMPLES_PATH)).unwrap();
+        assert_eq!(find_checkout(&dir.path().join("a/b")).unwrap(), dir.path());
+    }
+
+    #[test]
+    fn changes_are_one_line_each_and_only_once() {
+        let mut v = View::default();
+        assert!(View::default().changes(&v).is_empty());
+        v.commit = Some("0123456789abcdef".into());
+        v.skipped = vec!["stack shop: no command".into()];
+        v.deployments.insert(
+            "hello".into(),
+            (7, "0123456789ab".into(), "1 to create".into(), Outcome::InProgress, String::new()),
+        );
+        let mut web = ServiceView { running: (1, 2), ..ServiceView::default() };
+        web.routes.insert(8080, vec![41000]);
+        v.services.insert("hello_web".into(), web);
+        assert_eq!(
+            View::default().changes(&v),
+            [
+                "source: commit 0123456789ab",
+                "skipped stack shop: no command",
+                "stack hello: deploying 0123456789ab (1 to create)",
+                "service hello_web: 1/2 tasks running",
+                "service hello_web: http://127.0.0.1:8080/ answers (port 8080)",
+            ]
+        );
+        assert!(v.changes(&v).is_empty());
+        let mut done = v.clone();
+        if let Some(d) = done.deployments.get_mut("hello") {
+            d.3 = Outcome::Succeeded;
+        }
+        assert_eq!(v.changes(&done), ["stack hello: 0123456789ab succeeded"]);
+    }
+}
