@@ -68,9 +68,13 @@ pub fn look(
 
 /// Whether the process runtime of this machine (`flotilla up`'s, which shares the
 /// manager's process) finds `program`: an absolute path to a file, a name on `PATH`; a
-/// relative path (to the task's folder) is taken as found.
+/// relative path (to the task's folder) is taken as found. A flag (`--config.file=...`,
+/// the arguments of an image's own entrypoint) is no program.
 fn installed(program: &str) -> bool {
     let path = Path::new(program);
+    if program.is_empty() || program.starts_with('-') {
+        return false;
+    }
     if program.contains('/') {
         return !path.is_absolute() || path.is_file();
     }
@@ -163,5 +167,20 @@ impl Drop for Auth {
         if let Some(f) = &self.key_file {
             let _gone = std::fs::remove_file(f);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_program_is_found_on_path_or_by_its_absolute_path_and_a_flag_is_none() {
+        assert!(installed("sh"));
+        assert!(installed("/bin/sh"));
+        assert!(installed("./run.sh"), "relative to the task's folder");
+        assert!(!installed("/app/orders-api"));
+        assert!(!installed("no-such-program-anywhere"));
+        assert!(!installed("--path.rootfs=/host"));
     }
 }
