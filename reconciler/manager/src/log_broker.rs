@@ -157,11 +157,10 @@ fn plan(state: &ClusterState, key: &str) -> Result<Plan, ApiError> {
 /// The tasks of `service` that have started on a node (RUNNING or later: their node has a
 /// log for them) and are not in `followed`.
 fn started_tasks(state: &ClusterState, service: &ServiceId, followed: &BTreeSet<TaskId>) -> ByNode {
-    let tasks = state.tasks.values().map(|r| &r.task).filter(|t| {
-        &t.service_id == service
-            && t.status.state >= TaskState::Running
-            && !followed.contains(&t.id)
-    });
+    // Through the task index: this runs on every applied entry while a follower reads.
+    let tasks = state
+        .service_tasks(service)
+        .filter(|t| t.status.state >= TaskState::Running && !followed.contains(&t.id));
     by_node(state, tasks)
 }
 
