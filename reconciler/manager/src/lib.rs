@@ -15,7 +15,7 @@
 //! [`stacks`] (the stack commands),
 //! [`log_broker`] (`service logs` over the dispatcher's log subscriptions) and
 //! [`token`] (Swarm-shaped join tokens), [`gitops`] (the Git source, the webhook and the
-//! leader's GitOps loop).
+//! leader's GitOps loop), [`metrics`] (`/metrics` and `/healthz`).
 //! The wire types and the typed client the CLI uses live in `reconciler-api`.
 
 pub mod daemon;
@@ -28,6 +28,7 @@ pub mod leader;
 pub mod listener;
 pub mod log_broker;
 pub mod manager;
+pub mod metrics;
 pub mod ops;
 pub mod pki;
 pub mod server;

@@ -69,7 +69,10 @@ pub fn router(manager: Arc<Manager>) -> Router {
         .route(VOTE_PATH, post(raft_vote))
         .route(SNAPSHOT_PATH, post(raft_snapshot))
         .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT));
-    api.merge(raft).merge(crate::dispatcher::routes::routes()).with_state(manager)
+    let public = Router::new()
+        .route("/metrics", get(crate::metrics::metrics))
+        .route("/healthz", get(crate::metrics::healthz));
+    api.merge(raft).merge(public).merge(crate::dispatcher::routes::routes()).with_state(manager)
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {

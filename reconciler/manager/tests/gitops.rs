@@ -265,6 +265,28 @@ async fn the_webhook_refuses_a_wrong_signature_and_a_right_one_fetches_at_once()
             && s.source_status.commit.as_deref() == Some(second.as_str())
     })
     .await;
+    println!("=== /metrics counts the refused webhook and the deployments; /healthz answers ok");
+    let get = |path: &str| {
+        let url = format!("http://{}{path}", m.local_addr);
+        async move { reqwest::get(url).await.unwrap() }
+    };
+    let metrics = get("/metrics").await;
+    assert_eq!(metrics.status().as_u16(), 200);
+    let text = metrics.text().await.unwrap();
+    for line in [
+        "flotilla_gitops_webhook_rejections_total 1\n",
+        "flotilla_manager_leader 1\n",
+        "flotilla_services 1\n",
+        "# TYPE flotilla_tasks gauge\n",
+        "flotilla_stack_deployments{stack=\"web\",outcome=\"",
+    ] {
+        assert!(text.contains(line), "no {line:?} in:\n{text}");
+    }
+    let fetches = text.lines().find_map(|l| l.strip_prefix("flotilla_gitops_fetches_total "));
+    assert!(fetches.is_some_and(|n| n.parse::<u64>().unwrap() >= 2), "{text}");
+    let health = get("/healthz").await;
+    assert_eq!(health.status().as_u16(), 200);
+    assert_eq!(health.text().await.unwrap(), "ok\n");
     m.shutdown().await;
 }
 
