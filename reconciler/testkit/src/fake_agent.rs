@@ -371,6 +371,9 @@ impl Session {
                 let _ = tx.send(update(id, TaskState::Shutdown, "shutdown", None));
             }
             None if stop || t.task.status.state > TaskState::Running => {}
+            // Held at READY (a stop-first update's replacement waiting for the old task):
+            // an agent starts it only once its desired state is RUNNING.
+            None if t.task.desired_state < TaskState::Running => {}
             None => {
                 tasks.states.insert(id.clone(), TaskState::Running);
                 let run = (self.behaviour)(t);
