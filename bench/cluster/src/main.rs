@@ -2,6 +2,8 @@
 //!
 //! Prints, as medians of several runs:
 //! - writes acknowledged per second through the API (concurrent clients, to the leader);
+//! - the same writes on a cluster started with `--insecure-listen` (plain HTTP between the
+//!   managers and to the API), for what mutual TLS costs;
 //! - failover time: from `kill -9` of the leader to the first write acknowledged by the new
 //!   leader (Swarm's managers take about 10 s with their default election settings).
 //!
@@ -103,22 +105,36 @@ fn median(mut xs: Vec<f64>) -> f64 {
 
 async fn run(o: Options) -> anyhow::Result<()> {
     let mut rates = Vec::new();
+    let mut plain_rates = Vec::new();
     let mut failovers = Vec::new();
     for run in 1..=o.runs {
         let root = tempfile::tempdir()?;
-        let mut cluster = ProcessCluster::start(&o.binary, root.path(), 3).await?;
+        let plain_dir = root.path().join("plain");
+        let plain = ProcessCluster::start_with(&o.binary, &plain_dir, 3, true).await?;
+        let plain_rate = throughput(&plain, plain.leader().await?, &o).await?;
+        drop(plain);
+        let mut cluster = ProcessCluster::start(&o.binary, &root.path().join("tls"), 3).await?;
         let leader = cluster.leader().await?;
         let rate = throughput(&cluster, leader, &o).await?;
         let took = failover(&mut cluster, leader).await?;
-        println!("run {run}: {rate:.0} writes/s, failover {} ms", took.as_millis());
+        println!(
+            "run {run}: {rate:.0} writes/s (plain HTTP {plain_rate:.0}), failover {} ms",
+            took.as_millis()
+        );
         rates.push(rate);
+        plain_rates.push(plain_rate);
         failovers.push(took.as_secs_f64() * 1000.0);
     }
     println!(
         "three managers on loopback, {} writes by {} clients, median of {} runs:",
         o.writes, o.clients, o.runs
     );
-    println!("  writes acknowledged per second: {:.0}", median(rates));
+    let (tls, plain) = (median(rates), median(plain_rates));
+    println!("  writes acknowledged per second: {tls:.0}");
+    println!(
+        "  the same with --insecure-listen (plain HTTP): {plain:.0} (mutual TLS keeps {:.0} %)",
+        100.0 * tls / plain
+    );
     println!(
         "  failover (leader kill -9 -> first acknowledged write): {:.0} ms",
         median(failovers)
