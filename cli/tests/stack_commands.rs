@@ -241,7 +241,17 @@ async fn wait_for_output(cli: &Cli, args: &[&str], f: impl Fn(&str) -> bool) -> 
         if f(&stdout) {
             return stdout;
         }
-        assert!(tokio::time::Instant::now() < deadline, "flotilla {args:?} still prints {stdout}");
+        if tokio::time::Instant::now() >= deadline {
+            let all = String::from_utf8(cli.run(&["stack", "ps", "--no-trunc", "shop"]).stdout);
+            let history = String::from_utf8(cli.run(&["stack", "history", "shop"]).stdout);
+            let svc = String::from_utf8(cli.run(&["service", "inspect", "shop_web"]).stdout);
+            panic!(
+                "flotilla {args:?} still prints {stdout}\nall tasks: {}\n{}\n{}",
+                all.unwrap(),
+                history.unwrap(),
+                svc.unwrap()
+            );
+        }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
@@ -264,12 +274,21 @@ async fn rollback_and_rm_wait_for_the_tasks_with_detach_false() {
         .await
         .unwrap();
     println!("=== c1, then c2, both running on a fake node");
-    let running = |out: &str| out.lines().skip(1).any(|l| l.contains("Running"));
+    // Placed (a NODE), desired Running and currently Running.
+    let running = |out: &str| {
+        out.lines()
+            .skip(1)
+            .map(words)
+            .any(|r| r.len() > 5 && r[4] == "Running" && r[5].starts_with("Running"))
+    };
     deploy(&api, C1, &support::convert("shop", WATCHED, &[])).await;
     wait_for_output(&cli, &["stack", "ps", "shop"], running).await;
     deploy(&api, C2, &support::convert("shop", &WATCHED.replace("nginx", "nginx:2"), &[])).await;
     wait_for_output(&cli, &["stack", "ps", "--filter", "desired-state=running", "shop"], |o| {
-        o.lines().skip(1).any(|l| l.contains("nginx:2") && l.contains("Running"))
+        o.lines()
+            .skip(1)
+            .map(words)
+            .any(|r| r.len() > 5 && r[2] == "nginx:2" && r[5].starts_with("Running"))
     })
     .await;
     println!("=== stack rollback --detach=false waits for the services to converge");

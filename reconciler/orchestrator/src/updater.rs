@@ -49,7 +49,8 @@ pub fn snapshot(
             clean: is_clean(state, t, service),
             desired: t.desired_state,
             observed: t.status.state,
-            node_down: state.node_lost(t.node_id.as_ref()),
+            // A task never placed has no agent to report on it either.
+            node_down: t.node_id.is_none() || state.node_lost(t.node_id.as_ref()),
         })
         .collect();
     SlotSnapshot { slot, tasks }

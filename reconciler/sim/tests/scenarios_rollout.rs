@@ -796,3 +796,27 @@ fn a_global_rolling_update_goes_node_by_node() {
     assert_eq!(where_when, expected);
     assert_eq!(c.lines("status svc completed"), ["t=41 status svc completed: update completed"]);
 }
+
+/// A stop-first update of a slot whose task was never placed (no node can run it yet) has
+/// no old task to wait for: nothing runs it and no agent will report it stopped, so the new
+/// task is released at once instead of after the 60 s old-task timeout, and it runs as soon
+/// as a node joins.
+#[test]
+fn a_stop_first_update_does_not_wait_for_an_old_task_that_was_never_placed() {
+    let mut c = SimCluster::new();
+    c.create_service("svc", spec(1, cfg(1, 0, 1)));
+    c.run_until(at(1));
+    let old = c.tasks_of("svc").iter().map(|t| t.id.clone()).collect::<Vec<_>>();
+    assert_eq!(old.len(), 1);
+    assert_eq!(c.task(&old[0]).unwrap().status.state, TaskState::Pending);
+    image(&mut c, "v2");
+    c.run_until(at(2));
+    let new = c.tasks_of("svc").into_iter().find(|t| t.id != old[0]).unwrap().clone();
+    assert_eq!(new.spec.container_spec.image, "v2");
+    assert_eq!(new.desired_state, TaskState::Running, "released without waiting");
+    assert!(c.task(&old[0]).unwrap().desired_state >= TaskState::Shutdown);
+    c.add_node("n1", |_| {});
+    c.run_until(at(4));
+    assert_eq!(c.running("svc").len(), 1, "{}", c.status_line("svc"));
+    assert_eq!(c.task(&new.id).unwrap().status.state, TaskState::Running);
+}

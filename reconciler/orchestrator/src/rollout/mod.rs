@@ -64,7 +64,8 @@ pub struct SlotTask {
     pub desired: TaskState,
     /// Its observed state.
     pub observed: TaskState,
-    /// Whether its node is down or gone (it will never report again).
+    /// Whether no agent will report on it again: its node is down or gone, or it was never
+    /// placed on one.
     pub node_down: bool,
 }
 
