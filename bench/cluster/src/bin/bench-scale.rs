@@ -5,11 +5,12 @@
 //! Prints the time from the scale's acknowledgement until every task is placed and delivered
 //! to its node (each fake node counts the tasks it was sent; the leader commits a placement
 //! through Raft before any node can see it), until every task is reported running, and the
-//! leader loop's Raft batches, decisions and pass times (from the managers' status).
+//! leader loop's Raft batches, decisions and pass times (from the managers' status): each run
+//! on a fresh cluster, then the medians.
 //!
 //! ```text
 //! cargo build --release -p flotilla -p bench-cluster
-//! target/release/bench-scale [--nodes 1000] [--replicas 100000] [--flotilla PATH]
+//! target/release/bench-scale [--nodes 1000] [--replicas 100000] [--runs 3] [--flotilla PATH]
 //! ```
 
 use anyhow::{Context, bail};
@@ -25,19 +26,29 @@ use tokio::time::Instant;
 struct Options {
     nodes: usize,
     replicas: u64,
+    runs: usize,
     binary: PathBuf,
+}
+
+/// What one run measured.
+struct Figures {
+    assigned: Duration,
+    running: Duration,
+    entries: u64,
+    decisions: u64,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
     let exe = std::env::current_exe()?;
     let sibling = exe.parent().map(|d| d.join("flotilla")).unwrap_or_default();
-    let mut o = Options { nodes: 1000, replicas: 100_000, binary: sibling };
+    let mut o = Options { nodes: 1000, replicas: 100_000, runs: 3, binary: sibling };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--nodes" => o.nodes = value.parse()?,
             "--replicas" => o.replicas = value.parse()?,
+            "--runs" => o.runs = value.parse::<usize>()?.max(1),
             "--flotilla" => o.binary = value.into(),
             other => bail!("unknown flag {other}"),
         }
@@ -88,7 +99,7 @@ async fn leader_stats(cluster: &ProcessCluster) -> anyhow::Result<LeaderLoopStat
     Ok(cluster.client(leader)?.status().await?.leader_loop)
 }
 
-async fn run(o: Options) -> anyhow::Result<()> {
+async fn measure(o: &Options) -> anyhow::Result<Figures> {
     let root = tempfile::tempdir()?;
     let cluster = ProcessCluster::start(&o.binary, &root.path().join("m"), 3).await?;
     let client = cluster.client(cluster.leader().await?)?;
@@ -126,9 +137,42 @@ async fn run(o: Options) -> anyhow::Result<()> {
         }
     };
     let after = leader_stats(&cluster).await?;
-    let assigned = assigned.unwrap_or(running);
+    drop(agents);
+    let f = Figures {
+        assigned: assigned.unwrap_or(running),
+        running,
+        entries: after.batches - before.batches,
+        decisions: after.decisions - before.decisions,
+    };
+    println!(
+        "  run: delivered {:.2} s, running {:.2} s, {} Raft entries, {} decisions, passes {:.1} ms",
+        f.assigned.as_secs_f64(),
+        f.running.as_secs_f64(),
+        f.entries,
+        f.decisions,
+        (after.pass_micros - before.pass_micros) as f64 / 1000.0
+    );
+    Ok(f)
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs.get(xs.len() / 2).copied().unwrap_or_default()
+}
+
+async fn run(o: Options) -> anyhow::Result<()> {
+    let mut all = Vec::new();
+    for _ in 0..o.runs {
+        all.push(measure(&o).await?);
+    }
+    let assigned = median(all.iter().map(|f| f.assigned).collect());
+    let running = median(all.iter().map(|f| f.running).collect());
+    let entries = all.last().map_or(0, |f| f.entries);
     let rate = |d: Duration| o.replicas as f64 / d.as_secs_f64();
-    println!("three managers, {} fake nodes, service scaled 0 -> {}:", o.nodes, o.replicas);
+    println!(
+        "three managers, {} fake nodes, service scaled 0 -> {}, median of {} runs:",
+        o.nodes, o.replicas, o.runs
+    );
     println!(
         "  every task placed, committed and delivered to its node: {:.2} s ({:.0} tasks/s)",
         assigned.as_secs_f64(),
@@ -139,14 +183,7 @@ async fn run(o: Options) -> anyhow::Result<()> {
         running.as_secs_f64(),
         rate(running)
     );
-    println!(
-        "  leader loop: {} Raft batches, {} decisions, {} passes taking {:.1} ms in all",
-        after.batches - before.batches,
-        after.decisions - before.decisions,
-        after.passes - before.passes,
-        (after.pass_micros - before.pass_micros) as f64 / 1000.0
-    );
-    drop(agents);
+    println!("  Raft entries written by the leader loop (last run): {entries}");
     Ok(())
 }
 
