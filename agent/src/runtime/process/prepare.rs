@@ -90,6 +90,14 @@ pub(super) fn write(
     for (k, v) in env.into_iter().filter(|(k, _)| k == "PORT" || k.starts_with("FLOTILLA_PORT_")) {
         launch.env.insert(k, v);
     }
+    // Tasks here share the node's network (no namespace of their own): one that publishes no
+    // port still gets a free one in PORT, so that two replicas on a node do not both listen
+    // on a default port. A PORT the service sets wins.
+    if !launch.env.contains_key("PORT") {
+        let port = free_port(PortProtocol::Tcp)
+            .map_err(|e| RuntimeError::fatal(format!("allocating a node port: {e}")))?;
+        launch.env.insert("PORT".to_owned(), port.to_string());
+    }
     write_json(&dir.launch(), &launch).map_err(io)
 }
 
@@ -262,6 +270,33 @@ mod tests {
             let found = find_program("flotilla", path, &launch.cwd).unwrap();
             assert_eq!(found.canonicalize().unwrap(), exe.canonicalize().unwrap());
         }
+    }
+
+    #[test]
+    fn a_task_without_ports_gets_a_port_of_its_own_unless_its_service_sets_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let exe = tmp.path().join("agent-binary");
+        create_with_mode(&exe, b"#!/bin/sh\n", 0o755).unwrap();
+        let mut task = TaskContext {
+            who: agent_core::TaskIdentity::default(),
+            spec: reconciler_types::TaskSpec::default(),
+            service_labels: Default::default(),
+            ports: Vec::new(),
+            files: Vec::new(),
+            log_limits: Default::default(),
+        };
+        task.spec.container_spec.command = vec!["flotilla".into(), "probe".into()];
+        let mut port_of = |name: &str, env: Vec<String>| {
+            task.spec.container_spec.env = env;
+            let dir = TaskDir { dir: tmp.path().join(name), secrets: tmp.path().join("s") };
+            let launch = plan(&task, &dir, &exe, "/usr/bin:/bin").unwrap();
+            write(&task, &dir, &exe, launch).unwrap();
+            let launch: Launch = crate::fsutil::read_json(&dir.launch()).unwrap().unwrap();
+            launch.env["PORT"].parse::<u16>().unwrap()
+        };
+        let (a, b) = (port_of("t1", vec![]), port_of("t2", vec![]));
+        assert!(a != 0 && b != 0, "each replica gets a port: {a} {b}");
+        assert_eq!(port_of("t3", vec!["PORT=9000".into()]), 9000);
     }
 
     #[test]
