@@ -231,6 +231,18 @@ fn user_ids(user: &str) -> Result<Option<(u32, u32)>, RuntimeError> {
 mod tests {
     use super::*;
 
+    /// A task with nothing set: no ports, no files, no command.
+    fn bare_task() -> TaskContext {
+        TaskContext {
+            who: agent_core::TaskIdentity::default(),
+            spec: reconciler_types::TaskSpec::default(),
+            service_labels: Default::default(),
+            ports: Vec::new(),
+            files: Vec::new(),
+            log_limits: Default::default(),
+        }
+    }
+
     #[test]
     fn programs_are_found_on_path_or_relative_to_the_working_folder() {
         let dir = tempfile::tempdir().unwrap();
@@ -251,14 +263,7 @@ mod tests {
         let exe = tmp.path().join("agent-binary");
         create_with_mode(&exe, b"#!/bin/sh\n", 0o755).unwrap();
         let dir = TaskDir { dir: tmp.path().join("t1"), secrets: tmp.path().join("s") };
-        let mut task = TaskContext {
-            who: agent_core::TaskIdentity::default(),
-            spec: reconciler_types::TaskSpec::default(),
-            service_labels: Default::default(),
-            ports: Vec::new(),
-            files: Vec::new(),
-            log_limits: Default::default(),
-        };
+        let mut task = bare_task();
         task.spec.container_spec.command = vec!["/bin/sh".into(), "-c".into(), "flotilla".into()];
         for (spec_env, rest) in [(None, "/usr/bin:/bin"), (Some("PATH=/opt/x"), "/opt/x")] {
             task.spec.container_spec.env = spec_env.into_iter().map(String::from).collect();
@@ -277,14 +282,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let exe = tmp.path().join("agent-binary");
         create_with_mode(&exe, b"#!/bin/sh\n", 0o755).unwrap();
-        let mut task = TaskContext {
-            who: agent_core::TaskIdentity::default(),
-            spec: reconciler_types::TaskSpec::default(),
-            service_labels: Default::default(),
-            ports: Vec::new(),
-            files: Vec::new(),
-            log_limits: Default::default(),
-        };
+        let mut task = bare_task();
         task.spec.container_spec.command = vec!["flotilla".into(), "probe".into()];
         let mut port_of = |name: &str, env: Vec<String>| {
             task.spec.container_spec.env = env;
