@@ -5,55 +5,19 @@
 // Test helpers panic on setup failures; that is how a test reports them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use reconciler_api::source::{SourceSet, WebhookAnswer};
 use reconciler_manager::{ApiClient, ManagerOptions, RunningManager, StartMode, start_manager};
 use reconciler_orchestrator::state::gitops::{Outcome, Trigger};
 use reconciler_store::ClusterState;
 use reconciler_types::{ServiceMode, StackName};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
+use support::GitRepo;
 
 const POLL: Duration = Duration::from_millis(200);
 const SECRET: &str = "it's a secret to everybody";
-
-/// A Git work tree in a temporary folder, committed to with the `git` program.
-struct GitRepo {
-    dir: tempfile::TempDir,
-}
-
-impl GitRepo {
-    fn new() -> Self {
-        let repo = GitRepo { dir: tempfile::tempdir().unwrap() };
-        repo.git(&["init", "--quiet", "--initial-branch=main"]);
-        repo.git(&["config", "user.name", "Ada"]);
-        repo.git(&["config", "user.email", "ada@example.com"]);
-        repo
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git").arg("-C").arg(self.path()).args(args).output().unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        let p = self.path().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-
-    /// Commits everything; answers the commit id.
-    fn commit(&self, subject: &str) -> String {
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "--quiet", "--allow-empty", "-m", subject]);
-        self.git(&["rev-parse", "HEAD"])
-    }
-}
 
 fn web(image: &str, replicas: u32) -> String {
     format!(
