@@ -90,6 +90,18 @@ fn by_label(r: &mut Registry, name: &str, help: &str, counts: BTreeMap<Labels, i
     r.register(name, help, family);
 }
 
+/// Counts states by value first and names each distinct one once (a scrape at 100,000 tasks
+/// names a handful of states, not every task's).
+fn count_states<'a, T: Ord + serde::Serialize + 'a>(
+    states: impl IntoIterator<Item = &'a T>,
+) -> BTreeMap<Labels, i64> {
+    let mut by_value: BTreeMap<&T, i64> = BTreeMap::new();
+    for s in states {
+        *by_value.entry(s).or_insert(0) += 1;
+    }
+    by_value.into_iter().map(|(s, n)| (one("state", state_name(s)), n)).collect()
+}
+
 fn count(keys: impl IntoIterator<Item = Labels>) -> BTreeMap<Labels, i64> {
     let mut counts = BTreeMap::new();
     for k in keys {
@@ -111,15 +123,15 @@ fn raft(r: &mut Registry, m: &Manager) {
 }
 
 fn cluster(r: &mut Registry, s: &ClusterState) {
-    let nodes = s.nodes.values().map(|n| one("state", state_name(&n.node.status.state)));
-    by_label(r, "nodes", "nodes by their recorded state", count(nodes));
-    let tasks = s.tasks.values().map(|t| one("state", state_name(&t.task.status.state)));
-    by_label(r, "tasks", "tasks by their current state", count(tasks));
+    let nodes = count_states(s.nodes.values().map(|n| &n.node.status.state));
+    by_label(r, "nodes", "nodes by their recorded state", nodes);
+    let tasks = count_states(s.tasks.values().map(|t| &t.task.status.state));
+    by_label(r, "tasks", "tasks by their current state", tasks);
     let services = i64::try_from(s.services.len()).unwrap_or(i64::MAX);
     gauge(r, "services", "services in the cluster", services);
-    let updates = s.services.values().filter_map(|sv| sv.update_status.as_ref());
-    let updates = updates.map(|u| one("state", state_name(&u.state)));
-    by_label(r, "service_updates", "services by the state of their last update", count(updates));
+    let updates = s.services.values().filter_map(|sv| sv.update_status.as_ref().map(|u| &u.state));
+    let help = "services by the state of their last update";
+    by_label(r, "service_updates", help, count_states(updates));
     let mut last = BTreeMap::new();
     for sv in s.services.values() {
         let Some(u) = &sv.update_status else { continue };
