@@ -157,7 +157,11 @@ impl<R: Runtime> Runner<R> {
                 }
                 Step::Run(op) => {
                     let Some(result) = self.run_op(op).await else {
-                        if self.control.has_changed().is_err() {
+                        // The worker drops its end right after marking a task removed: the
+                        // loop's top still reads that removal. Only a worker that let go
+                        // without one (detached) ends the runner here.
+                        let closed = self.control.has_changed().is_err();
+                        if closed && !self.control.borrow().removed {
                             return;
                         }
                         continue;

@@ -258,6 +258,32 @@ async fn a_removed_task_is_removed_by_the_runtime_and_forgotten() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_running_task_unassigned_by_the_worker_is_removed_after_it_let_go_of_the_control() {
+    // The worker marks the task removed and drops its end at once (Worker::remove).
+    let (s, runner) = setup(None, Fake::new());
+    let Setup { fake, shared, control, _dir } = s;
+    let done = tokio::spawn(runner.run());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    control.send_modify(|c| c.removed = true);
+    drop(control);
+    done.await.unwrap();
+    assert_eq!(fake.calls(), ["prepare", "start", "remove"]);
+    assert!(shared.store.load_all().is_empty(), "the record is forgotten");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_detached_runner_leaves_its_running_task_alone() {
+    let (s, runner) = setup(None, Fake::new());
+    let Setup { fake, shared, control, _dir } = s;
+    let done = tokio::spawn(runner.run());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop(control);
+    done.await.unwrap();
+    assert_eq!(fake.calls(), ["prepare", "start"], "neither stopped nor removed");
+    assert_eq!(shared.store.load_all().len(), 1, "kept for the next agent to adopt");
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_unresolvable_task_is_rejected_with_the_reason() {
     let (s, runner) = setup(None, Fake::new());
     let Runner { shared, ctx, record, control, .. } = runner;
