@@ -1,10 +1,11 @@
 //! A real `flotilla agent` process (process runtime) for process-level tests: spawn it
 //! against a manager, `kill -9` it, spawn it again from its data folder, read its node id and
 //! its tasks' process groups. Dropping it kills the agent and every task process group it
-//! left, so a failed test leaves nothing running.
+//! left, and removes its secrets folder, so a failed test leaves nothing running.
 
 use crate::harness::{HarnessError, ProcessCluster};
 use agent::node::NodeFile;
+use agent::runtime::process::default_secrets_dir;
 use agent::runtime::process::layout::Started;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -68,6 +69,11 @@ impl AgentProcess {
             .spawn()?;
         self.child = Some(child);
         Ok(())
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Whether the process runs.
@@ -171,5 +177,10 @@ impl Drop for AgentProcess {
         let _already_dead = self.kill();
         // The tasks outlive their agent (by design); after a test nothing may be left.
         self.kill_tasks();
+        // Its secrets folder is outside the data folder when on tmpfs (`/dev/shm`).
+        if let Ok(node) = self.node_id() {
+            let secrets = default_secrets_dir(&self.dir, node.as_str());
+            let _never_made = std::fs::remove_dir_all(secrets);
+        }
     }
 }
