@@ -8,17 +8,17 @@
 //!  loop:
 //!    applied commands (StoreEvent) ─► Driver::observe      lagged / snapshot ─► Driver::resync
 //!    Driver::pass on the applied state (a blocking thread, no copy: StateHandle::pass)
-//!      entries? ─► one Raft write each, in order (a pass's decisions in entries of at
-//!                  most 200 commands); the next pass waits until they were observed
+//!      entries? ─► submitted to Raft in order, one entry each (a pass's decisions in
+//!                  entries of at most 200 commands), replicated together; the next pass
+//!                  waits until they were all observed
 //!    sleep until next_wake or the next applied command
 //!  leadership moves ─► the round is dropped before its next write
 //! ```
 //!
 //! Time is the shared epoch-based [`SystemClock`], so a deadline one leader stored (a held
-//! restart, an update's monitor window) means the same to the next. When a batch write fails
-//! without an answer (no quorum), its entry may still commit: the loop writes none of the
-//! pass's later entries, keeps waiting for that one to be observed rather than writing it
-//! twice, and a leadership change ends the round.
+//! restart, an update's monitor window) means the same to the next. When an entry gets no
+//! answer (no quorum), it may still commit: the loop keeps waiting for it to be observed
+//! rather than writing it twice, and a leadership change ends the round.
 
 use crate::dispatcher::run::{leadership_moves, leading_term};
 use crate::manager::Manager;
@@ -182,15 +182,39 @@ fn record(stats: &LoopStats, out: &PassOutput, took: Duration) {
     }
 }
 
-/// Writes one pass's entries in order, each once committed before the next; stops at the
-/// first that is refused or unanswered and answers how many were left unwritten. Each
-/// written entry's outcome reaches the driver as an applied (or refused) command.
+/// Submits one pass's entries to Raft in order without waiting for each to commit (openraft
+/// appends and replicates them together, up to `max_payload_entries` per call), then waits
+/// for their answers. Each submitted entry's outcome reaches the driver as an applied (or
+/// refused) command, so one that is refused or unanswered is not written again: every entry
+/// submitted stays in flight until observed (a refused one makes the driver resync, and the
+/// later entries of its pass, which expect it applied, are refused by their fences).
+/// Answers how many were never submitted (Raft stopped).
 async fn write(m: &Manager, batches: Vec<StoreCommand>) -> usize {
     let n = batches.len();
+    let mut answers = Vec::with_capacity(n);
     for (i, batch) in batches.into_iter().enumerate() {
-        if let Err(e) = m.write(batch).await {
-            tracing::warn!(error = %e, entry = i + 1, of = n, "leader loop: an entry of a pass was not applied");
-            return n - i - 1;
+        match m.node.raft.client_write_ff(batch).await {
+            Ok(answer) => answers.push(answer),
+            Err(e) => {
+                tracing::warn!(error = %e, entry = i + 1, of = n, "leader loop: an entry of a pass was not submitted");
+                return n - i;
+            }
+        }
+    }
+    // Each answer within `write_timeout` of the one before; past that, quorum is lost and
+    // the entries stay in flight until observed or leadership moves.
+    for (i, answer) in answers.into_iter().enumerate() {
+        let error = match tokio::time::timeout(m.write_timeout, answer).await {
+            Err(_) => {
+                tracing::warn!(error = %m.no_quorum(), entry = i + 1, of = n, "leader loop: no answer for an entry of a pass");
+                return 0;
+            }
+            Ok(Err(_)) => Some("Raft stopped".to_owned()),
+            Ok(Ok(Err(e))) => Some(e.to_string()),
+            Ok(Ok(Ok(r))) => r.data.into_result().err().map(|r| r.to_string()),
+        };
+        if let Some(error) = error {
+            tracing::warn!(%error, entry = i + 1, of = n, "leader loop: an entry of a pass was not applied");
         }
     }
     0

@@ -239,18 +239,20 @@ fn entries(
     lead: Leadership,
     start: u64,
     task_ids: u64,
-    mut commands: Vec<StoreCommand>,
+    commands: Vec<StoreCommand>,
 ) -> Vec<StoreCommand> {
     let mut out = Vec::with_capacity(commands.len().div_ceil(MAX_COMMANDS_PER_ENTRY).max(1));
     let mut fence =
         Fence { epoch: lead.epoch, claim: !lead.claimed, next_task_id: start, task_ids };
+    // Each command is moved once (splitting the rest off the front at every entry would copy
+    // the remainder each time: quadratic in the pass's size).
+    let mut rest = commands.into_iter().peekable();
     loop {
-        let rest = commands.split_off(commands.len().min(MAX_COMMANDS_PER_ENTRY));
+        let commands: Vec<StoreCommand> = rest.by_ref().take(MAX_COMMANDS_PER_ENTRY).collect();
         out.push(StoreCommand::Orchestrate { fence, commands });
-        if rest.is_empty() {
+        if rest.peek().is_none() {
             return out;
         }
-        commands = rest;
         fence = Fence {
             claim: false,
             next_task_id: start.saturating_add(task_ids),

@@ -99,19 +99,56 @@ impl LogStore {
     }
 }
 
+/// The most bytes of stored entries one replication call carries (at least one entry,
+/// whatever its size). openraft gives every AppendEntries call the heartbeat interval as its
+/// deadline; bounded by count alone, sixteen large orchestrator entries (a pass placing
+/// thousands of tasks) took longer than that on a loaded machine, every call timed out and
+/// replication backed off instead of progressing.
+pub const MAX_APPEND_BYTES: usize = 1 << 20;
+
+impl LogStore {
+    /// Entries of `range` in order, stopping after the first that brings the total stored
+    /// size to `budget` bytes or more (never empty when the range holds an entry).
+    ///
+    /// # Errors
+    /// The log cannot be read or holds an entry that does not decode.
+    pub fn entries_within(
+        &self,
+        range: impl RangeBounds<u64>,
+        budget: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let txn = self.db.begin_read().map_err(read_err)?;
+        let table = txn.open_table(LOGS).map_err(read_err)?;
+        let mut out = Vec::new();
+        let mut size = 0;
+        for item in table.range(range).map_err(read_err)? {
+            let (_, v) = item.map_err(read_err)?;
+            out.push(serde_json::from_slice(v.value()).map_err(read_err)?);
+            size += v.value().len();
+            if size >= budget {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        let txn = self.db.begin_read().map_err(read_err)?;
-        let table = txn.open_table(LOGS).map_err(read_err)?;
-        let mut out = Vec::new();
-        for item in table.range(range).map_err(read_err)? {
-            let (_, v) = item.map_err(read_err)?;
-            out.push(serde_json::from_slice(v.value()).map_err(read_err)?);
-        }
-        Ok(out)
+        self.entries_within(range, usize::MAX)
+    }
+
+    /// What replication sends in one call: bounded by [`MAX_APPEND_BYTES`] as well as by
+    /// openraft's `max_payload_entries`.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.entries_within(start..end, MAX_APPEND_BYTES)
     }
 }
 
@@ -176,5 +213,46 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         self.put_meta(LAST_PURGED, &log_id)?;
         self.remove_range(..=log_id.index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreCommand;
+    use reconciler_types::TaskId;
+
+    /// Stores entries 1..=n, each about `bytes` long, straight into the log table.
+    fn store(n: u64, bytes: usize) -> (tempfile::TempDir, LogStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = open_database(&dir.path().join("raft.redb")).expect("open");
+        let txn = db.begin_write().expect("txn");
+        {
+            let mut table = txn.open_table(LOGS).expect("table");
+            for index in 1..=n {
+                let id = TaskId::new("x".repeat(bytes));
+                let cmd = StoreCommand::RemoveTask { id, expected: crate::Expect::Any };
+                let log_id = openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index);
+                let entry = Entry { log_id, payload: openraft::EntryPayload::Normal(cmd) };
+                let bytes = serde_json::to_vec(&entry).expect("encode");
+                table.insert(index, bytes.as_slice()).expect("insert");
+            }
+        }
+        txn.commit().expect("commit");
+        (dir, LogStore::new(db))
+    }
+
+    #[tokio::test]
+    async fn replication_reads_stop_at_the_byte_budget_but_always_carry_one_entry() {
+        let (_dir, mut log) = store(40, MAX_APPEND_BYTES / 8);
+        let sent = log.limited_get_log_entries(1, 41).await.expect("read");
+        assert_eq!(sent.len(), 8, "eight entries of an eighth of the budget each (and a bit)");
+        assert_eq!(sent.first().map(|e| e.log_id.index), Some(1));
+        let all = log.try_get_log_entries(1..41).await.expect("read");
+        assert_eq!(all.len(), 40, "other reads are not bounded");
+
+        let (_dir, mut huge) = store(3, MAX_APPEND_BYTES * 2);
+        let one = huge.limited_get_log_entries(2, 4).await.expect("read");
+        assert_eq!(one.iter().map(|e| e.log_id.index).collect::<Vec<_>>(), [2]);
     }
 }

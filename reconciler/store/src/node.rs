@@ -29,8 +29,9 @@ pub enum NodeError {
 /// losing the old one (Swarm's defaults take about 10 s). openraft also takes the heartbeat
 /// interval as the deadline of every AppendEntries call: a shorter one (50 ms once) let a
 /// loaded machine or a large append time out every time, the followers lose the leader and
-/// elections follow one another. An append carries at most 16 entries (and an orchestrator
-/// entry at most 200 commands), so a follower catching up never needs one huge call. A
+/// elections follow one another. An append carries at most 16 entries and at most
+/// [`crate::log_store::MAX_APPEND_BYTES`] of them (an orchestrator entry holds at most 200
+/// commands), so a follower catching up never needs one call longer than that deadline. A
 /// snapshot is built every `snapshot_every` entries.
 pub fn raft_config(snapshot_every: u64) -> Result<Arc<Config>, NodeError> {
     let config = Config {

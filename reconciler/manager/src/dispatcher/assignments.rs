@@ -58,12 +58,15 @@ fn dependencies(t: &Task) -> Vec<AssignmentRef> {
     configs.chain(secrets).filter(|d| seen.insert(d.clone())).collect()
 }
 
-/// The set one node holds as of its last answer.
+/// The set one node holds as of its last answer, and the tasks touched since (only those are
+/// looked at for the next incremental answer, so an answer costs what changed, not what the
+/// node holds).
 #[derive(Debug, Clone, Default)]
 pub struct AssignmentSet {
     generation: u64,
     tasks: BTreeMap<TaskId, Held>,
     users: BTreeMap<AssignmentRef, BTreeSet<TaskId>>,
+    touched: BTreeSet<TaskId>,
 }
 
 /// The changes of one answer, kept apart by kind so they can be ordered.
@@ -96,23 +99,32 @@ impl AssignmentSet {
         ch.into_answer(AssignmentsKind::Complete, 0, next)
     }
 
-    /// The changes since the last answer, given the node's current tasks; `None` when there
-    /// are none (the poll keeps waiting).
+    /// Tasks written, moved or removed since the last answer, as far as this node is
+    /// concerned (placed on it, or no longer placed on it).
+    pub fn touch(&mut self, ids: impl IntoIterator<Item = TaskId>) {
+        self.touched.extend(ids);
+    }
+
+    /// Whether a task was touched since the last answer.
+    pub fn is_touched(&self) -> bool {
+        !self.touched.is_empty()
+    }
+
+    /// The changes since the last answer, looking only at the tasks touched since
+    /// ([`AssignmentSet::touch`]); `current` answers a touched task as it is now when it is
+    /// still this node's, `None` when it is gone or placed elsewhere. `None` when nothing
+    /// changed for the node (the poll keeps waiting).
     pub fn incremental<'a>(
         &mut self,
-        tasks: impl Iterator<Item = &'a Task>,
+        current: impl Fn(&TaskId) -> Option<&'a Task>,
         src: &dyn Sources,
     ) -> Option<Assignments> {
         let mut ch = Changes::default();
-        let mut present = BTreeSet::new();
-        for t in tasks {
-            present.insert(t.id.clone());
-            self.add_or_update(t, src, &mut ch);
-        }
-        let gone: Vec<TaskId> =
-            self.tasks.keys().filter(|id| !present.contains(*id)).cloned().collect();
-        for id in gone {
-            self.remove(&id, &mut ch);
+        for id in std::mem::take(&mut self.touched) {
+            match current(&id) {
+                Some(t) => self.add_or_update(t, src, &mut ch),
+                None => self.remove(&id, &mut ch),
+            }
         }
         if ch.is_empty() {
             return None;

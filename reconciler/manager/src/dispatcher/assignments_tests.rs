@@ -20,6 +20,14 @@ impl Sources for Files {
     }
 }
 
+/// The incremental answer after `tasks` (the node's tasks now) were all touched, and every
+/// task the set held (a held task missing from `tasks` is gone).
+fn after(set: &mut AssignmentSet, tasks: &[Task]) -> Option<Assignments> {
+    let held: Vec<TaskId> = set.tasks.keys().cloned().collect();
+    set.touch(held.into_iter().chain(tasks.iter().map(|t| t.id.clone())));
+    set.incremental(|id| tasks.iter().find(|t| &t.id == id), &Files)
+}
+
 fn task(id: &str, state: TaskState, secrets: &[&str], configs: &[&str]) -> Task {
     let mut t = Task {
         id: TaskId::new(id),
@@ -95,11 +103,11 @@ fn reported_states_are_not_echoed_and_managers_changes_are_sent() {
     let mut tasks = [task("t1", TaskState::Assigned, &[], &[])];
     let mut set = AssignmentSet::default();
     set.complete(tasks.iter(), &Files);
-    assert!(set.incremental(tasks.iter(), &Files).is_none(), "nothing changed");
+    assert!(after(&mut set, &tasks).is_none(), "nothing changed");
     tasks[0].status.state = TaskState::Running;
-    assert!(set.incremental(tasks.iter(), &Files).is_none(), "the agent's own report");
+    assert!(after(&mut set, &tasks).is_none(), "the agent's own report");
     tasks[0].desired_state = TaskState::Shutdown;
-    let a = set.incremental(tasks.iter(), &Files).unwrap();
+    let a = after(&mut set, &tasks).unwrap();
     assert_eq!((a.kind, a.applies_to, a.generation), (AssignmentsKind::Incremental, 1, 2));
     assert_eq!(lines(&a), ["update task t1 shutdown"]);
 }
@@ -113,9 +121,9 @@ fn a_secret_leaves_the_node_when_its_last_user_ends_or_goes() {
     let mut set = AssignmentSet::default();
     set.complete(tasks.iter(), &Files);
     tasks[0].status.state = TaskState::Failed;
-    assert!(set.incremental(tasks.iter(), &Files).is_none(), "t2 still uses db");
+    assert!(after(&mut set, &tasks).is_none(), "t2 still uses db");
     tasks.remove(1);
-    let a = set.incremental(tasks.iter(), &Files).unwrap();
+    let a = after(&mut set, &tasks).unwrap();
     assert_eq!(lines(&a), ["remove task t2", "remove secret db", "remove secret api"]);
 }
 
@@ -125,7 +133,7 @@ fn a_new_task_brings_only_the_files_the_node_does_not_hold() {
     let mut set = AssignmentSet::default();
     set.complete(tasks.iter(), &Files);
     tasks.push(task("t2", TaskState::Assigned, &["db", "missing"], &["conf"]));
-    let a = set.incremental(tasks.iter(), &Files).unwrap();
+    let a = after(&mut set, &tasks).unwrap();
     assert_eq!(lines(&a), ["update config conf=config conf", "update task t2 running"]);
 }
 
@@ -134,4 +142,23 @@ fn a_task_first_seen_after_it_ended_brings_no_files() {
     let tasks = [task("t1", TaskState::Failed, &["db"], &[])];
     let mut set = AssignmentSet::default();
     assert_eq!(lines(&set.complete(tasks.iter(), &Files)), ["update task t1 running"]);
+}
+
+#[test]
+fn an_incremental_answer_looks_only_at_the_tasks_touched_since_the_last() {
+    let mut tasks =
+        [task("t1", TaskState::Assigned, &[], &[]), task("t2", TaskState::Assigned, &[], &[])];
+    let mut set = AssignmentSet::default();
+    set.complete(tasks.iter(), &Files);
+    tasks[0].desired_state = TaskState::Shutdown;
+    tasks[1].desired_state = TaskState::Shutdown;
+    let current = |id: &TaskId| tasks.iter().find(|t| &t.id == id);
+    assert!(set.incremental(current, &Files).is_none(), "nothing touched: nothing looked at");
+    set.touch([TaskId::new("t2")]);
+    let a = set.incremental(current, &Files).unwrap();
+    assert_eq!(lines(&a), ["update task t2 shutdown"]);
+    set.touch([TaskId::new("t1")]);
+    let gone = set.incremental(|_| None, &Files).unwrap();
+    assert_eq!(lines(&gone), ["remove task t1"], "touched and no longer the node's");
+    assert!(!set.is_touched());
 }

@@ -7,7 +7,11 @@
 use reconciler_store::cluster_state::TaskRecord;
 use reconciler_store::{ClusterState, StoreCommand};
 use reconciler_types::{NodeId, TaskId};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// The tasks an update added to, changed on or removed from each node (a task that moved is
+/// listed under both nodes).
+pub type Changed = BTreeMap<NodeId, BTreeSet<TaskId>>;
 
 /// What an applied command touched, as far as the dispatcher cares.
 #[derive(Debug, Default)]
@@ -52,10 +56,10 @@ pub struct NodeIndex {
 }
 
 impl NodeIndex {
-    /// Rebuilds the index from `state`; answers the nodes whose tasks were added, changed or
-    /// removed since it was last up to date.
-    pub fn refresh(&mut self, state: &ClusterState) -> BTreeSet<NodeId> {
-        let mut changed = BTreeSet::new();
+    /// Rebuilds the index from `state`; answers the tasks added, changed or removed on each
+    /// node since it was last up to date.
+    pub fn refresh(&mut self, state: &ClusterState) -> Changed {
+        let mut changed = Changed::new();
         for (id, record) in state.tasks.iter() {
             self.sync(id, Some(record), &mut changed);
         }
@@ -67,40 +71,43 @@ impl NodeIndex {
         changed
     }
 
-    /// Brings the entries of `ids` up to `state`; answers the nodes they changed.
+    /// Brings the entries of `ids` up to `state`; answers the tasks they changed, by node.
     pub fn update<'a>(
         &mut self,
         state: &ClusterState,
         ids: impl IntoIterator<Item = &'a TaskId>,
-    ) -> BTreeSet<NodeId> {
-        let mut changed = BTreeSet::new();
+    ) -> Changed {
+        let mut changed = Changed::new();
         for id in ids {
             self.sync(id, state.tasks.get(id), &mut changed);
         }
         changed
     }
 
-    fn sync(&mut self, id: &TaskId, record: Option<&TaskRecord>, changed: &mut BTreeSet<NodeId>) {
+    fn sync(&mut self, id: &TaskId, record: Option<&TaskRecord>, changed: &mut Changed) {
         let now = record.and_then(|r| Some((r.task.node_id.as_ref()?, r.version)));
         let before = self.tasks.get(id);
+        let mut mark = |node: &NodeId| {
+            changed.entry(node.clone()).or_default().insert(id.clone());
+        };
         match (before, now) {
             (Some((n, v)), Some((node, version))) if n == node && *v == version => {}
             (Some((n, _)), Some((node, version))) if n == node => {
-                changed.insert(node.clone());
+                mark(node);
                 self.tasks.insert(id.clone(), (node.clone(), version));
             }
             (_, Some((node, version))) => {
                 if let Some((old, _)) = self.tasks.insert(id.clone(), (node.clone(), version)) {
                     self.unlink(&old, id);
-                    changed.insert(old);
+                    mark(&old);
                 }
                 self.by_node.entry(node.clone()).or_default().insert(id.clone());
-                changed.insert(node.clone());
+                mark(node);
             }
             (Some(_), None) => {
                 if let Some((old, _)) = self.tasks.remove(id) {
                     self.unlink(&old, id);
-                    changed.insert(old);
+                    mark(&old);
                 }
             }
             (None, None) => {}
@@ -114,6 +121,11 @@ impl NodeIndex {
                 self.by_node.remove(node);
             }
         }
+    }
+
+    /// The node a task is placed on.
+    pub fn node_of(&self, id: &TaskId) -> Option<&NodeId> {
+        self.tasks.get(id).map(|(node, _)| node)
     }
 
     /// The tasks placed on `node`, in id order.
@@ -137,12 +149,17 @@ mod tests {
         ix.tasks_of(&NodeId::new(node)).map(|t| t.to_string()).collect()
     }
 
-    fn nodes(names: &[&str]) -> BTreeSet<NodeId> {
-        names.iter().map(|n| NodeId::new(*n)).collect()
+    /// `node: task task…` for each node an update changed.
+    fn listed(changed: &Changed) -> Vec<String> {
+        let line = |(n, ids): (&NodeId, &BTreeSet<TaskId>)| {
+            let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+            format!("{n}: {}", ids.join(" "))
+        };
+        changed.iter().map(line).collect()
     }
 
     /// Applies `cmd` and updates the index from what it touched.
-    fn step(s: &mut ClusterState, ix: &mut NodeIndex, cmd: StoreCommand) -> BTreeSet<NodeId> {
+    fn step(s: &mut ClusterState, ix: &mut NodeIndex, cmd: StoreCommand) -> Changed {
         let index = s.last_index + 1;
         assert_eq!(s.apply(&cmd, index).refusal, None);
         let mut t = Touched::default();
@@ -157,14 +174,16 @@ mod tests {
         let batch = StoreCommand::Batch {
             commands: vec![put("t1", Some("a")), put("t2", Some("b")), put("t3", None)],
         };
-        assert_eq!(step(&mut s, &mut ix, batch), nodes(&["a", "b"]));
+        assert_eq!(listed(&step(&mut s, &mut ix, batch)), ["a: t1", "b: t2"]);
         let status = TaskStatus { state: TaskState::Running, ..Default::default() };
         let report = StoreCommand::SetTaskStatus { id: TaskId::new("t1"), status };
-        assert_eq!(step(&mut s, &mut ix, report), nodes(&["a"]));
-        assert_eq!(step(&mut s, &mut ix, put("t3", Some("b"))), nodes(&["b"]));
+        assert_eq!(listed(&step(&mut s, &mut ix, report)), ["a: t1"]);
+        assert_eq!(listed(&step(&mut s, &mut ix, put("t3", Some("b")))), ["b: t3"]);
         let rm = StoreCommand::RemoveTask { id: TaskId::new("t1"), expected: Expect::Any };
-        assert_eq!(step(&mut s, &mut ix, rm), nodes(&["a"]));
-        assert_eq!(step(&mut s, &mut ix, put("t2", Some("a"))), nodes(&["a", "b"]), "moved");
+        assert_eq!(listed(&step(&mut s, &mut ix, rm)), ["a: t1"]);
+        let moved = step(&mut s, &mut ix, put("t2", Some("a")));
+        assert_eq!(listed(&moved), ["a: t2", "b: t2"], "moved: both nodes");
+        assert_eq!(ix.node_of(&TaskId::new("t2")), Some(&NodeId::new("a")));
         assert_eq!(of(&ix, "a"), ["t2"]);
         assert_eq!(of(&ix, "b"), ["t3"]);
     }
@@ -176,7 +195,7 @@ mod tests {
         step(&mut s, &mut ix, put("t1", Some("a")));
         s.apply(&put("t2", Some("b")), 9);
         s.apply(&StoreCommand::RemoveTask { id: TaskId::new("t1"), expected: Expect::Any }, 10);
-        assert_eq!(ix.refresh(&s), nodes(&["a", "b"]));
+        assert_eq!(listed(&ix.refresh(&s)), ["a: t1", "b: t2"]);
         assert!(ix.refresh(&s).is_empty(), "nothing new");
         assert_eq!((of(&ix, "a").len(), of(&ix, "b")), (0, vec!["t2".to_owned()]));
     }

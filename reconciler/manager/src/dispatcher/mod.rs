@@ -290,14 +290,22 @@ impl Dispatcher {
         core.check(node, &query.session)?;
         let Some(held) = core.held.get_mut(node) else { return Err(session_gone(UnknownSession)) };
         let complete = query.since == 0 || query.since != held.set.generation();
+        if !complete && !held.set.is_touched() && !core.logs.has_new(node, &held.session) {
+            return Ok(None);
+        }
+        let index = &core.index;
         let answer = m.node.state.read(|s| {
             let src = StateSources { state: &s.state, key: &m.cluster_key };
-            let tasks =
-                core.index.tasks_of(node).filter_map(|id| s.state.tasks.get(id)).map(|r| &r.task);
             if complete {
+                let tasks =
+                    index.tasks_of(node).filter_map(|id| s.state.tasks.get(id)).map(|r| &r.task);
                 Some(held.set.complete(tasks, &src))
             } else {
-                held.set.incremental(tasks, &src)
+                let current = |id: &reconciler_types::TaskId| {
+                    let here = index.node_of(id) == Some(node);
+                    here.then(|| s.state.tasks.get(id)).flatten().map(|r| &r.task)
+                };
+                held.set.incremental(current, &src)
             }
         });
         let subs = core.logs.take_for(node, &held.session, complete);

@@ -288,8 +288,11 @@ impl Dispatcher {
             core.held.remove(&node);
             core.wake(&node);
         }
-        for node in &changed {
-            core.wake(node);
+        for (node, ids) in changed {
+            if let Some(held) = core.held.get_mut(&node) {
+                held.set.touch(ids);
+            }
+            core.wake(&node);
         }
     }
 }
