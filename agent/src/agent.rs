@@ -58,6 +58,9 @@ pub struct AgentOptions {
     pub insecure: bool,
     /// This very binary (the process runtime's supervisor, `flotilla ...` commands).
     pub flotilla_exe: PathBuf,
+    /// Where the routing mesh listens on the published ports (`0.0.0.0` on a node of its
+    /// own; `None`: no mesh on this node).
+    pub mesh_addr: Option<std::net::IpAddr>,
 }
 
 /// Why the agent stopped.
@@ -182,8 +185,10 @@ async fn serve<R: Runtime>(
         }
     };
     let upkeep = tls_upkeep(&joined, &opts.data_dir, known);
+    let mesh = opts.mesh_addr.map(|a| Arc::new(crate::mesh::Mesh::new(a)));
+    let session = session::run(worker.clone(), &mut managers, &mut client, register, &save, mesh);
     tokio::select! {
-        end = session::run(worker.clone(), &mut managers, &mut client, register, &save) => {
+        end = session => {
             worker.detach();
             match end {
                 End::Revoked => Err(AgentError::Removed(opts.data_dir.display().to_string())),

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!  dispatcher ──assignments──► session ─► worker ─► one task runner per task
+//!      │ ──routes──────────────► mesh (published ports → tasks on any node)
 //!      ▲                                              │ agent_core::task::next_step
 //!      └──── batched status ◄── outbox ◄──────────────┤
 //!                                                     ▼
@@ -19,6 +20,7 @@
 //! * [`logfile`]: task logs on disk (rotating writer, tail/since/follow reader);
 //!   [`logpub`]: sending them for `service logs`.
 //! * [`node`]: identity, join, description; [`clock`]: epoch time as `MonoTime`.
+//! * [`mesh`]: the routing mesh: every published ingress port forwarded to its tasks.
 //!
 //! The decisions (state machine, health accounting, file placement) are pure functions in
 //! `agent-core`; this crate carries them out.
@@ -30,6 +32,7 @@ pub mod health;
 pub mod holdings;
 pub mod logfile;
 pub mod logpub;
+pub mod mesh;
 pub mod node;
 pub mod outbox;
 pub mod runner;

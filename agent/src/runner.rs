@@ -322,10 +322,18 @@ impl<R: Runtime> Runner<R> {
     }
 
     async fn stop_unhealthy(&mut self) -> OpResult {
-        let rt = &*self.shared.rt;
         let last = self.health.as_ref().map(|t| t.last_output().to_owned()).unwrap_or_default();
         tracing::info!(task = %self.ctx.who.task_id, output = %last, "unhealthy: stopping");
-        let mut e = OpError::fatal(unhealthy_error(rt.name()));
+        let mut e = OpError::fatal(unhealthy_error(self.shared.rt.name()));
+        // Said at once, before the stop and its grace period: a RUNNING task with an error
+        // takes no new connections from the routing mesh (`reconciler_api::mesh`).
+        if self.status().state == TaskState::Running {
+            let mut s = self.status().clone();
+            s.err.clone_from(&e.message);
+            s.message = "unhealthy: stopping".into();
+            self.set_status(s);
+        }
+        let rt = &*self.shared.rt;
         if let Err(err) = rt.stop(&self.ctx).await {
             tracing::warn!(task = %self.ctx.who.task_id, error = %err, "stopping an unhealthy task");
         }

@@ -4,6 +4,7 @@
 //! ```text
 //!  register ─► Session ─┬─ heartbeat every period the dispatcher names
 //!                       ├─ long-poll assignments ─► worker.apply, log subscriptions
+//!                       ├─ long-poll the routing table ─► mesh.apply (when the mesh runs)
 //!                       └─ report the outbox in batches
 //!  session gone (404) ─► register again      manager unreachable ─► the next manager, backoff
 //!  credential refused (401) ─► stop: this node was removed
@@ -12,11 +13,13 @@
 //! Every failure is logged with what happens next; the tasks keep running meanwhile.
 
 use crate::logpub::{LogPublishers, publish};
+use crate::mesh::Mesh;
 use crate::runtime::Runtime;
 use crate::worker::Worker;
 use reconciler_api::dispatcher::{
     AssignmentsQuery, MAX_WAIT_MS, RegisterRequest, Session, StatusReport,
 };
+use reconciler_api::mesh::RoutesQuery;
 use reconciler_api::{ApiError, ClientError, DispatcherClient};
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,6 +106,7 @@ pub async fn run<R: Runtime>(
     client: &mut DispatcherClient,
     register: RegisterRequest,
     on_managers: &(dyn Fn(&[String]) + Send + Sync),
+    mesh: Option<Arc<Mesh>>,
 ) -> End {
     let mut backoff = Duration::from_millis(200);
     let publishers = LogPublishers::default();
@@ -133,6 +137,7 @@ pub async fn run<R: Runtime>(
             e = heartbeats(client, &session) => e,
             e = poll(client, &session, &worker, &publishers) => e,
             e = report(client, &session, &worker) => e,
+            e = routes(client, &session, mesh.as_deref()) => e,
         };
         match end {
             End::Revoked => return End::Revoked,
@@ -192,6 +197,27 @@ async fn poll<R: Runtime>(
                     done.finish(&id);
                 });
             }
+        }
+    }
+}
+
+/// Follows the routing table into the mesh (never ends without a mesh).
+async fn routes(client: &DispatcherClient, session: &Session, mesh: Option<&Mesh>) -> End {
+    let Some(mesh) = mesh else { return std::future::pending().await };
+    mesh.new_session();
+    loop {
+        let query = RoutesQuery {
+            session: session.session.clone(),
+            since: mesh.version(),
+            wait_ms: MAX_WAIT_MS,
+        };
+        let answer = match client.routes(&query).await {
+            Ok(a) => a,
+            Err(e) => return classify(&e),
+        };
+        if let Err(stale) = mesh.apply(answer) {
+            tracing::info!(%stale, "asking for the complete routing table");
+            mesh.new_session();
         }
     }
 }

@@ -15,6 +15,7 @@
 //! * [`files`]: where configs and secrets go, never outside the task.
 //! * [`launch`]: the runtime a task asks for, its argv and environment, its name.
 //! * [`logs`]: the log record format, line splitting and rotation limits.
+//! * [`mesh`]: the routing mesh's choice of backend and its UDP flows.
 //!
 //! No tokio, filesystem, network, clock or environment reads (see `clippy.toml`).
 
@@ -22,6 +23,7 @@ pub mod files;
 pub mod health;
 pub mod launch;
 pub mod logs;
+pub mod mesh;
 pub mod task;
 
 pub use health::{Health, HealthPolicy, HealthTest, HealthTracker};

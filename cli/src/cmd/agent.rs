@@ -43,6 +43,13 @@ pub struct AgentArgs {
     /// Talk plain HTTP to managers started with --insecure-listen.
     #[arg(long)]
     insecure: bool,
+    /// Where the routing mesh listens on every published ingress port (one address per
+    /// agent when several run on one machine, e.g. 127.0.0.2 and 127.0.0.3).
+    #[arg(long, value_name = "IP", default_value = "0.0.0.0")]
+    mesh_addr: std::net::IpAddr,
+    /// Run no routing mesh on this node (published ports answer only on the other nodes).
+    #[arg(long)]
+    no_mesh: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -84,6 +91,7 @@ pub fn run_agent(args: AgentArgs, global: &GlobalArgs) -> anyhow::Result<ExitCod
         log_limits: LogLimits { max_size, max_files: args.log_max_file },
         insecure: args.insecure,
         flotilla_exe: std::env::current_exe().context("cannot find this program's path")?,
+        mesh_addr: (!args.no_mesh).then_some(args.mesh_addr),
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(

@@ -13,7 +13,9 @@
 //! Told by environment: `PROBE_START_DELAY` (listen only after it, a slow start),
 //! `PROBE_FAIL_HEALTH=1` (unhealthy from the start), `PROBE_FAIL_HEALTH_AFTER` (unhealthy
 //! after a while), `PROBE_EXIT_CODE` with `PROBE_EXIT_AFTER` (exit on its own),
-//! `PROBE_IGNORE_STOP=1` (ignore SIGTERM and SIGINT, to be killed after the grace period).
+//! `PROBE_IGNORE_STOP=1` (ignore SIGTERM and SIGINT, to be killed after the grace period),
+//! `PROBE_UDP_ECHO=T` (also answer each UDP datagram on the node port of the service's
+//! target port T, `FLOTILLA_PORT_T`, with `<task id> <the datagram>`).
 //! Otherwise either signal ends it with code 0, as a server that shuts down cleanly (it
 //! handles them itself, so it stops the same way as PID 1 of a container). Durations are
 //! humantime (`1s`, `500ms`). Each request is logged on stdout.
@@ -159,6 +161,17 @@ async fn serve(version: Option<String>, listen: Option<SocketAddr>) -> anyhow::R
         });
     }
     watch_stop_signals(env("PROBE_IGNORE_STOP").is_some_and(|v| v != "0"))?;
+    if let Some(target) = env("PROBE_UDP_ECHO") {
+        let var = format!("FLOTILLA_PORT_{target}");
+        let port =
+            env(&var).with_context(|| format!("PROBE_UDP_ECHO={target}: {var} is not set"))?;
+        let port: u16 = port.parse().with_context(|| format!("{var}={port:?} is not a port"))?;
+        let socket = tokio::net::UdpSocket::bind(SocketAddr::from((addr.ip(), port)))
+            .await
+            .with_context(|| format!("cannot listen on udp port {port}"))?;
+        println!("probe {} echoing udp on {}", probe.version, socket.local_addr()?);
+        tokio::spawn(udp_echo(socket, probe.task.clone()));
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -173,6 +186,17 @@ async fn serve(version: Option<String>, listen: Option<SocketAddr>) -> anyhow::R
         .with_state(probe);
     axum::serve(listener, app).await.context("probe server failed")?;
     bail!("probe server stopped")
+}
+
+/// Answers each datagram with `<task> <datagram>`.
+async fn udp_echo(socket: tokio::net::UdpSocket, task: String) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let Ok((n, from)) = socket.recv_from(&mut buf).await else { continue };
+        let mut reply = format!("{task} ").into_bytes();
+        reply.extend_from_slice(&buf[..n]);
+        let _ = socket.send_to(&reply, from).await;
+    }
 }
 
 async fn root(State(p): State<Arc<Probe>>) -> String {

@@ -6,13 +6,14 @@
 //! ```text
 //!  up ─► manager (Raft, API, GitOps loop on DATA/manager) ◄─ agent (DATA/agent, runtime)
 //!   │          ▲ source: the repo, runtime filter (stacks the runtime cannot run are skipped)
-//!   └─ every 250 ms: read the state, print what changed, route published ports to tasks
+//!   └─ every 250 ms: read the state, print what changed (the agent's routing mesh serves
+//!      the published ports)
 //! ```
 //!
 //! Stacks the runtime cannot run are skipped by the Git source itself (its `runtime`
 //! setting), so the loop, `source show` and this command agree on them. Published ports
-//! answer on this machine through a small forwarder to the service's running tasks (the
-//! agents' routing mesh is not built yet). Ctrl-C (SIGINT or SIGTERM) drains the agent's
+//! answer on this machine through the agent's routing mesh (`agent::mesh`), as on any node
+//! of a cluster. Ctrl-C (SIGINT or SIGTERM) drains the agent's
 //! node, waits for its tasks to stop, then stops the agent and the manager; the next `up`
 //! makes the node active again and the tasks come back.
 
@@ -28,11 +29,10 @@ use reconciler_manager::{ManagerOptions, StartMode, start_manager};
 use reconciler_orchestrator::state::ClusterState;
 use reconciler_orchestrator::state::gitops::Outcome;
 use reconciler_types::{Availability, NodeId, NodeRole, PortProtocol, TaskState};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -226,6 +226,7 @@ async fn serve(
         log_limits: LogLimits::default(),
         insecure: false,
         flotilla_exe: std::env::current_exe().context("cannot find this program's path")?,
+        mesh_addr: Some(std::net::Ipv4Addr::UNSPECIFIED.into()),
     };
     let mut agent = tokio::spawn(agent::agent::run(agent_opts, async {
         let _ = agent_stopped.await;
@@ -264,13 +265,11 @@ async fn serve(
 
     let mut signals = Signals::new()?;
     let mut seen = View::default();
-    let mut mesh = Mesh::default();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
             () = signals.next() => break,
             r = &mut agent => {
-                mesh.close();
                 running.shutdown().await;
                 bail!("the agent stopped: {}", agent_end(r));
             }
@@ -279,15 +278,11 @@ async fn serve(
                 for line in seen.changes(&view) {
                     println!("{line}");
                 }
-                for line in mesh.route(&view) {
-                    println!("{line}");
-                }
                 seen = view;
             }
         }
     }
     println!("Stopping: draining this node's tasks (Ctrl-C again to stop at once)");
-    mesh.close();
     tokio::select! {
         r = drain(&m, &node) => {
             if let Err(e) = r {
@@ -435,7 +430,8 @@ pub struct ServiceView {
     pub update: Option<(String, String)>,
     /// Tasks running, tasks wanted.
     pub running: (usize, usize),
-    /// TCP ingress ports: published port → the node ports of this node's running tasks.
+    /// TCP ingress ports: published port → the node ports of this node's running tasks
+    /// (the port answers, through the agent's mesh, once there is one).
     pub routes: BTreeMap<u32, Vec<u16>>,
 }
 
@@ -574,90 +570,6 @@ impl View {
             out.push(format!("service {name}: removed"));
         }
         out
-    }
-}
-
-/// The node ports of the running tasks a published port forwards to.
-type Backends = Arc<std::sync::RwLock<Vec<u16>>>;
-
-/// The published ports of this machine: one listener per TCP ingress port, forwarding each
-/// connection to one of the service's running tasks on this node, in turn.
-#[derive(Default)]
-struct Mesh {
-    /// Published port → its listener and the tasks' ports it forwards to.
-    ports: BTreeMap<u32, (tokio::task::JoinHandle<()>, Backends)>,
-    /// Ports that could not be bound (reported once).
-    refused: BTreeSet<u32>,
-}
-
-impl Mesh {
-    /// Follows the services' routes; answers lines to print.
-    fn route(&mut self, view: &View) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut wanted: BTreeMap<u32, &Vec<u16>> = BTreeMap::new();
-        for s in view.services.values() {
-            wanted.extend(s.routes.iter().map(|(p, t)| (*p, t)));
-        }
-        self.ports.retain(|port, (handle, _)| {
-            let keep = wanted.contains_key(port);
-            if !keep {
-                handle.abort();
-            }
-            keep
-        });
-        self.refused.retain(|p| wanted.contains_key(p));
-        for (port, tasks) in wanted {
-            if let Some((_, backends)) = self.ports.get(&port) {
-                if let Ok(mut b) = backends.write() {
-                    b.clone_from(tasks);
-                }
-                continue;
-            }
-            if self.refused.contains(&port) {
-                continue;
-            }
-            let Ok(p16) = u16::try_from(port) else { continue };
-            match std::net::TcpListener::bind(("0.0.0.0", p16))
-                .and_then(|l| l.set_nonblocking(true).map(|()| l))
-                .and_then(tokio::net::TcpListener::from_std)
-            {
-                Ok(listener) => {
-                    let backends = Arc::new(std::sync::RwLock::new(tasks.clone()));
-                    let handle = tokio::spawn(forward(listener, backends.clone()));
-                    self.ports.insert(port, (handle, backends));
-                }
-                Err(e) => {
-                    out.push(format!("port {port}: cannot listen: {e}"));
-                    self.refused.insert(port);
-                }
-            }
-        }
-        out
-    }
-
-    fn close(&mut self) {
-        for (handle, _) in self.ports.values() {
-            handle.abort();
-        }
-        self.ports.clear();
-    }
-}
-
-async fn forward(listener: tokio::net::TcpListener, backends: Backends) {
-    let mut turn = 0usize;
-    loop {
-        let Ok((mut client, _)) = listener.accept().await else { continue };
-        let ports = backends.read().map(|b| b.clone()).unwrap_or_default();
-        if ports.is_empty() {
-            continue;
-        }
-        turn = turn.wrapping_add(1);
-        let port = ports[turn % ports.len()];
-        tokio::spawn(async move {
-            if let Ok(mut task) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut task).await;
-            }
-        });
     }
 }
 

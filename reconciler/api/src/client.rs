@@ -359,6 +359,27 @@ impl DispatcherClient {
         send(req, &url).await
     }
 
+    /// Waits up to `query.wait_ms` for routing-table changes after `query.since`.
+    ///
+    /// # Errors
+    /// See [`ClientError`]; `NotFound` means the session is gone (register again).
+    pub async fn routes(
+        &self,
+        query: &crate::mesh::RoutesQuery,
+    ) -> Result<crate::mesh::Routes, ClientError> {
+        let path = format!(
+            "{}?session={}&since={}&wait_ms={}",
+            crate::mesh::ROUTES_PATH,
+            query.session,
+            query.since,
+            query.wait_ms
+        );
+        let url = format!("{}{}", self.api.base, path);
+        let timeout = Duration::from_millis(query.wait_ms.saturating_add(10_000));
+        let req = self.api.http.get(&url).bearer_auth(&self.credential).timeout(timeout);
+        send(req, &url).await
+    }
+
     /// Reports task states.
     ///
     /// # Errors

@@ -6,11 +6,12 @@
 //!   CLI ──ApiClient──► operator API (nodes, services, tokens, state, logs) ─┐
 //!                                                                           ├─► manager
 //!   agent ──DispatcherClient──► dispatcher (session, heartbeat, long-polled ┘
-//!           assignments, batched status, log chunks)
+//!           assignments and routes, batched status, log chunks)
 //! ```
 //!
 //! * [`operator`]: bodies of the operator API; [`dispatcher`]: the agent session protocol
-//!   (and why it is long polls); [`credential`]: a node's own credential; [`services`]: the
+//!   (and why it is long polls); [`mesh`]: the routing table every agent follows;
+//!   [`credential`]: a node's own credential; [`services`]: the
 //!   service endpoints (and the client's calls to them); [`stacks`]: the stack endpoints;
 //!   [`logs`]: the `service logs` stream; [`source`]: the Git source the cluster deploys
 //!   from, and the forges' webhook.
@@ -26,6 +27,7 @@ pub mod dispatcher;
 pub mod error;
 pub mod http;
 pub mod logs;
+pub mod mesh;
 pub mod operator;
 pub mod pki;
 pub mod services;

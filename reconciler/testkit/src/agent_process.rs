@@ -28,6 +28,11 @@ pub struct AgentProcess {
     pub hostname: String,
     /// `FLOTILLA_LOG` for the agent (default `info`).
     pub log_level: String,
+    /// Where its routing mesh listens (`--mesh-addr`, default `127.0.0.1`: tests stay on
+    /// loopback; give each agent its own 127.0.0.x when both must serve a port).
+    pub mesh_addr: String,
+    /// `--advertise` (default: none, the agent's address towards the manager).
+    pub advertise: Option<String>,
     child: Option<Child>,
 }
 
@@ -42,6 +47,8 @@ impl AgentProcess {
             token: token.to_owned(),
             hostname: hostname.to_owned(),
             log_level: "info".into(),
+            mesh_addr: "127.0.0.1".into(),
+            advertise: None,
             child: None,
         }
     }
@@ -58,9 +65,14 @@ impl AgentProcess {
     /// The log cannot be opened or the process cannot be spawned.
     pub fn spawn(&mut self) -> Result<(), HarnessError> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_file())?;
-        let child = Command::new(&self.binary)
-            .args(["agent", "--join", &self.join, "--hostname", &self.hostname, "--data-dir"])
+        let mut cmd = Command::new(&self.binary);
+        cmd.args(["agent", "--join", &self.join, "--hostname", &self.hostname, "--data-dir"])
             .arg(&self.dir)
+            .args(["--mesh-addr", &self.mesh_addr]);
+        if let Some(a) = &self.advertise {
+            cmd.args(["--advertise", a]);
+        }
+        let child = cmd
             .env("FLOTILLA_TOKEN", &self.token)
             .env("FLOTILLA_LOG", &self.log_level)
             .stdin(Stdio::null())

@@ -6,7 +6,7 @@
 
 use reconciler_store::cluster_state::TaskRecord;
 use reconciler_store::{ClusterState, StoreCommand};
-use reconciler_types::{NodeId, TaskId};
+use reconciler_types::{NodeId, ServiceId, TaskId};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The tasks an update added to, changed on or removed from each node (a task that moved is
@@ -22,6 +22,21 @@ pub struct Touched {
     pub removed_nodes: Vec<NodeId>,
     /// The cluster settings changed (the heartbeat period may have).
     pub settings: bool,
+    /// Services written or removed (the routing mesh follows their published ports).
+    pub services: BTreeSet<ServiceId>,
+    /// Nodes whose state or address may have changed (the mesh's backends live on them).
+    pub nodes: BTreeSet<NodeId>,
+}
+
+impl Touched {
+    /// Whether nothing the dispatcher follows was touched.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+            && self.removed_nodes.is_empty()
+            && !self.settings
+            && self.services.is_empty()
+            && self.nodes.is_empty()
+    }
 }
 
 /// Adds what `cmd` touched to `out`.
@@ -37,7 +52,23 @@ pub fn touched(cmd: &StoreCommand, out: &mut Touched) {
         | C::RemoveTask { id, .. } => {
             out.tasks.insert(id.clone());
         }
-        C::RemoveNode { id, .. } => out.removed_nodes.push(id.clone()),
+        C::RemoveNode { id, .. } => {
+            out.removed_nodes.push(id.clone());
+            out.nodes.insert(id.clone());
+        }
+        C::PutNode { node, .. } => {
+            out.nodes.insert(node.id.clone());
+        }
+        C::SetNodeStatus { id, .. } => {
+            out.nodes.insert(id.clone());
+        }
+        C::CreateService { id, .. }
+        | C::UpdateService { id, .. }
+        | C::PutService { id, .. }
+        | C::RollbackService { id, .. }
+        | C::RemoveService { id, .. } => {
+            out.services.insert(id.clone());
+        }
         C::SetSettings { .. } => out.settings = true,
         C::Batch { commands } | C::Orchestrate { commands, .. } => {
             for c in commands {

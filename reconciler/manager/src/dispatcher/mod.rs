@@ -9,17 +9,20 @@
 //!   assignments ─► AssignmentSet of the node (long poll woken by the node index)     │
 //!   status ─► checked, queued ─────────► flush loop: one Raft batch per ~100 ms ◄────┘
 //!   logs ─► the subscriber's channel
+//!   routes ─► the mesh table's changes since the agent's version (long poll, all agents)
 //! ```
 //!
 //! Everything here lives in the leader's memory and starts again with each term (see
 //! [`run`]): a new leader marks every node that is not down *unknown* and gives it six
 //! periods to open a session. Start at [`Dispatcher`]; the pure parts are [`sessions`]
-//! (heartbeats), [`assignments`] (what a node holds), [`updates`] (batches) and [`logs`].
+//! (heartbeats), [`assignments`] (what a node holds), [`updates`] (batches), [`logs`] and
+//! [`mesh`] (the routing table).
 
 pub mod assignments;
 pub mod credential;
 pub mod index;
 pub mod logs;
+pub mod mesh;
 pub mod routes;
 pub mod run;
 pub mod sessions;
@@ -81,6 +84,9 @@ struct Core {
     index: NodeIndex,
     logs: LogRoutes,
     wake: HashMap<NodeId, watch::Sender<u64>>,
+    /// The routing mesh's table, and the wake-up of every routes poll.
+    mesh: mesh::MeshTable,
+    mesh_wake: watch::Sender<u64>,
 }
 
 impl Core {
@@ -109,6 +115,7 @@ impl Core {
         for tx in self.wake.values() {
             tx.send_modify(|n| *n += 1);
         }
+        self.mesh_wake.send_modify(|n| *n += 1);
         self.wake.retain(|_, tx| tx.receiver_count() > 0);
     }
 }
@@ -145,6 +152,8 @@ impl Dispatcher {
             index: NodeIndex::default(),
             logs: LogRoutes::default(),
             wake: HashMap::new(),
+            mesh: mesh::MeshTable::default(),
+            mesh_wake: watch::channel(0).0,
         };
         Dispatcher {
             config,

@@ -23,6 +23,7 @@ use reconciler_api::dispatcher::{
     LOGS_PATH, LogAck, LogChunk, MAX_WAIT_MS, RegisterRequest, SESSION_PATH, STATUS_PATH, Session,
     StatusAck, StatusReport,
 };
+use reconciler_api::mesh::{ROUTES_PATH, Routes, RoutesQuery};
 use reconciler_types::NodeId;
 use reqwest::Method;
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub fn routes() -> Router<Arc<Manager>> {
         .route(ASSIGNMENTS_PATH, get(assignments))
         .route(STATUS_PATH, post(status))
         .route(LOGS_PATH, post(logs))
+        .route(ROUTES_PATH, get(mesh_routes))
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
 }
 
@@ -138,6 +140,19 @@ async fn assignments(
     let path =
         format!("{ASSIGNMENTS_PATH}?session={}&since={}&wait_ms={}", q.session, q.since, q.wait_ms);
     let run = || async { m.dispatcher.assignments(&m, &who.node(&m)?, &q).await };
+    m.on_leader_via(Method::GET, &path, None::<&()>, &via, run).await.map(Json)
+}
+
+async fn mesh_routes(
+    State(m): Shared,
+    who: NodeBearer,
+    Query(q): Query<RoutesQuery>,
+) -> ApiResult<Routes> {
+    let wait = Duration::from_millis(q.wait_ms.min(MAX_WAIT_MS));
+    let via = who.forwarding(&m, wait + Duration::from_secs(2));
+    let path =
+        format!("{ROUTES_PATH}?session={}&since={}&wait_ms={}", q.session, q.since, q.wait_ms);
+    let run = || async { m.dispatcher.routes(&who.node(&m)?, &q).await };
     m.on_leader_via(Method::GET, &path, None::<&()>, &via, run).await.map(Json)
 }
 

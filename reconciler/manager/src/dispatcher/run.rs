@@ -93,6 +93,7 @@ impl Dispatcher {
         let nodes: Vec<(NodeId, NodeState)> = m.node.state.read(|s| {
             core.index = index::NodeIndex::default();
             core.index.refresh(&s.state);
+            core.mesh.rebuild(&s.state);
             core.sessions.set_period(s.state.settings.dispatcher_heartbeat);
             let up = s.state.nodes.values().filter(|r| r.node.status.state != NodeState::Down);
             up.map(|r| (r.node.id.clone(), r.node.status.state)).collect()
@@ -241,7 +242,7 @@ async fn index_loop(m: &Arc<Manager>, mut events: tokio::sync::broadcast::Receiv
             if let Err(e) = job.await {
                 tracing::error!(error = %e, "dispatcher: the node index could not be updated");
             }
-        } else if !work.tasks.is_empty() || !work.removed_nodes.is_empty() || work.settings {
+        } else if !work.is_empty() {
             m.dispatcher.sync_index(m, false, work);
         }
         full = false;
@@ -278,6 +279,16 @@ impl Dispatcher {
             };
             if full || touched.settings {
                 core.sessions.set_period(s.state.settings.dispatcher_heartbeat);
+            }
+            let routed = if full {
+                core.mesh.rebuild(&s.state);
+                true
+            } else {
+                let t = &touched;
+                core.mesh.update(&s.state, &core.index, &t.tasks, &t.services, &t.nodes)
+            };
+            if routed {
+                core.mesh_wake.send_modify(|n| *n += 1);
             }
             let gone = core.held.keys().filter(|n| !s.state.nodes.contains_key(*n));
             (changed, gone.cloned().collect::<Vec<NodeId>>())
