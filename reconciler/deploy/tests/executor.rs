@@ -61,14 +61,19 @@ fn commands(b: &StoreCommand) -> Vec<String> {
     commands
         .iter()
         .map(|c| {
-            let v = serde_json::to_value(c).unwrap();
+            let json = serde_json::to_value(c).unwrap();
+            let v = &json["args"];
             let name = v
                 .pointer("/spec/name")
                 .or(v.pointer("/config/name"))
                 .or(v.pointer("/secret/name"))
                 .or(v.get("name"))
                 .or(v.get("id"));
-            format!("{} {}", v["op"].as_str().unwrap(), name.and_then(|n| n.as_str()).unwrap_or(""))
+            format!(
+                "{} {}",
+                json["op"].as_str().unwrap(),
+                name.and_then(|n| n.as_str()).unwrap_or("")
+            )
         })
         .collect()
 }

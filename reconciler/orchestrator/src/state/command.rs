@@ -49,8 +49,13 @@ pub struct Fence {
 }
 
 /// One write to the cluster state. Applied in log order by every manager.
+///
+/// Adjacently tagged (`{"op": …, "args": {…}}`, the tag first): serde reads the arguments
+/// straight into the variant, where an internally tagged enum buffers each command (and an
+/// orchestrator entry's 200 commands inside it) before reading it again; the log, replication
+/// and snapshots decode every command.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(tag = "op", content = "args", rename_all = "snake_case")]
 pub enum StoreCommand {
     /// Records the cluster's identity and credentials; refused once the cluster exists.
     InitCluster {
