@@ -5,7 +5,7 @@
 //! ```text
 //!  dispatcher routes poll ─► Mesh::apply (Open/Close: listeners; Add/Remove: backends)
 //!  client ─► listener ─► Balancer::pick ─► connect to node:port (next backend on failure)
-//!                           └─ copy both ways until either side closes
+//!                           └─ splice both ways until both sides close (mesh/splice.rs)
 //!  UDP datagram from C ─► C's flow (or a new one, picked) ─► its backend; replies go back
 //!                        to C from the published port; a flow idle for UDP_IDLE ends
 //! ```
@@ -14,6 +14,8 @@
 //! stopped) gets no new connection from then on; connections already open go on, and a UDP
 //! client of it moves to another backend with its next datagram. The choice of backend is
 //! [`agent_core::mesh`]'s (least connections, ties in turn).
+
+mod splice;
 
 use agent_core::mesh::{Balancer, Flows};
 use reconciler_api::mesh::{PublishedPort, RouteChange, Routes, RoutesKind};
@@ -32,8 +34,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const UDP_IDLE: Duration = Duration::from_secs(30);
 /// How often idle UDP flows are looked for.
 const UDP_SWEEP: Duration = Duration::from_secs(1);
-/// The copy buffer of each direction of a TCP connection.
-const TCP_BUFFER: usize = 64 * 1024;
 /// The largest UDP datagram.
 const UDP_MAX: usize = 65_536;
 
@@ -263,14 +263,7 @@ async fn forward_tcp(mut client: TcpStream, backends: Shared) {
         match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             Ok(Ok(mut upstream)) => {
                 let _ = upstream.set_nodelay(true);
-                let copied = tokio::io::copy_bidirectional_with_sizes(
-                    &mut client,
-                    &mut upstream,
-                    TCP_BUFFER,
-                    TCP_BUFFER,
-                )
-                .await;
-                if let Err(e) = copied {
+                if let Err(e) = splice::forward(&mut client, &mut upstream).await {
                     tracing::trace!(task = %task, error = %e, "mesh: connection ended");
                 }
                 lock(&backends).closed(&task);
