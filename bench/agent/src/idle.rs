@@ -117,18 +117,24 @@ pub async fn run(o: &Options) -> anyhow::Result<()> {
     let (a0, s0, t0) = (usage(pid)?, total(&shim_pids), Instant::now());
     tokio::time::sleep(o.idle).await;
     let (a1, s1, secs) = (usage(pid)?, total(&shim_pids), t0.elapsed().as_secs_f64());
+    // `/proc` counts CPU time in ticks: no tick in the window is under one tick's share.
     let cpu = |u0: Usage, u1: Usage| {
-        100.0 * (u1.cpu_ticks.saturating_sub(u0.cpu_ticks)) as f64 / TICKS_PER_SEC / secs
+        let ticks = u1.cpu_ticks.saturating_sub(u0.cpu_ticks);
+        let tick_share = 100.0 / TICKS_PER_SEC / secs;
+        match ticks {
+            0 => format!("under {tick_share:.2} %"),
+            n => format!("{:.2} %", n as f64 * tick_share),
+        }
     };
     println!(
-        "  agent: RSS {:.1} MiB (PSS {:.1} MiB), CPU {:.2} % of one core over {secs:.0} s",
+        "  agent: RSS {:.1} MiB (PSS {:.1} MiB), CPU {} of one core over {secs:.0} s",
         mib(a1.rss_kib),
         mib(a1.pss_kib),
         cpu(a0, a1)
     );
     println!(
         "  its {} task supervisors (agent-shim): RSS {:.1} MiB in all, PSS {:.1} MiB \
-         ({:.2} MiB each), CPU {:.2} % of one core",
+         ({:.2} MiB each), CPU {} of one core",
         shim_pids.len(),
         mib(s1.rss_kib),
         mib(s1.pss_kib),

@@ -3,7 +3,9 @@
 //! One redb file (`raft.redb` in the manager's data folder) holds three tables: `logs`
 //! (index → JSON entry), `meta` (vote, committed, last purged) and the state machine's
 //! snapshot table (see `state_machine`). Every write commits with redb's default durability
-//! (fsync), so an acknowledged append or vote survives a crash.
+//! (fsync), so an acknowledged append or vote survives a crash. The newest entries (up to
+//! 64 MiB as stored) also stay decoded in memory for replication, which reads what was just
+//! appended; each replication call carries at most [`MAX_APPEND_BYTES`].
 
 use crate::type_config::{Entry, LogId, RaftId, StorageError, TypeConfig};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -11,10 +13,11 @@ use openraft::{AnyError, RaftLogReader, StorageIOError, Vote};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::ops::RangeBounds;
+use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 pub(crate) const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -46,16 +49,86 @@ fn write_err(e: impl std::error::Error + 'static) -> StorageError {
     StorageIOError::write_logs(AnyError::new(&e)).into()
 }
 
+/// How many bytes (as stored) of the newest entries stay decoded in memory.
+const TAIL_BYTES: usize = 64 << 20;
+
+/// The newest entries, decoded, with their stored sizes: always a contiguous run ending at
+/// the last entry of the log, so replication (which reads what was just appended) does not
+/// decode what it encoded a moment before.
+#[derive(Default)]
+struct Tail {
+    entries: BTreeMap<u64, (Entry, usize)>,
+    bytes: usize,
+}
+
+impl Tail {
+    fn push(&mut self, entry: Entry, size: usize) {
+        let index = entry.log_id.index;
+        let follows = self.entries.last_key_value().is_none_or(|(last, _)| last + 1 == index);
+        if !follows {
+            self.remove(index..);
+            if self.entries.last_key_value().is_some_and(|(last, _)| last + 1 != index) {
+                *self = Tail::default();
+            }
+        }
+        self.entries.insert(index, (entry, size));
+        self.bytes += size;
+        while self.bytes > TAIL_BYTES {
+            let Some((_, (_, size))) = self.entries.pop_first() else { break };
+            self.bytes -= size;
+        }
+    }
+
+    fn remove(&mut self, range: impl RangeBounds<u64>) {
+        let gone: Vec<u64> = self.entries.range(range).map(|(i, _)| *i).collect();
+        for i in gone {
+            if let Some((_, size)) = self.entries.remove(&i) {
+                self.bytes -= size;
+            }
+        }
+    }
+
+    /// `range` within `budget`, when the tail holds its start (and so all of it).
+    fn read(&self, range: &impl RangeBounds<u64>, budget: usize) -> Option<Vec<Entry>> {
+        let start = match range.start_bound() {
+            Bound::Included(s) => *s,
+            Bound::Excluded(s) => s.checked_add(1)?,
+            Bound::Unbounded => 0,
+        };
+        if !self.entries.contains_key(&start) {
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut size = 0;
+        for (i, (entry, bytes)) in self.entries.range(start..) {
+            if !range.contains(i) {
+                break;
+            }
+            out.push(entry.clone());
+            size += bytes;
+            if size >= budget {
+                break;
+            }
+        }
+        Some(out)
+    }
+}
+
 /// The Raft log store (and vote) on redb.
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
+    tail: Arc<Mutex<Tail>>,
 }
 
 impl LogStore {
     /// A log store on an open database (see [`open_database`]).
     pub fn new(db: Arc<Database>) -> Self {
-        LogStore { db }
+        LogStore { db, tail: Arc::default() }
+    }
+
+    fn tail(&self) -> MutexGuard<'_, Tail> {
+        self.tail.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn get_meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
@@ -89,7 +162,8 @@ impl LogStore {
         }
     }
 
-    fn remove_range(&self, range: impl RangeBounds<u64>) -> Result<(), StorageError> {
+    fn remove_range(&self, range: impl RangeBounds<u64> + Clone) -> Result<(), StorageError> {
+        self.tail().remove(range.clone());
         let txn = self.db.begin_write().map_err(write_err)?;
         txn.open_table(LOGS)
             .map_err(write_err)?
@@ -117,6 +191,9 @@ impl LogStore {
         range: impl RangeBounds<u64>,
         budget: usize,
     ) -> Result<Vec<Entry>, StorageError> {
+        if let Some(entries) = self.tail().read(&range, budget) {
+            return Ok(entries);
+        }
         let txn = self.db.begin_read().map_err(read_err)?;
         let table = txn.open_table(LOGS).map_err(read_err)?;
         let mut out = Vec::new();
@@ -190,6 +267,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
+        let mut written = Vec::new();
         let result = (|| {
             let txn = self.db.begin_write().map_err(write_err)?;
             {
@@ -197,10 +275,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 for entry in entries {
                     let bytes = serde_json::to_vec(&entry).map_err(write_err)?;
                     table.insert(entry.log_id.index, bytes.as_slice()).map_err(write_err)?;
+                    written.push((entry, bytes.len()));
                 }
             }
             txn.commit().map_err(write_err)
         })();
+        if result.is_ok() {
+            let mut tail = self.tail();
+            for (entry, size) in written {
+                tail.push(entry, size);
+            }
+        } else {
+            // What redb holds after a failed write is not known here: read it from there.
+            *self.tail() = Tail::default();
+        }
         let io = result.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string()));
         callback.log_io_completed(io);
         result
@@ -254,5 +342,39 @@ mod tests {
         let (_dir, mut huge) = store(3, MAX_APPEND_BYTES * 2);
         let one = huge.limited_get_log_entries(2, 4).await.expect("read");
         assert_eq!(one.iter().map(|e| e.log_id.index).collect::<Vec<_>>(), [2]);
+    }
+
+    fn entry(index: u64) -> Entry {
+        let log_id = openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index);
+        Entry { log_id, payload: openraft::EntryPayload::Blank }
+    }
+
+    fn indexes(entries: Option<Vec<Entry>>) -> Option<Vec<u64>> {
+        entries.map(|es| es.iter().map(|e| e.log_id.index).collect())
+    }
+
+    #[test]
+    fn the_tail_serves_the_newest_entries_and_follows_truncation_purge_and_gaps() {
+        let mut tail = Tail::default();
+        for i in 5..=9 {
+            tail.push(entry(i), 10);
+        }
+        assert_eq!(indexes(tail.read(&(6..9), usize::MAX)), Some(vec![6, 7, 8]));
+        assert_eq!(indexes(tail.read(&(6..), 20)), Some(vec![6, 7]), "byte budget");
+        assert_eq!(indexes(tail.read(&(4..9), usize::MAX)), None, "older: read from redb");
+        tail.remove(8..);
+        tail.push(entry(8), 10);
+        assert_eq!(indexes(tail.read(&(5..), usize::MAX)), Some(vec![5, 6, 7, 8]), "truncated");
+        tail.push(entry(7), 10);
+        assert_eq!(indexes(tail.read(&(5..), usize::MAX)), Some(vec![5, 6, 7]), "overwritten");
+        tail.remove(..=6);
+        assert_eq!(indexes(tail.read(&(7..), usize::MAX)), Some(vec![7]), "purged");
+        tail.push(entry(20), 10);
+        assert_eq!(indexes(tail.read(&(7..), usize::MAX)), None, "a gap empties the tail");
+        assert_eq!(indexes(tail.read(&(20..), usize::MAX)), Some(vec![20]));
+        assert_eq!(tail.bytes, 10);
+        tail.push(entry(21), TAIL_BYTES);
+        assert_eq!(indexes(tail.read(&(21..), usize::MAX)), Some(vec![21]), "oldest evicted");
+        assert_eq!(indexes(tail.read(&(20..), usize::MAX)), None);
     }
 }
