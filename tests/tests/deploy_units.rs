@@ -2,6 +2,9 @@
 //! of each unit's `ExecStart` and of the environment files documented beside them is one
 //! that `flotilla <command> --help` lists, so a renamed flag fails here, not on a server.
 
+// Test helpers panic on setup failures; that is how a test reports them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use assert_cmd::Command;
 use std::path::Path;
 
