@@ -11,10 +11,11 @@
 //!   lost leadership         ─► driver.step_down()            (before anything else is written)
 //!   whenever it may have work (after observing, or at next_wake):
 //!       out = driver.pass(&mut state, clock.now())           (state: the applied state, see below)
-//!       out.batches: [cmd..] ─► write each through Raft as ONE entry, in order; stop at the
-//!                               first refused or unanswered one and tell the driver
-//!                               (driver.abandon()); do not call pass again until every
-//!                               entry written was observed (applied or refused)
+//!       out.batches: [cmd..] ─► write each through Raft as ONE entry, in order (submitted
+//!                               together, or one after another stopping at the first
+//!                               refused one); tell the driver how many were never
+//!                               written (driver.abandon()); do not call pass again until
+//!                               every entry written was observed (applied or refused)
 //!       out.next_wake         ─► sleep until then, or until the next applied command
 //! ```
 //!
@@ -137,9 +138,10 @@ impl Driver {
         !self.in_flight.is_empty()
     }
 
-    /// The writer stopped before writing the last `n` entries of the pass (one was refused
-    /// or got no answer): they will never be observed, and the next pass starts from a full
-    /// resynchronisation, since the entries that did apply may be only part of the pass.
+    /// The writer never wrote the last `n` entries of the pass (it stopped at a refused one,
+    /// or Raft stopped taking writes): they will never be observed, and the next pass starts
+    /// from a full resynchronisation, since the entries that did apply may be only part of
+    /// the pass.
     pub fn abandon(&mut self, n: usize) {
         if n == 0 || self.leader.is_none() {
             return;
@@ -194,8 +196,8 @@ impl Driver {
                 self.step_down()
             }
             (Some(_), true) => {
-                // The pass's later entries expect this one applied: they are not written
-                // (the writer stops at a refusal and abandons them).
+                // The pass's later entries expect this one applied: their fences refuse them
+                // if they were written, and a writer that stops here abandons them.
                 self.resync();
             }
             _ => {}
