@@ -186,8 +186,9 @@ fn record(stats: &LoopStats, out: &PassOutput, took: Duration) {
 /// appends and replicates them together, up to `max_payload_entries` per call), then waits
 /// for their answers. Each submitted entry's outcome reaches the driver as an applied (or
 /// refused) command, so one that is refused or unanswered is not written again: every entry
-/// submitted stays in flight until observed (a refused one makes the driver resync, and the
-/// later entries of its pass, which expect it applied, are refused by their fences).
+/// submitted stays in flight until observed (a refused one makes the driver resync; the
+/// pass's later entries are checked like any entry, those that need it are refused, and the
+/// next pass starts from what applied).
 /// Answers how many were never submitted (Raft stopped).
 async fn write(m: &Manager, batches: Vec<StoreCommand>) -> usize {
     let n = batches.len();

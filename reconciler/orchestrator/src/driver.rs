@@ -196,8 +196,9 @@ impl Driver {
                 self.step_down()
             }
             (Some(_), true) => {
-                // The pass's later entries expect this one applied: their fences refuse them
-                // if they were written, and a writer that stops here abandons them.
+                // The pass's later entries were decided with this one applied: a writer that
+                // stops here abandons them; written ones are checked like any entry (those
+                // that need this one are refused) and the resync starts from what applied.
                 self.resync();
             }
             _ => {}
