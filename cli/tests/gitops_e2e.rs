@@ -256,16 +256,7 @@ impl Setup {
 }
 
 async fn start_agent(cluster: &ProcessCluster, root: &Path, name: &str, ip: &str) -> AgentProcess {
-    let token = cluster.client(0).unwrap().join_token("worker", false).await.unwrap().token;
-    let mut a = AgentProcess::new(
-        cluster.binary(),
-        &root.join(name),
-        &cluster.managers[0].addr,
-        &token,
-        name,
-    );
-    a.mesh_addr = ip.into();
-    a.advertise = Some(ip.into());
+    let mut a = AgentProcess::at_address(cluster, &root.join(name), name, ip).await.unwrap();
     a.spawn().unwrap();
     a.wait_ready(cluster).await.unwrap();
     a

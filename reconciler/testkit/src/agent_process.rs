@@ -58,6 +58,26 @@ impl AgentProcess {
         self.dir.with_extension("log")
     }
 
+    /// An agent (not yet running) of `cluster`'s binary that joins through its first manager
+    /// with the worker token, with its data in `dir` and its routing mesh and advertised
+    /// address on `ip` (a loopback address of its own, so several agents share a machine).
+    ///
+    /// # Errors
+    /// The worker token cannot be read.
+    pub async fn at_address(
+        cluster: &ProcessCluster,
+        dir: &Path,
+        hostname: &str,
+        ip: &str,
+    ) -> Result<Self, HarnessError> {
+        let token = cluster.client(0)?.join_token("worker", false).await?.token;
+        let join = &cluster.managers[0].addr;
+        let mut a = AgentProcess::new(cluster.binary(), dir, join, &token, hostname);
+        a.mesh_addr = ip.into();
+        a.advertise = Some(ip.into());
+        Ok(a)
+    }
+
     /// Starts the process (again, after [`AgentProcess::kill`]: it finds its node identity
     /// and tasks in its data folder). The log is appended to [`AgentProcess::log_file`].
     ///
