@@ -2,38 +2,27 @@
 //! and a stack the process runtime cannot run: the probe's tasks run and its published port
 //! answers with the probe's own answer; the other stack is skipped with its reason; other
 //! commands find the cluster without flags; a commit rolls out; SIGINT stops every task
-//! process and exits 0; a second `up` on the same data folder resumes the cluster.
+//! process and exits 0; a second `up` on the same data folder resumes the cluster. On a
+//! terminal (a pseudo-terminal of `script`), a rollout draws a progress bar under the same
+//! lines.
 
 // Test helpers panic on setup failures; that is how a test reports them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use nix::sys::signal::{Signal, kill, killpg};
+mod up_process;
+
+use nix::sys::signal::killpg;
 use nix::unistd::Pid;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-const DEADLINE: Duration = Duration::from_secs(90);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
+use std::process::Command;
+use up_process::{Up, commit as commit_files, free_port, get, git, wait_answer};
 
 fn probe_stack(port: u16, version: &str) -> String {
+    probe_stack_with(port, version, "")
+}
+
+/// [`probe_stack`] with more `update_config` lines (indented as they are).
+fn probe_stack_with(port: u16, version: &str, update_config: &str) -> String {
     format!(
         r#"version: "3.8"
 services:
@@ -50,127 +39,17 @@ services:
         parallelism: 1
         order: start-first
         failure_action: rollback
-        monitor: 1s
+        monitor: 1s{update_config}
 "#
     )
 }
 
 /// A commit of the probe stack at `version` (and of an image-only stack); its short id.
 fn commit(repo: &Path, port: u16, version: &str) -> String {
-    std::fs::create_dir_all(repo.join("stacks/probe")).unwrap();
-    std::fs::create_dir_all(repo.join("stacks/db")).unwrap();
-    std::fs::write(repo.join("stacks/probe/stack.yml"), probe_stack(port, version)).unwrap();
-    std::fs::write(
-        repo.join("stacks/db/stack.yml"),
-        "version: \"3.8\"\nservices:\n  db:\n    image: postgres:16-alpine\n",
-    )
-    .unwrap();
-    git(repo, &["add", "-A"]);
-    git(repo, &["commit", "-q", "-m", &format!("probe {version}")]);
-    git(repo, &["rev-parse", "HEAD"])[..12].to_owned()
-}
-
-/// One `flotilla up` process and the lines it printed.
-struct Up {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Up {
-    fn start(repo: &Path, state: &Path, listen: u16) -> Up {
-        let data = state.join("flotilla");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_flotilla"))
-            .arg("up")
-            .arg("--repo")
-            .arg(repo)
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["--listen", &format!("127.0.0.1:{listen}"), "--poll", "200ms"])
-            .env("XDG_STATE_HOME", state)
-            .env_remove("FLOTILLA_HOST")
-            .env_remove("FLOTILLA_TOKEN")
-            .env_remove("FLOTILLA_TLSCACERT")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(state.join("up.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let out = child.stdout.take().unwrap();
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Up { child, lines }
-    }
-
-    fn printed(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    /// Waits until a printed line contains `text`.
-    fn wait_line(&mut self, text: &str) {
-        let start = Instant::now();
-        while !self.printed().contains(text) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("up exited ({status}) before printing {text:?}:\n{}", self.printed());
-            }
-            assert!(start.elapsed() < DEADLINE, "no line {text:?} in:\n{}", self.printed());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGINT, then the exit status.
-    fn interrupt(&mut self) -> std::process::ExitStatus {
-        kill(Pid::from_raw(i32::try_from(self.child.id()).unwrap()), Signal::SIGINT).unwrap();
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(start.elapsed() < DEADLINE, "up did not stop:\n{}", self.printed());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The body of `GET /` on the published port, if it answers.
-fn get(port: u16) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.0 200").then(|| body.to_owned())
-}
-
-/// Waits until the published port answers with the probe's JSON for `version`.
-fn wait_answer(up: &Up, port: u16, version: &str) -> serde_json::Value {
-    let start = Instant::now();
-    loop {
-        if let Some(body) = get(port)
-            && let Ok(v) = serde_json::from_str::<serde_json::Value>(body.trim())
-            && v["version"] == version
-        {
-            return v;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "port {port} never answered {version}:\n{}",
-            up.printed()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let probe = probe_stack(port, version);
+    let db = "version: \"3.8\"\nservices:\n  db:\n    image: postgres:16-alpine\n";
+    let files = [("stacks/probe/stack.yml", probe.as_str()), ("stacks/db/stack.yml", db)];
+    commit_files(repo, &files, &format!("probe {version}"))
 }
 
 /// The process groups of the agent's tasks.
@@ -214,7 +93,7 @@ fn up_deploys_a_repository_rolls_out_a_commit_stops_cleanly_and_resumes() {
     let listen = free_port();
     let first = commit(&repo, published, "v1");
 
-    let mut up = Up::start(&repo, &state, listen);
+    let mut up = Up::start(&repo, &state, listen, &[]);
     up.wait_line("Started a cluster");
     up.wait_line("skipped stack db: the process runtime runs a service's entrypoint and command, and db_db has neither");
     up.wait_line(&format!("stack probe: deploying {first}"));
@@ -254,7 +133,7 @@ fn up_deploys_a_repository_rolls_out_a_commit_stops_cleanly_and_resumes() {
     drop(up);
 
     // A second up on the same folder resumes: the same deployment, its tasks back.
-    let mut again = Up::start(&repo, &state, listen);
+    let mut again = Up::start(&repo, &state, listen, &[]);
     again.wait_line("Resumed the cluster");
     wait_answer(&again, published, "v2");
     again.wait_line("service probe_web: 2/2 tasks running");
@@ -265,4 +144,30 @@ fn up_deploys_a_repository_rolls_out_a_commit_stops_cleanly_and_resumes() {
     );
     let status = again.interrupt();
     assert!(status.success(), "the second up exited with {status}:\n{}", again.printed());
+}
+
+#[test]
+fn up_on_a_terminal_draws_a_bar_while_a_rollout_is_under_way() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let state: PathBuf = tmp.path().join("state");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::create_dir_all(&state).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    let published = free_port();
+    // A 1 s delay between the two slots: the bar shows one of two tasks updated meanwhile.
+    let delay = "\n        delay: 1s";
+    let stack = |version: &str| probe_stack_with(published, version, delay);
+    let first = commit_files(&repo, &[("stacks/probe/stack.yml", &stack("v1"))], "probe v1");
+
+    let mut up = Up::start_on_terminal(&repo, &state, free_port(), &[]);
+    up.wait_line(&format!("stack probe: {first} succeeded"));
+    wait_answer(&up, published, "v1");
+    let second = commit_files(&repo, &[("stacks/probe/stack.yml", &stack("v2"))], "probe v2");
+    up.wait_line(&format!("stack probe: deploying {second}"));
+    up.wait_line("service probe_web: updating, 1/2 tasks updated [=========================>");
+    up.wait_line(&format!("stack probe: {second} succeeded"));
+    wait_answer(&up, published, "v2");
+    let status = up.interrupt();
+    assert!(status.success(), "up exited with {status}:\n{}", up.printed());
 }

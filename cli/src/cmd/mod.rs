@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod agent_shim;
 pub mod api;
+pub mod bars;
 pub mod ca;
 pub mod join_token;
 pub mod manager;

@@ -7,7 +7,8 @@
 //!  up ─► manager (Raft, API, GitOps loop on DATA/manager) ◄─ agent (DATA/agent, runtime)
 //!   │          ▲ source: the repo, runtime filter (stacks the runtime cannot run are skipped)
 //!   └─ every 250 ms: read the state, print what changed (the agent's routing mesh serves
-//!      the published ports)
+//!      the published ports); on a terminal, also a bar per service whose rollout is under
+//!      way or whose tasks are starting ([`bars`])
 //! ```
 //!
 //! Stacks the runtime cannot run are skipped by the Git source itself (its `runtime`
@@ -18,6 +19,8 @@
 //! makes the node active again and the tasks come back.
 
 use super::api::{HOST_FILE, block_on, default_data_dir};
+use super::bars::Bars;
+use super::service::progress::Line;
 use agent::agent::{AgentOptions, RuntimeKind};
 use agent_core::logs::LogLimits;
 use anyhow::{Context, bail};
@@ -28,8 +31,12 @@ use reconciler_manager::dispatcher::DispatcherConfig;
 use reconciler_manager::{ManagerOptions, StartMode, start_manager};
 use reconciler_orchestrator::state::ClusterState;
 use reconciler_orchestrator::state::gitops::Outcome;
-use reconciler_types::{Availability, NodeId, NodeRole, PortProtocol, TaskState};
+use reconciler_orchestrator::updater::is_clean;
+use reconciler_types::{
+    Availability, NodeId, NodeRole, PortProtocol, ServiceMode, TaskState, UpdateState,
+};
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -265,23 +272,24 @@ async fn serve(
 
     let mut signals = Signals::new()?;
     let mut seen = View::default();
+    let mut out = Output::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
             () = signals.next() => break,
             r = &mut agent => {
+                out.finish();
                 running.shutdown().await;
                 bail!("the agent stopped: {}", agent_end(r));
             }
             _ = tick.tick() => {
                 let view = m.node.state.read(|s| View::of(&s.state, &node));
-                for line in seen.changes(&view) {
-                    println!("{line}");
-                }
+                out.show(&seen.changes(&view), &view);
                 seen = view;
             }
         }
     }
+    out.finish();
     println!("Stopping: draining this node's tasks (Ctrl-C again to stop at once)");
     tokio::select! {
         r = drain(&m, &node) => {
@@ -406,6 +414,85 @@ impl Signals {
     }
 }
 
+/// Where `up` writes what happens: plain lines, or on a terminal the same lines with a
+/// progress bar under them for each rollout under way.
+enum Output {
+    Plain,
+    Terminal(Bars),
+}
+
+impl Output {
+    fn new() -> Output {
+        if std::io::stdout().is_terminal() {
+            Output::Terminal(Bars::stdout())
+        } else {
+            Output::Plain
+        }
+    }
+
+    /// Writes the `changes` lines, then draws the bars of `view`.
+    fn show(&mut self, changes: &[String], view: &View) {
+        match self {
+            Output::Plain => {
+                for line in changes {
+                    println!("{line}");
+                }
+            }
+            Output::Terminal(b) => {
+                for line in changes {
+                    b.println(line);
+                }
+                let lines = bars(view);
+                b.keep_only(&lines.iter().map(|l| l.id.as_str()).collect::<Vec<_>>());
+                b.show(&lines);
+            }
+        }
+    }
+
+    /// Removes the bars (what follows is plain lines).
+    fn finish(&mut self) {
+        if let Output::Terminal(b) = self {
+            b.keep_only(&[]);
+        }
+    }
+}
+
+/// The progress bars `up` draws on a terminal for `view`, one per service whose tasks are
+/// being replaced or are starting, in service name order:
+/// * an update (or a rollback) under way: running tasks of the service's current spec out of
+///   the tasks it wants, `service web: updating, 1/3 tasks updated [====>   ]`;
+/// * otherwise, tasks still starting: running tasks out of wanted, `service web: 1/3 tasks
+///   running [====>   ]`.
+///
+/// A service with every task running and no rollout under way has none.
+pub fn bars(view: &View) -> Vec<Line> {
+    let mut out = Vec::new();
+    for (name, s) in &view.services {
+        let id = format!("service {name}");
+        let (updated, total) = s.updated;
+        let (running, wanted) = s.running;
+        let action = match &s.update {
+            Some((UpdateState::Updating, _)) => {
+                format!("updating, {updated}/{total} tasks updated")
+            }
+            Some((UpdateState::RollbackStarted, message)) => {
+                let why = if message.is_empty() { String::new() } else { format!(" ({message})") };
+                format!("rolling back{why}, {updated}/{total} tasks rolled back")
+            }
+            _ if running < wanted => format!("{running}/{wanted} tasks running"),
+            _ => continue,
+        };
+        let bar = match &s.update {
+            Some((UpdateState::Updating | UpdateState::RollbackStarted, _)) => (updated, total),
+            _ => (running, wanted),
+        };
+        let bar =
+            (u64::try_from(bar.0).unwrap_or(u64::MAX), u64::try_from(bar.1).unwrap_or(u64::MAX));
+        out.push(Line { id, action, bar: Some(bar) });
+    }
+    out
+}
+
 /// What `up` reports, read from the state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct View {
@@ -427,9 +514,12 @@ pub struct View {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServiceView {
     /// The rollout state and its message.
-    pub update: Option<(String, String)>,
+    pub update: Option<(UpdateState, String)>,
     /// Tasks running, tasks wanted.
     pub running: (usize, usize),
+    /// Running tasks of the service's current spec, tasks it wants once converged (its
+    /// replicas; for a global service, the tasks wanted now).
+    pub updated: (usize, usize),
     /// TCP ingress ports: published port → the node ports of this node's running tasks
     /// (the port answers, through the agent's mesh, once there is one).
     pub routes: BTreeMap<u32, Vec<u16>>,
@@ -455,25 +545,44 @@ impl View {
         let mut names = BTreeMap::new();
         for s in state.services.values() {
             names.insert(s.id.clone(), s.spec.name.clone());
-            let update =
-                s.update_status.as_ref().map(|u| (u.state.as_str().to_owned(), u.message.clone()));
+            let update = s.update_status.as_ref().map(|u| (u.state, u.message.clone()));
             let routes = s
                 .endpoint_ports
                 .iter()
                 .filter(|p| p.protocol == PortProtocol::Tcp && p.published_port != 0)
                 .map(|p| (p.published_port, Vec::new()))
                 .collect();
-            services.insert(s.spec.name.clone(), ServiceView { update, running: (0, 0), routes });
+            let replicas = match s.spec.mode {
+                ServiceMode::Replicated { replicas } => usize::try_from(replicas).ok(),
+                ServiceMode::Global => None,
+            };
+            let view = ServiceView {
+                update,
+                running: (0, 0),
+                updated: (0, replicas.unwrap_or(0)),
+                routes,
+            };
+            services.insert(s.spec.name.clone(), view);
         }
         let mut failed = BTreeMap::new();
         for t in state.tasks.values().map(|r| &r.task) {
             let Some(name) = names.get(&t.service_id) else { continue };
             let Some(view) = services.get_mut(name) else { continue };
+            let record = state.services.get(&t.service_id);
+            let global = record.is_some_and(|s| matches!(s.spec.mode, ServiceMode::Global));
             if t.desired_state == TaskState::Running {
                 view.running.1 += 1;
+                if global {
+                    view.updated.1 += 1;
+                }
             }
             if t.status.state == TaskState::Running {
                 view.running.0 += 1;
+                if t.desired_state == TaskState::Running
+                    && record.is_some_and(|s| is_clean(state, t, s))
+                {
+                    view.updated.0 += 1;
+                }
                 if t.node_id.as_ref() == Some(node) {
                     for p in &t.status.ports {
                         let Ok(port) = u16::try_from(p.published_port) else { continue };
@@ -545,7 +654,7 @@ impl View {
                 && let Some((state, message)) = &s.update
             {
                 let why = if message.is_empty() { String::new() } else { format!(": {message}") };
-                out.push(format!("service {name}: {state}{why}"));
+                out.push(format!("service {name}: {}{why}", state.as_str()));
             }
             if before.map(|b| b.running) != Some(s.running) {
                 let (running, wanted) = s.running;
@@ -576,6 +685,8 @@ impl View {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reconciler_orchestrator::state::{ServiceRecord, TaskRecord};
+    use reconciler_types::{ServiceId, ServiceSpec, Task, TaskId, UpdateStatus};
 
     #[test]
     fn a_folder_outside_a_checkout_is_refused_with_the_fix() {
@@ -587,6 +698,108 @@ mod tests {
         assert!(err.contains("not a flotilla checkout"), "{err}");
         std::fs::create_dir_all(dir.path().join(EXAMPLES_PATH)).unwrap();
         assert_eq!(find_checkout(&dir.path().join("a/b")).unwrap(), dir.path());
+    }
+
+    fn task(id: &str, slot: u64, spec_version: u64, env: &str, state: TaskState) -> Task {
+        let mut t = Task {
+            id: TaskId::new(id),
+            service_id: ServiceId::new("s1"),
+            slot,
+            spec_version,
+            desired_state: TaskState::Running,
+            ..Task::default()
+        };
+        t.spec.container_spec.env = vec![env.to_owned()];
+        t.status.state = state;
+        t
+    }
+
+    #[test]
+    fn a_view_counts_the_running_tasks_of_the_current_spec_as_updated() {
+        let mut spec = ServiceSpec { name: "web".into(), ..ServiceSpec::default() };
+        spec.mode = ServiceMode::Replicated { replicas: 2 };
+        spec.task_template.container_spec.env = vec!["V=2".into()];
+        let mut record = ServiceRecord::new(ServiceId::new("s1"), spec, 3);
+        record.update_status = Some(UpdateStatus {
+            state: UpdateState::Updating,
+            message: "update in progress".into(),
+            started_at: None,
+            completed_at: None,
+        });
+        let mut state = ClusterState::default();
+        state.services.insert(ServiceId::new("s1"), record);
+        // Slot 1 is updated; slot 2 runs the old spec while its new task starts (start-first);
+        // an old task of slot 1 has stopped.
+        let mut stopped = task("t0", 1, 2, "V=1", TaskState::Shutdown);
+        stopped.desired_state = TaskState::Shutdown;
+        for t in [
+            task("t1", 1, 3, "V=2", TaskState::Running),
+            task("t2", 2, 2, "V=1", TaskState::Running),
+            task("t3", 2, 3, "V=2", TaskState::Starting),
+            stopped,
+        ] {
+            state.tasks.insert(t.id.clone(), TaskRecord { task: t, version: 1 });
+        }
+        let view = View::of(&state, &NodeId::new("n1"));
+        let web = &view.services["web"];
+        assert_eq!(web.updated, (1, 2));
+        assert_eq!(web.running, (2, 3));
+        assert_eq!(web.update, Some((UpdateState::Updating, "update in progress".to_owned())));
+        assert_eq!(
+            bars(&view),
+            [Line {
+                id: "service web".into(),
+                action: "updating, 1/2 tasks updated".into(),
+                bar: Some((1, 2)),
+            }]
+        );
+    }
+
+    #[test]
+    fn bars_show_rollouts_and_starting_tasks_and_nothing_once_converged() {
+        let mut v = View::default();
+        let done = ServiceView {
+            update: Some((UpdateState::Completed, "update completed".into())),
+            running: (2, 2),
+            updated: (2, 2),
+            ..ServiceView::default()
+        };
+        v.services.insert("a_done".into(), done);
+        let rolling_back = ServiceView {
+            update: Some((UpdateState::RollbackStarted, "update rolled back".into())),
+            running: (3, 3),
+            updated: (1, 3),
+            ..ServiceView::default()
+        };
+        v.services.insert("b_api".into(), rolling_back);
+        let starting = ServiceView { running: (1, 3), updated: (1, 3), ..ServiceView::default() };
+        v.services.insert("c_db".into(), starting);
+        let updating = ServiceView {
+            update: Some((UpdateState::Updating, "update in progress".into())),
+            running: (2, 2),
+            updated: (0, 2),
+            ..ServiceView::default()
+        };
+        v.services.insert("d_web".into(), updating);
+        let line = |id: &str, action: &str, bar: (u64, u64)| Line {
+            id: id.into(),
+            action: action.into(),
+            bar: Some(bar),
+        };
+        assert_eq!(
+            bars(&v),
+            [
+                line(
+                    "service b_api",
+                    "rolling back (update rolled back), 1/3 tasks rolled back",
+                    (1, 3)
+                ),
+                line("service c_db", "1/3 tasks running", (1, 3)),
+                line("service d_web", "updating, 0/2 tasks updated", (0, 2)),
+            ]
+        );
+        v.services.clear();
+        assert!(bars(&v).is_empty());
     }
 
     #[test]

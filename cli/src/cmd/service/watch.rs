@@ -1,11 +1,11 @@
 //! Waiting for a service to converge (`--detach=false`, the default): polls the managers every
-//! 200 ms, feeds [`super::progress`] and draws what it returns, on a terminal as lines redrawn in
-//! place (indicatif), otherwise as plain lines, each written when its text changes (Docker
-//! repeats an unchanged line on every poll; flotilla writes it once). Ctrl-C leaves the rollout
+//! 200 ms, feeds [`super::progress`] and draws what it returns, on a terminal as lines redrawn
+//! in place ([`crate::cmd::bars`]), otherwise as plain lines, each written when its text
+//! changes (Docker repeats an unchanged line on every poll; flotilla writes it once). Ctrl-C leaves the rollout
 //! running: `Operation continuing in background.`
 
 use super::progress::{Line, Outcome, POLL_INTERVAL, Poll, Progress};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use crate::cmd::bars::Bars;
 use reconciler_api::ApiClient;
 use reconciler_types::{MonoTime, NodeId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,7 +19,7 @@ enum Printer {
     /// Plain lines on stdout, or on stderr when stdout carries JSON.
     Plain { last: BTreeMap<String, String>, to_stderr: bool },
     /// Lines redrawn in place on a terminal.
-    Terminal { multi: MultiProgress, bars: BTreeMap<String, ProgressBar> },
+    Terminal(Bars),
 }
 
 impl Printer {
@@ -27,8 +27,7 @@ impl Printer {
         if quiet {
             Printer::Quiet
         } else if !json && std::io::stdout().is_terminal() {
-            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
-            Printer::Terminal { multi, bars: BTreeMap::new() }
+            Printer::Terminal(Bars::stdout())
         } else {
             Printer::Plain { last: BTreeMap::new(), to_stderr: json }
         }
@@ -51,36 +50,13 @@ impl Printer {
                 }
                 let _ = std::io::stdout().flush();
             }
-            Printer::Terminal { multi, bars } => {
-                for l in lines {
-                    let bar = bars.entry(l.id.clone()).or_insert_with(|| {
-                        let bar = multi.add(ProgressBar::new(0));
-                        bar.set_prefix(l.id.clone());
-                        bar
-                    });
-                    let template = if l.bar.is_some() {
-                        "{prefix}: {msg} [{bar:50}]"
-                    } else {
-                        "{prefix}: {msg}"
-                    };
-                    if let Ok(style) = ProgressStyle::with_template(template) {
-                        bar.set_style(style.progress_chars("=> "));
-                    }
-                    if let Some((current, total)) = l.bar {
-                        bar.set_length(total);
-                        bar.set_position(current);
-                    }
-                    bar.set_message(l.action.clone());
-                }
-            }
+            Printer::Terminal(bars) => bars.show(lines),
         }
     }
 
     fn finish(&mut self) {
-        if let Printer::Terminal { bars, .. } = self {
-            for bar in bars.values() {
-                bar.abandon();
-            }
+        if let Printer::Terminal(bars) = self {
+            bars.abandon();
         }
     }
 }
