@@ -1,27 +1,23 @@
 //! The runtime suite against the docker runtime, on the local Docker engine, with
-//! `flotilla probe` in a FROM-scratch image around the static `flotilla` binary (built here
-//! as `deploy/multihost/` builds it; no registry needed). Every test name starts with
-//! `docker_`; without an engine they fail (tests/run leaves them out only under
-//! `FLOTILLA_SKIP_DOCKER=1`, and says so).
+//! `flotilla probe` in a FROM-scratch image around the static `flotilla` binary
+//! (`docker_image`; no registry needed). Every test name starts with `docker::`; without an
+//! engine they fail (tests/run leaves them out only under `FLOTILLA_SKIP_DOCKER=1`, and says
+//! so).
 //!
-//! Containers carry a node id unique to each test and are removed when its harness drops;
-//! the image is tagged by the binary's size and time, and older tags are removed.
+//! Containers carry a node id unique to each test and are removed when its harness drops.
 
 // Helpers of a test may panic: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod docker_image;
 mod runtime_suite;
 
 use agent::runtime::Runtime;
 use agent::runtime::docker::{DockerConfig, DockerRuntime, LABEL_NODE};
+use docker_image::{remove_containers, test_image};
 use reconciler_types::{NodeId, TaskSpec};
 use runtime_suite::{Harness, probe_task, run};
-use std::fs::File;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
-
-const IMAGE_REPO: &str = "flotilla-agent-test";
 
 struct DockerHarness {
     _dir: tempfile::TempDir,
@@ -55,14 +51,7 @@ impl Harness for DockerHarness {
 impl Drop for DockerHarness {
     fn drop(&mut self) {
         // Whatever a failed test left behind.
-        let filter = format!("label={LABEL_NODE}={}", self.cfg.node_id);
-        let ids = Command::new("docker").args(["ps", "-aq", "--filter", &filter]).output();
-        if let Ok(out) = ids {
-            let ids = String::from_utf8_lossy(&out.stdout);
-            for id in ids.split_whitespace() {
-                let _ = Command::new("docker").args(["rm", "-f", id]).output();
-            }
-        }
+        remove_containers(LABEL_NODE, self.cfg.node_id.as_str());
         let _ = std::fs::remove_dir_all(&self.cfg.secrets_dir);
     }
 }
@@ -79,71 +68,6 @@ async fn harness(name: &str) -> DockerHarness {
     let rt = DockerRuntime::connect(cfg.clone()).await.expect("a Docker engine answers");
     let prefix = format!("{tag}{}-", name.replace('_', "").chars().take(24).collect::<String>());
     DockerHarness { _dir: dir, cfg, rt, image, prefix }
-}
-
-fn target_dir() -> PathBuf {
-    // <target>/debug/flotilla
-    let exe = Path::new(env!("CARGO_BIN_EXE_flotilla"));
-    exe.parent().and_then(Path::parent).unwrap().to_owned()
-}
-
-/// Builds the static binary (a no-op when it is fresh) and an image around it; answers its
-/// tag. One build at a time across test processes (a lock file in the target folder).
-fn test_image() -> String {
-    static IMAGE: OnceLock<String> = OnceLock::new();
-    IMAGE
-        .get_or_init(|| {
-            let target = target_dir();
-            let lock = File::create(target.join("flotilla-docker-test.lock")).unwrap();
-            lock.lock().unwrap();
-            let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "--quiet", "-p", "flotilla", "--target", &triple])
-                .env("RUSTFLAGS", "-C target-feature=+crt-static")
-                .env_remove("CARGO_ENCODED_RUSTFLAGS")
-                .env("CARGO_TARGET_DIR", &target)
-                .current_dir(workspace)
-                .status()
-                .unwrap();
-            assert!(status.success(), "the static build of flotilla failed");
-            let bin = target.join(&triple).join("debug/flotilla");
-            // Size and modification time name the build (hashing 100 MB in a debug test
-            // binary takes seconds).
-            let meta = std::fs::metadata(&bin).unwrap();
-            let mtime = meta.modified().unwrap().duration_since(std::time::UNIX_EPOCH).unwrap();
-            let image = format!("{IMAGE_REPO}:{}-{}", meta.len(), mtime.as_nanos());
-            let have = Command::new("docker").args(["image", "inspect", &image]).output().unwrap();
-            if !have.status.success() {
-                build_image(&bin, &image);
-            }
-            image
-        })
-        .clone()
-}
-
-fn build_image(bin: &Path, image: &str) {
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::copy(bin, ctx.path().join("flotilla")).unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        "FROM scratch\nCOPY flotilla /usr/local/bin/flotilla\n",
-    )
-    .unwrap();
-    let out = Command::new("docker")
-        .args(["build", "--quiet", "-t", image])
-        .arg(ctx.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "docker build: {}", String::from_utf8_lossy(&out.stderr));
-    // Older test images go; one still in use by another run stays.
-    let list = Command::new("docker")
-        .args(["images", IMAGE_REPO, "--format", "{{.Repository}}:{{.Tag}}"])
-        .output()
-        .unwrap();
-    for old in String::from_utf8_lossy(&list.stdout).lines().filter(|l| *l != image) {
-        let _ = Command::new("docker").args(["rmi", old]).output();
-    }
 }
 
 mod docker {

@@ -118,12 +118,15 @@ fn run_with_skip_docker_passes_and_says_what_was_not_run() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("!!! NOT RUN: docker runtime suite (FLOTILLA_SKIP_DOCKER=1)"),
+        stdout.contains(
+            "!!! NOT RUN: docker tests: the docker runtime suite and up --runtime docker \
+             (FLOTILLA_SKIP_DOCKER=1)"
+        ),
         "{stdout}"
     );
     assert!(
-        log.contains("--no-fail-fast -E not binary(runtime_docker)\n"),
-        "the docker runtime suite is left out of the tests: {log}"
+        log.contains("--no-fail-fast -E not binary(/_docker$/)\n"),
+        "the docker tests are left out of the tests: {log}"
     );
 }
 
@@ -145,9 +148,7 @@ fn run_without_the_corpus_fails_unless_acknowledged_and_runs_the_other_tests() {
             .contains(&format!("!!! NOT RUN: corpus conformance: the corpus is not at {missing}"))
     );
     assert!(
-        fakes
-            .log()
-            .contains("--no-fail-fast -E not binary(runtime_docker) and not test(/^corpus_/)\n"),
+        fakes.log().contains("--no-fail-fast -E not binary(/_docker$/) and not test(/^corpus_/)\n"),
         "the other tests must still run: {}",
         fakes.log()
     );
