@@ -247,6 +247,8 @@ mod docker {
         println!("=== commit v2 ({second}): one slot at a time, start-first, {DELAY:?} apart");
         up.wait_line(&format!("stack probe: deploying {second}"));
         up.wait_line(&format!("service {SERVICE}: updating"));
+        // The delay between the slots holds the rollout at one of two for a second.
+        up.wait_line(&format!("service {SERVICE}: 1/2 tasks updated"));
         up.wait_line(&format!("service {SERVICE}: completed"));
         up.wait_line(&format!("stack probe: {second} succeeded"));
         let t = api.wait(&up, "the update to complete", |t| {

@@ -656,6 +656,19 @@ impl View {
                 let why = if message.is_empty() { String::new() } else { format!(": {message}") };
                 out.push(format!("service {name}: {}{why}", state.as_str()));
             }
+            // The plain lines' counterpart of a rollout's bar.
+            let what = match &s.update {
+                Some((UpdateState::Updating, _)) => Some("updated"),
+                Some((UpdateState::RollbackStarted, _)) => Some("rolled back"),
+                _ => None,
+            };
+            if let Some(what) = what
+                && (before.map(|b| b.updated) != Some(s.updated)
+                    || before.map(|b| &b.update) != Some(&s.update))
+            {
+                let (done, total) = s.updated;
+                out.push(format!("service {name}: {done}/{total} tasks {what}"));
+            }
             if before.map(|b| b.running) != Some(s.running) {
                 let (running, wanted) = s.running;
                 out.push(format!("service {name}: {running}/{wanted} tasks running"));
@@ -831,5 +844,36 @@ mod tests {
             d.3 = Outcome::Succeeded;
         }
         assert_eq!(v.changes(&done), ["stack hello: 0123456789ab succeeded"]);
+    }
+
+    #[test]
+    fn a_rollout_prints_its_progress_each_time_a_task_is_updated() {
+        let web = |update: Option<UpdateState>, updated: usize| {
+            let mut v = View::default();
+            let s = ServiceView {
+                update: update.map(|u| (u, String::new())),
+                running: (2, 2),
+                updated: (updated, 2),
+                ..ServiceView::default()
+            };
+            v.services.insert("web".into(), s);
+            v
+        };
+        let steady = web(None, 2);
+        let started = web(Some(UpdateState::Updating), 0);
+        assert_eq!(
+            steady.changes(&started),
+            ["service web: updating", "service web: 0/2 tasks updated"]
+        );
+        assert!(started.changes(&started).is_empty());
+        let one = web(Some(UpdateState::Updating), 1);
+        assert_eq!(started.changes(&one), ["service web: 1/2 tasks updated"]);
+        let done = web(Some(UpdateState::Completed), 2);
+        assert_eq!(one.changes(&done), ["service web: completed"]);
+        let back = web(Some(UpdateState::RollbackStarted), 1);
+        assert_eq!(
+            one.changes(&back),
+            ["service web: rollback_started", "service web: 1/2 tasks rolled back"]
+        );
     }
 }
