@@ -181,6 +181,7 @@ async fn poll<R: Runtime>(
             Ok(a) => a,
             Err(e) => return classify(&e),
         };
+        tracing::debug!(kind = ?answer.kind, generation = answer.generation, changes = answer.changes.len(), "assignments received");
         let subscriptions = answer.log_subscriptions.clone();
         if let Err(stale) = worker.apply(answer) {
             tracing::info!(%stale, "asking for a complete set of assignments");
@@ -238,8 +239,10 @@ async fn report<R: Runtime>(
             continue;
         }
         let body = StatusReport { session: session.session.clone(), updates };
+        tracing::debug!(updates = body.updates.len(), "reporting task states");
         match client.report(&body).await {
             Ok(ack) => {
+                tracing::debug!(updates = body.updates.len(), "task states written");
                 outbox.sent(&body.updates);
                 for r in ack.refused {
                     tracing::warn!(task = %r.task_id, reason = %r.reason, "status refused");

@@ -28,7 +28,13 @@
 //! ```text
 //! cargo build --release -p flotilla -p bench-gitops
 //! target/release/bench-gitops [--runs 5] [--poll 1s] [--managers 1] [--flotilla PATH]
+//!                             [--keep DIR]
 //! ```
+//!
+//! `--keep DIR` runs in DIR and leaves it: the managers' logs (`DIR/m/mN.log`), the agent's
+//! (`DIR/a1.log`) and the repository. With `FLOTILLA_LOG=debug` the logs time every step
+//! on the way (webhook, fetch, deploy, the leader's passes, assignments answered and
+//! received, task states, the dispatcher's batches).
 
 use anyhow::{Context, bail};
 use hmac::{Hmac, KeyInit, Mac};
@@ -61,6 +67,9 @@ struct Options {
     poll: Duration,
     managers: usize,
     flotilla: PathBuf,
+    /// Keep the managers' and the agent's folders and logs here (`FLOTILLA_LOG` sets their
+    /// level) instead of a temporary folder removed at the end.
+    keep: Option<PathBuf>,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -71,6 +80,7 @@ fn parse_args() -> anyhow::Result<Options> {
         poll: Duration::from_secs(1),
         managers: 1,
         flotilla: dir.join("flotilla"),
+        keep: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -80,6 +90,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--poll" => o.poll = humantime::parse_duration(&value)?,
             "--managers" => o.managers = value.parse::<usize>()?.max(1),
             "--flotilla" => o.flotilla = value.into(),
+            "--keep" => o.keep = Some(value.into()),
             other => bail!("unknown flag {other} {value}"),
         }
     }
@@ -220,6 +231,8 @@ struct Bench {
     hook: reqwest::Client,
     secret: String,
     repo: PathBuf,
+    /// Print when each commit was made, to find it in the kept logs.
+    keep: bool,
 }
 
 impl Bench {
@@ -309,6 +322,10 @@ impl Bench {
         }
         let commit = commit(&self.repo, version)?;
         let start = Instant::now();
+        if self.keep {
+            let at = humantime::format_rfc3339_micros(std::time::SystemTime::now());
+            println!("  {version} committed at {at} (the logs' clock)");
+        }
         if trigger == Trigger::Webhook {
             self.push_webhook().await?;
         }
@@ -319,13 +336,20 @@ impl Bench {
 }
 
 async fn run(o: Options) -> anyhow::Result<()> {
-    let root = tempfile::tempdir()?;
-    let repo = root.path().join("repo");
+    let temp = tempfile::tempdir()?;
+    let root = match &o.keep {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            std::fs::canonicalize(dir)?
+        }
+        None => temp.path().to_owned(),
+    };
+    let repo = root.join("repo");
     std::fs::create_dir_all(&repo)?;
     git(&repo, &["init", "-q", "-b", "main"])?;
     let first = commit(&repo, "v0")?;
     let secret = format!("bench-{}-{:?}", std::process::id(), std::time::SystemTime::now());
-    let secret_file = root.path().join("webhook-secret");
+    let secret_file = root.join("webhook-secret");
     std::fs::write(&secret_file, &secret)?;
     let repo_arg = repo.to_str().context("a temporary path that is not UTF-8")?;
     let secret_arg = secret_file.to_str().context("a temporary path that is not UTF-8")?;
@@ -333,18 +357,19 @@ async fn run(o: Options) -> anyhow::Result<()> {
     let init = ["--repo", repo_arg, "--poll", "1h", "--webhook-secret-file", secret_arg];
     let cluster = ProcessCluster::start_with_init_args(
         &o.flotilla,
-        &root.path().join("m"),
+        &root.join("m"),
         o.managers,
         false,
         &init,
     )
     .await?;
-    let agent = cluster.start_agent(root.path(), "a1", "warn").await?;
+    let level = std::env::var("FLOTILLA_LOG").unwrap_or_else(|_| "warn".to_owned());
+    let agent = cluster.start_agent(&root, "a1", &level).await?;
     let client = cluster.client(0)?;
     let http = reconciler_api::http::http_client(Duration::from_secs(2))?;
     let tls = reconciler_tls::TlsState::new(&cluster.ca)?;
     let hook = reconciler_api::pki::tls_client(&tls, Duration::from_secs(10), true)?;
-    let b = Bench { cluster, client, http, hook, secret, repo };
+    let b = Bench { cluster, client, http, hook, secret, repo, keep: o.keep.is_some() };
     b.answering("v0").await.context("the first deployment")?;
     b.settled(&first).await?;
 

@@ -108,6 +108,7 @@ async fn lead(m: &Arc<Manager>, term: u64, clock: &Arc<SystemClock>) {
             };
             driver = d;
             if !out.batches.is_empty() {
+                tracing::debug!(entries = out.batches.len(), "leader loop: writing a pass");
                 let unwritten = write(m, out.batches).await;
                 driver.abandon(unwritten);
                 continue;

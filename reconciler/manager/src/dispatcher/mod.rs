@@ -267,6 +267,7 @@ impl Dispatcher {
         loop {
             woken.borrow_and_update();
             if let Some(answer) = self.answer(m, node, query)? {
+                tracing::debug!(%node, generation = answer.generation, changes = answer.changes.len(), "dispatcher: assignments answered");
                 return Ok(answer);
             }
             match tokio::time::timeout_at(deadline, woken.changed()).await {
@@ -362,6 +363,7 @@ impl Dispatcher {
         if accepted.is_empty() {
             return Ok(StatusAck { refused });
         }
+        tracing::debug!(%node, updates = accepted.len(), "dispatcher: task states queued");
         let done = {
             let mut p = self.pending();
             for u in accepted {

@@ -146,7 +146,9 @@ async fn flush_loop(m: &Manager) {
             }
         }
         let batch = std::mem::take(&mut *d.pending());
+        tracing::debug!(updates = batch.len(), "dispatcher: writing a batch");
         let result = write_batch(m, &batch).await;
+        tracing::debug!(updates = batch.len(), ok = result.is_ok(), "dispatcher: batch written");
         if let Err(e) = &result {
             tracing::warn!(error = %e, "dispatcher: a batch of agent updates was not written");
         }

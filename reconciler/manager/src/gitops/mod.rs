@@ -154,6 +154,7 @@ async fn hook(State(m): Shared, headers: HeaderMap, raw: axum::body::Bytes) -> R
         let reason = format!("a push to {r}; the source deploys {wanted}");
         return Json(WebhookAnswer { fetch: false, reason }).into_response();
     }
+    tracing::debug!("webhook: a push to the source's branch; fetching");
     match m.refresh_source().await {
         Ok(_) => Json(WebhookAnswer { fetch: true, reason: String::new() }).into_response(),
         Err(e) => e.into_response(),

@@ -151,10 +151,12 @@ async fn fetch_pass(m: &Arc<Manager>, src: &GitSource, t: &mut Term) -> Option<D
     let known = t.head.as_ref().map(|h| h.commit.clone());
     let (m2, src2) = (m.clone(), src.clone());
     let job = move || look(&src2, &cache, &m2.cluster_key, known.as_deref());
+    tracing::debug!(url = %src.url, "gitops: fetching");
     let looked = match tokio::task::spawn_blocking(job).await {
         Ok(r) => r,
         Err(e) => Err(format!("the fetch stopped: {e}")),
     };
+    tracing::debug!(new = matches!(looked, Ok(Looked::New(_))), "gitops: fetched");
     m.gitops.passes.fetch_add(1, Ordering::Relaxed);
     let status = match looked {
         Err(error) => {
