@@ -7,7 +7,7 @@
 //!   register ─► node READY (queued, waits for its batch) ─► session + heartbeat table │
 //!   heartbeat ─► deadline += 3 periods        expiry loop ─► node DOWN (queued)       │
 //!   assignments ─► AssignmentSet of the node (long poll woken by the node index)     │
-//!   status ─► checked, queued ─────────► flush loop: one Raft batch per ~100 ms ◄────┘
+//!   status ─► checked, queued ─────────► flush loop: one Raft batch at a time ◄──────┘
 //!   logs ─► the subscriber's channel
 //!   routes ─► the mesh table's changes since the agent's version (long poll, all agents)
 //! ```
@@ -54,15 +54,19 @@ use updates::{NodeChange, NodeStatusChange, Pending};
 /// state: `manager --init --dispatcher-heartbeat`).
 #[derive(Debug, Clone, Copy)]
 pub struct DispatcherConfig {
-    /// The longest a report waits to be written with others (swarmkit: 100 ms).
+    /// How long the first queued update waits for others before its batch is written; by
+    /// default none: a batch is written as soon as the one before it was, with everything
+    /// queued meanwhile (swarmkit waits up to 100 ms, a window that every task start of a
+    /// rolling update would wait out).
     pub batch_interval: Duration,
-    /// A batch is written at once when it holds this many tasks and nodes (swarmkit: 10,000).
+    /// With a `batch_interval`, a batch is written at once when it holds this many tasks and
+    /// nodes (swarmkit: 10,000).
     pub max_batch: usize,
 }
 
 impl Default for DispatcherConfig {
     fn default() -> Self {
-        DispatcherConfig { batch_interval: Duration::from_millis(100), max_batch: 10_000 }
+        DispatcherConfig { batch_interval: Duration::ZERO, max_batch: 10_000 }
     }
 }
 

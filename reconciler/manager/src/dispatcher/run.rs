@@ -128,24 +128,11 @@ impl Dispatcher {
     }
 }
 
-/// Writes queued updates: at most `batch_interval` after the first was queued, or at once
-/// when `max_batch` are waiting. One batch is written at a time; the next fills meanwhile.
+/// Writes queued updates, one batch at a time (see [`Dispatcher::next_batch`]).
 async fn flush_loop(m: &Manager) {
     let d = &m.dispatcher;
     loop {
-        let queued = d.queued.notified();
-        if d.pending().is_empty() {
-            queued.await;
-            continue;
-        }
-        drop(queued);
-        let deadline = Instant::now() + d.config.batch_interval;
-        while d.pending().len() < d.config.max_batch {
-            if tokio::time::timeout_at(deadline, d.queued.notified()).await.is_err() {
-                break;
-            }
-        }
-        let batch = std::mem::take(&mut *d.pending());
+        let batch = d.next_batch().await;
         tracing::debug!(updates = batch.len(), "dispatcher: writing a batch");
         let result = write_batch(m, &batch).await;
         tracing::debug!(updates = batch.len(), ok = result.is_ok(), "dispatcher: batch written");
@@ -153,6 +140,33 @@ async fn flush_loop(m: &Manager) {
             tracing::warn!(error = %e, "dispatcher: a batch of agent updates was not written");
         }
         batch.finish(&result);
+    }
+}
+
+impl Dispatcher {
+    /// Waits until an update is queued and takes every queued update as the next batch. With
+    /// no `batch_interval` (the default) that is at once: a report waits only for the batch
+    /// being written before it (group commit), and everything queued meanwhile goes in the
+    /// next one, so batches grow with the load instead of every report waiting out a window.
+    /// With a `batch_interval`, the batch is taken that long after the first update was
+    /// queued, or as soon as `max_batch` are waiting.
+    async fn next_batch(&self) -> Pending {
+        loop {
+            let queued = self.queued.notified();
+            if !self.pending().is_empty() {
+                break;
+            }
+            queued.await;
+        }
+        if !self.config.batch_interval.is_zero() {
+            let deadline = Instant::now() + self.config.batch_interval;
+            while self.pending().len() < self.config.max_batch {
+                if tokio::time::timeout_at(deadline, self.queued.notified()).await.is_err() {
+                    break;
+                }
+            }
+        }
+        std::mem::take(&mut *self.pending())
     }
 }
 
@@ -307,5 +321,60 @@ impl Dispatcher {
             }
             core.wake(&node);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatcher::DispatcherConfig;
+    use reconciler_types::{TaskId, TaskState, TaskStatus};
+    use std::time::Duration;
+
+    fn queue(d: &Dispatcher, task: &str) {
+        let status = TaskStatus { state: TaskState::Running, ..TaskStatus::default() };
+        d.pending().add_task(TaskId::new(task), status);
+        d.queued.notify_one();
+    }
+
+    /// A RUNNING report is on the way of every rollout batch (start-first waits for it): it
+    /// is written as soon as nothing else is being written, not after a window.
+    #[tokio::test(start_paused = true)]
+    async fn a_report_is_written_at_once_and_reports_queued_meanwhile_go_in_the_next_batch() {
+        let d = Dispatcher::new(DispatcherConfig::default());
+        let start = Instant::now();
+        queue(&d, "t1");
+        let first = d.next_batch().await;
+        assert_eq!((first.len(), start.elapsed()), (1, Duration::ZERO), "no batching window");
+        // Two more arrive while the first batch is being written: one batch, taken at once.
+        queue(&d, "t2");
+        queue(&d, "t3");
+        let second = d.next_batch().await;
+        assert_eq!((second.len(), start.elapsed()), (2, Duration::ZERO));
+        // Nothing queued: the next batch waits for the next report, however long.
+        let later = async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            queue(&d, "t4");
+        };
+        let (third, ()) = tokio::join!(d.next_batch(), later);
+        assert_eq!((third.len(), start.elapsed()), (1, Duration::from_secs(5)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_configured_window_gathers_reports_until_it_ends_or_the_batch_is_full() {
+        let window = Duration::from_millis(100);
+        let d = Dispatcher::new(DispatcherConfig { batch_interval: window, max_batch: 3 });
+        let start = Instant::now();
+        queue(&d, "t1");
+        let late = async {
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            queue(&d, "t2");
+        };
+        let (b, ()) = tokio::join!(d.next_batch(), late);
+        assert_eq!((b.len(), start.elapsed()), (2, window));
+        for t in ["t3", "t4", "t5"] {
+            queue(&d, t);
+        }
+        assert_eq!((d.next_batch().await.len(), start.elapsed()), (3, window), "full: at once");
     }
 }
