@@ -58,12 +58,45 @@ impl Outbox {
     pub fn is_empty(&self) -> bool {
         self.pending().is_empty()
     }
+
+    /// Waits until something is queued and answers the next batch to send, at once: a
+    /// status waits only for the report before it to be answered (what is queued meanwhile
+    /// goes in the next one), never a gathering window, since a task's RUNNING is on the way
+    /// of every rolling update's next step.
+    pub async fn next_batch(&self) -> Vec<TaskStatusUpdate> {
+        loop {
+            let queued = self.queued.notified();
+            let batch = self.batch();
+            if !batch.is_empty() {
+                return batch;
+            }
+            queued.await;
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use reconciler_types::TaskState;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_next_batch_goes_at_once_and_waits_only_while_nothing_is_queued() {
+        let o = Outbox::default();
+        let start = tokio::time::Instant::now();
+        o.push(TaskId::new("a"), st(TaskState::Running, "started"));
+        let first = o.next_batch().await;
+        assert_eq!((first.len(), start.elapsed()), (1, Duration::ZERO), "no gathering window");
+        o.sent(&first);
+        let later = async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            o.push(TaskId::new("b"), st(TaskState::Running, "started"));
+        };
+        let (second, ()) = tokio::join!(o.next_batch(), later);
+        assert_eq!(second[0].task_id, TaskId::new("b"));
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+    }
 
     fn st(state: TaskState, msg: &str) -> TaskStatus {
         TaskStatus { state, message: msg.into(), ..TaskStatus::default() }

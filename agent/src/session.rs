@@ -24,8 +24,6 @@ use reconciler_api::{ApiError, ClientError, DispatcherClient};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long reports gather before a batch is sent.
-const REPORT_GATHER: Duration = Duration::from_millis(25);
 /// The longest wait between two attempts to reach a manager.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -230,14 +228,7 @@ async fn report<R: Runtime>(
 ) -> End {
     let outbox = worker.outbox();
     loop {
-        if outbox.is_empty() {
-            outbox.queued.notified().await;
-            tokio::time::sleep(REPORT_GATHER).await;
-        }
-        let updates = outbox.batch();
-        if updates.is_empty() {
-            continue;
-        }
+        let updates = outbox.next_batch().await;
         let body = StatusReport { session: session.session.clone(), updates };
         tracing::debug!(updates = body.updates.len(), "reporting task states");
         match client.report(&body).await {
