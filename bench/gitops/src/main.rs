@@ -312,10 +312,13 @@ impl Bench {
     }
 
     /// One run: commit `version`, trigger (webhook or not), time until every task answers.
-    /// Without the webhook the commit first waits a random part of the poll interval: the
-    /// previous run ends when the loop records its deployment, which it often does just
-    /// before a fetch, so a commit made at once would wait almost a whole interval every time
-    /// instead of half of one on average, as a commit at any moment does.
+    /// Without the webhook the commit first waits a random part of the poll interval. The
+    /// previous run ends when the loop records its deployment, which it does as soon as the
+    /// rollout's last step is applied (an event, not the next fetch); but that rollout began
+    /// at a fetch and takes nearly the same time every run, so it ends at nearly the same
+    /// moment of the poll interval every time (with 1 s polls and a 2 s rollout, just before
+    /// a fetch), and a commit made at once would wait nearly the same part of an interval
+    /// every time instead of half of one on average, as a commit at any moment does.
     async fn run(&self, version: &str, trigger: Trigger) -> anyhow::Result<Duration> {
         if let Trigger::Poll(every) = trigger {
             tokio::time::sleep(every.mul_f64(random_fraction())).await;
