@@ -61,6 +61,8 @@ pub struct AgentOptions {
     /// Where the routing mesh listens on the published ports (`0.0.0.0` on a node of its
     /// own; `None`: no mesh on this node).
     pub mesh_addr: Option<std::net::IpAddr>,
+    /// Which data path the routing mesh forwards TCP on.
+    pub mesh_path: crate::mesh::MeshPath,
 }
 
 /// Why the agent stopped.
@@ -81,6 +83,9 @@ pub enum AgentError {
     /// A folder could not be made.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The routing mesh's kernel path was asked for and cannot be used.
+    #[error("the routing mesh's kernel path: {0}")]
+    MeshPath(#[from] crate::mesh::kernel::NatError),
     /// The cluster no longer knows this node.
     #[error(
         "the managers refused this node's credential: it was removed from the cluster; \
@@ -185,7 +190,10 @@ async fn serve<R: Runtime>(
         }
     };
     let upkeep = tls_upkeep(&joined, &opts.data_dir, known);
-    let mesh = opts.mesh_addr.map(|a| Arc::new(crate::mesh::Mesh::new(a)));
+    let mesh = match opts.mesh_addr {
+        Some(a) => Some(Arc::new(crate::mesh::Mesh::with_path(a, opts.mesh_path)?)),
+        None => None,
+    };
     let session = session::run(worker.clone(), &mut managers, &mut client, register, &save, mesh);
     tokio::select! {
         end = session => {

@@ -14,10 +14,21 @@
 //! stopped) gets no new connection from then on; connections already open go on, and a UDP
 //! client of it moves to another backend with its next datagram. The choice of backend is
 //! [`agent_core::mesh`]'s (least connections, ties in turn).
+//!
+//! Two data paths carry TCP ([`MeshPath`]). In user space the listener accepts and splices
+//! each connection to its backend. In the kernel (root, `nft` present: [`kernel`]), a port
+//! whose backends are all on loopback is forwarded by destination NAT for connections made on
+//! this machine: new connections go to the tasks in turn, and the rules follow every change of
+//! the table, so a removed backend gets nothing new at once. The listener stays bound under the
+//! rules and serves what they do not cover (a connection from another machine, a port with a
+//! task off loopback); UDP is always forwarded in user space.
 
+pub mod kernel;
 mod splice;
 
+use agent_core::mesh::nat::{NatMatch, nat_match, nat_rule};
 use agent_core::mesh::{Balancer, Flows};
+use kernel::{Nat, NatError};
 use reconciler_api::mesh::{PublishedPort, RouteChange, Routes, RoutesKind};
 use reconciler_types::{PortProtocol, TaskId};
 use std::collections::BTreeMap;
@@ -74,6 +85,21 @@ impl Drop for Port {
 struct Inner {
     version: u64,
     ports: BTreeMap<PublishedPort, Port>,
+    /// The kernel path's table, and what its rules match (`None`: user space only).
+    nat: Option<(Nat, NatMatch)>,
+}
+
+/// Which data path forwards TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MeshPath {
+    /// The kernel path when it can be used (root, `nft`, a loopback or unspecified IPv4
+    /// bind address), else user space.
+    #[default]
+    Auto,
+    /// The kernel path, or the mesh does not start.
+    Kernel,
+    /// User space only.
+    Userspace,
 }
 
 /// This node's routing mesh.
@@ -84,9 +110,37 @@ pub struct Mesh {
 
 impl Mesh {
     /// A mesh listening on `bind` (`0.0.0.0` on a node; one loopback address per agent when
-    /// several run on one machine), holding no routes yet.
+    /// several run on one machine), holding no routes yet, forwarding in user space.
     pub fn new(bind: IpAddr) -> Mesh {
-        Mesh { bind, inner: Mutex::new(Inner { version: 0, ports: BTreeMap::new() }) }
+        Mesh { bind, inner: Mutex::new(Inner { version: 0, ports: BTreeMap::new(), nat: None }) }
+    }
+
+    /// A mesh on `bind` forwarding TCP on `path` ([`MeshPath::Auto`] falls back to user space
+    /// and logs why).
+    ///
+    /// # Errors
+    /// [`MeshPath::Kernel`] when the kernel path cannot be used.
+    pub fn with_path(bind: IpAddr, path: MeshPath) -> Result<Mesh, NatError> {
+        let mesh = Mesh::new(bind);
+        if path == MeshPath::Userspace {
+            return Ok(mesh);
+        }
+        let nat = nat_match(bind).ok_or(NatError::Scope(bind)).and_then(|m| Ok((Nat::open()?, m)));
+        match nat {
+            Ok((nat, m)) => {
+                tracing::info!(table = nat.table(), %bind,
+                    "mesh: TCP to loopback tasks is forwarded in the kernel (nftables)");
+                lock(&mesh.inner).nat = Some((nat, m));
+            }
+            Err(e) if path == MeshPath::Kernel => return Err(e),
+            Err(e) => tracing::info!(reason = %e, "mesh: forwarding in user space"),
+        }
+        Ok(mesh)
+    }
+
+    /// The kernel path's nftables table, when TCP is forwarded in the kernel.
+    pub fn nat_table(&self) -> Option<String> {
+        lock(&self.inner).nat.as_ref().map(|(n, _)| n.table().to_owned())
     }
 
     /// The table version held (0: none; the next poll asks for the complete table).
@@ -159,6 +213,7 @@ impl Mesh {
             }
         }
         inner.version = routes.version;
+        sync_nat(&mut inner);
         Ok(())
     }
 
@@ -207,6 +262,26 @@ impl Mesh {
                     "mesh: cannot listen on a published port");
             }
         }
+    }
+}
+
+/// Makes the kernel's rules follow the table: one rule per listened TCP port whose backends
+/// are all on loopback. When `nft` refuses, the table is emptied and dropped, so that user
+/// space forwards everything (rules that may still name a removed task must not stay).
+fn sync_nat(inner: &mut Inner) {
+    let Some((nat, daddr)) = &mut inner.nat else { return };
+    let rules = inner
+        .ports
+        .iter()
+        .filter(|(p, port)| p.protocol == PortProtocol::Tcp && port.listener.is_some())
+        .filter_map(|(p, port)| {
+            let b = lock(&port.backends);
+            nat_rule(*daddr, p.port, b.backends().map(|(_, (h, n))| (h.as_str(), *n)))
+        })
+        .collect();
+    if let Err(e) = nat.sync(rules) {
+        tracing::error!(error = %e, "mesh: the kernel path failed; forwarding in user space");
+        inner.nat = None;
     }
 }
 
@@ -484,6 +559,73 @@ mod tests {
             assert_eq!(ask(published).await, "t2");
         }
         assert_eq!(mesh.version(), 5);
+    }
+
+    /// A TCP server on loopback answering each connection with `name` and the peer address
+    /// it saw, then closing.
+    async fn peer_server(name: &'static str) -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let (mut c, peer) = l.accept().await.unwrap();
+                let _ = c.write_all(format!("{name} {peer}").as_bytes()).await;
+            }
+        });
+        port
+    }
+
+    /// Root runs the kernel path for real: it must work then (CI runs as root, and
+    /// `tests/setup` installs nftables). Unprivileged, there is nothing to try.
+    #[tokio::test]
+    async fn as_root_tcp_goes_through_the_kernel_in_turn_and_a_removed_backend_gets_none() {
+        use tokio::io::AsyncReadExt;
+        if !nix::unistd::geteuid().is_root() {
+            println!("not root: the kernel path cannot be used here (CI runs as root)");
+            return;
+        }
+        let mesh = Mesh::with_path(Ipv4Addr::LOCALHOST.into(), MeshPath::Kernel)
+            .expect("root, so the kernel path must work (nftables: tests/setup)");
+        let table = mesh.nat_table().expect("the kernel path is on");
+        let (a, b) = (peer_server("t1").await, peer_server("t2").await);
+        let published = free();
+        let open = RouteChange::Open { port: tcp(published), service: "web".into() };
+        let changes = vec![open, add(published, "t1", a), add(published, "t2", b)];
+        mesh.apply(Routes { kind: RoutesKind::Complete, applies_to: 0, version: 1, changes })
+            .unwrap();
+        // Each answer names the task and the peer it saw: the client itself, so no
+        // forwarder in this process was in between.
+        let ask_peer = || async {
+            let mut c = TcpStream::connect(("127.0.0.1", published)).await.unwrap();
+            let me = c.local_addr().unwrap().to_string();
+            let mut s = String::new();
+            c.read_to_string(&mut s).await.unwrap();
+            let (task, peer) = s.split_once(' ').unwrap();
+            assert_eq!(peer, me, "{task} saw the client, not a forwarder");
+            task.to_owned()
+        };
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            got.push(ask_peer().await);
+        }
+        assert_eq!(got, ["t1", "t2", "t1", "t2"]);
+        let remove = RouteChange::Remove { port: tcp(published), task_id: TaskId::new("t1") };
+        let inc = Routes {
+            kind: RoutesKind::Incremental,
+            applies_to: 1,
+            version: 2,
+            changes: vec![remove],
+        };
+        mesh.apply(inc).unwrap();
+        for _ in 0..3 {
+            assert_eq!(ask_peer().await, "t2");
+        }
+        assert_eq!(mesh.nat_table().as_deref(), Some(table.as_str()), "still in the kernel");
+        drop(mesh);
+        assert!(
+            !kernel::tables().iter().any(|(t, _)| *t == table),
+            "the mesh's table is removed when it stops"
+        );
     }
 
     #[tokio::test]

@@ -8,6 +8,10 @@
 //! * a task whose health check fails stops getting new connections while it is still being
 //!   stopped (it ignores SIGTERM and keeps answering on its own node port meanwhile).
 //!
+//! As root (CI), the agents forward TCP in the kernel (nftables destination NAT, the
+//! routing mesh's kernel path), and their NAT tables are gone once they stop; otherwise in
+//! user space. The same assertions hold for either path.
+//!
 //! Everything asserted is what the product did: the task that answered (the probe names
 //! itself), the task states the API reports. Waits poll with deadlines.
 
@@ -211,6 +215,17 @@ async fn a_published_port_on_a_node_without_tasks_reaches_the_healthy_tasks_of_a
     assert_eq!(seen, tasks, "both replicas answer through node a");
     let on_b = who_answers(NODE_B, tcp).await.expect("node b answers too");
     assert!(tasks.contains(&on_b));
+    let root = nix::unistd::geteuid().is_root();
+    let pids: Vec<u32> = agents.iter().filter_map(|a| a.pid()).collect();
+    for a in agents {
+        let log = std::fs::read_to_string(a.log_file()).unwrap_or_default();
+        let kernel = log.contains("forwarded in the kernel");
+        assert_eq!(kernel, root, "agent {}: the kernel path is used exactly as root", a.hostname);
+    }
+    let tables = agent::mesh::kernel::tables();
+    let held = |pid: &u32| tables.iter().any(|(_, owner)| owner == pid);
+    assert_eq!(pids.iter().all(held), root, "each agent holds a NAT table as root: {tables:?}");
+    println!("=== TCP forwarded {}", if root { "in the kernel" } else { "in user space" });
 
     println!("=== UDP on node a reaches b's tasks");
     let echo = until("a udp echo through node a", &agents, || who_echoes(NODE_A, udp)).await;
@@ -263,4 +278,7 @@ async fn a_published_port_on_a_node_without_tasks_reaches_the_healthy_tasks_of_a
     drop(a);
     drop(b);
     drop(cluster);
+    let left: Vec<_> =
+        agent::mesh::kernel::tables().into_iter().filter(|(_, p)| pids.contains(p)).collect();
+    assert!(left.is_empty(), "the agents' NAT tables are removed: {left:?}");
 }

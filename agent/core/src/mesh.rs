@@ -9,6 +9,8 @@
 //!  every sweep ─► Flows::expire(now) ─► flows idle for the timeout end (Balancer::closed)
 //! ```
 
+pub mod nat;
+
 use reconciler_types::MonoTime;
 use std::collections::BTreeMap;
 use std::time::Duration;

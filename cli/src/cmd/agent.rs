@@ -5,6 +5,7 @@
 
 use super::api::GlobalArgs;
 use agent::agent::{AgentOptions, RuntimeKind, run};
+use agent::mesh::MeshPath;
 use agent_core::logs::{LogLimits, parse_size};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
@@ -50,6 +51,21 @@ pub struct AgentArgs {
     /// Run no routing mesh on this node (published ports answer only on the other nodes).
     #[arg(long)]
     no_mesh: bool,
+    /// How the routing mesh forwards TCP: in the kernel (nftables destination NAT; root and
+    /// the `nft` tool, for connections made on this machine to tasks on loopback), in user
+    /// space, or the kernel when it can (auto).
+    #[arg(long, value_enum, default_value = "auto")]
+    mesh_path: MeshPathArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum MeshPathArg {
+    /// The kernel when it can be used, else user space.
+    Auto,
+    /// The kernel, or the agent does not start.
+    Kernel,
+    /// User space only.
+    Userspace,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -92,6 +108,11 @@ pub fn run_agent(args: AgentArgs, global: &GlobalArgs) -> anyhow::Result<ExitCod
         insecure: args.insecure,
         flotilla_exe: std::env::current_exe().context("cannot find this program's path")?,
         mesh_addr: (!args.no_mesh).then_some(args.mesh_addr),
+        mesh_path: match args.mesh_path {
+            MeshPathArg::Auto => MeshPath::Auto,
+            MeshPathArg::Kernel => MeshPath::Kernel,
+            MeshPathArg::Userspace => MeshPath::Userspace,
+        },
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(

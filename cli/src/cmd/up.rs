@@ -234,6 +234,7 @@ async fn serve(
         insecure: false,
         flotilla_exe: std::env::current_exe().context("cannot find this program's path")?,
         mesh_addr: Some(std::net::Ipv4Addr::UNSPECIFIED.into()),
+        mesh_path: agent::mesh::MeshPath::Auto,
     };
     let mut agent = tokio::spawn(agent::agent::run(agent_opts, async {
         let _ = agent_stopped.await;

@@ -214,11 +214,17 @@ fn up_args(repo: &Path, state: &Path, listen: u16, extra: &[&str]) -> Vec<String
 
 impl Drop for Up {
     fn drop(&mut self) {
-        if let Some(pid) = self.script_child() {
+        let script_child = self.script_child();
+        if let Some(pid) = script_child {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A killed `up` cannot remove its routing mesh's kernel rules: nothing may be left.
+        let pids = script_child.and_then(|p| u32::try_from(p).ok()).into_iter();
+        for pid in pids.chain([self.child.id()]) {
+            agent::mesh::kernel::remove_tables_of(pid);
+        }
     }
 }
 

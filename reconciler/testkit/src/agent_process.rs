@@ -121,6 +121,9 @@ impl AgentProcess {
         if let Some(mut c) = self.child.take() {
             c.kill()?;
             c.wait()?;
+            // A killed agent cannot remove its routing mesh's kernel rules: nothing may be
+            // left after a test.
+            agent::mesh::kernel::remove_tables_of(c.id());
         }
         Ok(())
     }
