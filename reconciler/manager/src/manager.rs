@@ -22,6 +22,10 @@ use tokio::time::Instant;
 /// How recently a peer must have answered to count as reachable.
 pub const REACHABLE_WITHIN: Duration = Duration::from_millis(1500);
 
+/// How often a forwarded operation is retried while the leader it knows does not answer
+/// (a leader change wakes it at once).
+const RETRY_EVERY: Duration = Duration::from_millis(50);
+
 /// A running manager.
 pub struct Manager {
     /// The Raft node.
@@ -179,7 +183,9 @@ impl Manager {
         Fut: Future<Output = Result<T, ApiError>>,
     {
         let deadline = Instant::now() + self.write_timeout;
+        let mut metrics = self.node.raft.metrics();
         loop {
+            let routed_to = metrics.borrow_and_update().current_leader;
             match self.route() {
                 Route::Here => return local().await,
                 Route::Leader(base) => match self.forward(&method, &base, path, body, via).await {
@@ -192,7 +198,14 @@ impl Manager {
             if Instant::now() >= deadline {
                 return Err(self.no_quorum());
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            // Retry as soon as another leader is known (a new one elected, or this manager),
+            // and at least every RETRY_EVERY while none is.
+            let moved = metrics.wait_for(|m| m.current_leader != routed_to);
+            let stopped = matches!(tokio::time::timeout(RETRY_EVERY, moved).await, Ok(Err(_)));
+            if stopped {
+                // Raft has shut down: nothing will change, so do not spin until the deadline.
+                tokio::time::sleep(RETRY_EVERY).await;
+            }
         }
     }
 

@@ -23,22 +23,32 @@ pub enum NodeError {
     Fatal(#[source] openraft::error::Fatal<RaftId>),
 }
 
-/// flotilla's Raft timings: heartbeats every 200 ms and an election once a follower has
-/// heard nothing for its leader's lease (the longest election timeout, 1.6 s) plus its own
-/// election timeout (0.8–1.6 s), so a new leader is usually elected within about 3 s of
-/// losing the old one (Swarm's defaults take about 10 s). openraft also takes the heartbeat
-/// interval as the deadline of every AppendEntries call: a shorter one (50 ms once) let a
-/// loaded machine or a large append time out every time, the followers lose the leader and
-/// elections follow one another. An append carries at most 16 entries and at most
+/// flotilla's Raft timings: heartbeats every 100 ms (openraft checks its timers every 1.5
+/// heartbeat intervals, so in practice every 150 ms), and an election once a follower has
+/// heard nothing for its leader's lease (openraft 0.9 makes it the longest election timeout,
+/// 400 ms) plus its own election timeout (300–400 ms, drawn once per node): a follower waits
+/// at least 700 ms, at most 950 ms with the tick, and the first of the two survivors of a
+/// three-manager cluster starts an election about 0.75 s after the leader's last heartbeat
+/// (`bench-cluster`: failover in about 0.8 s; Swarm's defaults take about 10 s). The narrow
+/// range keeps that short for a given wait; the ticks of the processes are not aligned, which
+/// spreads the survivors' elections further apart.
+///
+/// openraft also takes the heartbeat interval as the deadline of every AppendEntries call.
+/// 50 ms once let a loaded machine or a large append time out every time, the followers lost
+/// the leader and elections followed one another; so did 60 ms heartbeats with 200–400 ms
+/// elections, and 100 ms with 200–400 ms now and then, under `bench-scale` (10,000 tasks on
+/// 100 fake nodes, a 2-core machine with a load of 8), while 100 ms with 300–400 ms kept the
+/// first term. An append carries at most 16 entries and at most
 /// [`crate::log_store::MAX_APPEND_BYTES`] of them (an orchestrator entry holds at most 200
-/// commands), so a follower catching up never needs one call longer than that deadline. A
-/// snapshot is built every `snapshot_every` entries.
+/// commands); on that loaded machine about 1 % of appends (the largest, about 1.5 MB) still
+/// missed the 100 ms deadline and were sent again, without an election. A snapshot is built
+/// every `snapshot_every` entries.
 pub fn raft_config(snapshot_every: u64) -> Result<Arc<Config>, NodeError> {
     let config = Config {
         cluster_name: "flotilla".to_owned(),
-        heartbeat_interval: 200,
-        election_timeout_min: 800,
-        election_timeout_max: 1600,
+        heartbeat_interval: 100,
+        election_timeout_min: 300,
+        election_timeout_max: 400,
         max_payload_entries: 16,
         install_snapshot_timeout: 2000,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_every),

@@ -137,6 +137,36 @@ async fn acknowledged_writes_survive_the_leader_being_killed() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_new_leader_is_elected_within_the_lease_and_one_election_timeout() {
+    // Detection is the leader's lease (the longest election timeout) plus the survivor's own
+    // election timeout, checked once per tick (1.5 heartbeat intervals): at worst
+    // 2 × max + 1.5 × heartbeat after the last heartbeat, which is what bounds failover.
+    let config = raft_config(1000).unwrap();
+    let worst =
+        Duration::from_millis(2 * config.election_timeout_max + config.heartbeat_interval * 3 / 2);
+    assert!(worst <= Duration::from_millis(1200), "the Raft timings allow {worst:?}");
+    for round in 0..3 {
+        let mut c = Cluster::new(3, 1000).await;
+        let first = c.leader().await;
+        let index = c.write_node(first, "a").await;
+        c.wait_applied(index).await;
+        let killed = tokio::time::Instant::now();
+        c.kill(first).await;
+        let second = c.leader().await;
+        let took = killed.elapsed();
+        println!("=== round {round}: node {second} leads {took:?} after node {first} was killed");
+        assert_ne!(first, second);
+        assert!(took <= worst, "a new leader after {took:?}, more than {worst:?}");
+        let lease_less_a_tick = config.election_timeout_max - config.heartbeat_interval * 3 / 2;
+        assert!(
+            took >= Duration::from_millis(lease_less_a_tick),
+            "a new leader after {took:?}: within the old leader's lease"
+        );
+        c.write_node(second, "b").await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn writes_do_not_commit_without_quorum_and_reads_still_work() {
     let c = Cluster::new(3, 1000).await;
     let leader = c.leader().await;

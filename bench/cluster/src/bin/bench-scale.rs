@@ -36,6 +36,9 @@ struct Figures {
     running: Duration,
     entries: u64,
     decisions: u64,
+    /// The highest Raft term among the managers before the scale and after it: each election
+    /// in between raised it (elections following one another under load would show here).
+    terms: (u64, u64),
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -99,6 +102,15 @@ async fn leader_stats(cluster: &ProcessCluster) -> anyhow::Result<LeaderLoopStat
     Ok(cluster.client(leader)?.status().await?.leader_loop)
 }
 
+/// The highest Raft term any manager reports.
+async fn highest_term(cluster: &ProcessCluster) -> anyhow::Result<u64> {
+    let mut term = 0;
+    for i in 0..cluster.managers.len() {
+        term = term.max(cluster.client(i)?.status().await?.term);
+    }
+    Ok(term)
+}
+
 async fn measure(o: &Options) -> anyhow::Result<Figures> {
     let root = tempfile::tempdir()?;
     let cluster = ProcessCluster::start(&o.binary, &root.path().join("m"), 3).await?;
@@ -112,6 +124,7 @@ async fn measure(o: &Options) -> anyhow::Result<Figures> {
     spec.mode = ServiceMode::Replicated { replicas: 0 };
     let created = client.create_service(&spec).await?;
     let before = leader_stats(&cluster).await?;
+    let term_before = highest_term(&cluster).await?;
     spec.mode = ServiceMode::Replicated { replicas: o.replicas };
     let start = Instant::now();
     client.update_service(created.id.as_str(), created.version, &spec).await?;
@@ -137,20 +150,25 @@ async fn measure(o: &Options) -> anyhow::Result<Figures> {
         }
     };
     let after = leader_stats(&cluster).await?;
+    let term_after = highest_term(&cluster).await?;
     drop(agents);
     let f = Figures {
         assigned: assigned.unwrap_or(running),
         running,
         entries: after.batches - before.batches,
         decisions: after.decisions - before.decisions,
+        terms: (term_before, term_after),
     };
     println!(
-        "  run: delivered {:.2} s, running {:.2} s, {} Raft entries, {} decisions, passes {:.1} ms",
+        "  run: delivered {:.2} s, running {:.2} s, {} Raft entries, {} decisions, passes {:.1} ms, \
+         Raft term {} -> {}",
         f.assigned.as_secs_f64(),
         f.running.as_secs_f64(),
         f.entries,
         f.decisions,
-        (after.pass_micros - before.pass_micros) as f64 / 1000.0
+        (after.pass_micros - before.pass_micros) as f64 / 1000.0,
+        f.terms.0,
+        f.terms.1
     );
     Ok(f)
 }
@@ -184,6 +202,8 @@ async fn run(o: Options) -> anyhow::Result<()> {
         rate(running)
     );
     println!("  Raft entries written by the leader loop (last run): {entries}");
+    let elections: u64 = all.iter().map(|f| f.terms.1 - f.terms.0).sum();
+    println!("  elections during the scale (Raft terms gained), all runs: {elections}");
     Ok(())
 }
 
