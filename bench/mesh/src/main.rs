@@ -1,6 +1,13 @@
 //! The routing mesh's cost: a client talks to a stand-in task directly, then through the
-//! mesh (`agent::mesh`, the agent's own forwarder, fed one route as the dispatcher would),
-//! all on loopback, and the program prints the medians of several runs:
+//! mesh (`agent::mesh`, fed one route as the dispatcher would) on each of its data paths, all
+//! on loopback, and the program prints the medians of several runs, naming the path of each
+//! column:
+//!
+//! * the kernel path (nftables destination NAT; needs root and `nft`, else not measured and
+//!   the reason printed);
+//! * the userspace path (the agent's forwarder: accept, connect, splice).
+//!
+//! What is measured:
 //!
 //! * latency: p50 of a 64-byte request and its echo on one open connection, and of a new
 //!   connection plus one such round trip;
@@ -11,7 +18,7 @@
 //! cargo run --release -p bench-mesh -- [--runs 5]
 //! ```
 
-use agent::mesh::Mesh;
+use agent::mesh::{Mesh, MeshPath};
 use anyhow::{Context, bail};
 use reconciler_api::mesh::{Backend, PublishedPort, RouteChange, Routes, RoutesKind};
 use reconciler_types::{PortProtocol, TaskId};
@@ -59,11 +66,12 @@ async fn task() -> anyhow::Result<u16> {
     Ok(port)
 }
 
-/// The mesh on a free loopback port, forwarding it to `task_port`; answers the port.
-fn mesh(task_port: u16) -> anyhow::Result<(Mesh, u16)> {
+/// The mesh on a free loopback port, forwarding it to `task_port` on `path`; answers the
+/// port.
+fn mesh(task_port: u16, path: MeshPath) -> anyhow::Result<(Mesh, u16)> {
     let published = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
     let port = PublishedPort { protocol: PortProtocol::Tcp, port: published };
-    let mesh = Mesh::new(Ipv4Addr::LOCALHOST.into());
+    let mesh = Mesh::with_path(Ipv4Addr::LOCALHOST.into(), path)?;
     let backend = Backend { task_id: TaskId::new("t1"), addr: "127.0.0.1".into(), port: task_port };
     let routes = Routes {
         kind: RoutesKind::Complete,
@@ -178,48 +186,62 @@ fn runs_arg() -> anyhow::Result<usize> {
     }
 }
 
+/// One column of the table: a name, the port measured, its runs.
+struct Column {
+    name: &'static str,
+    port: u16,
+    runs: Runs,
+}
+
 fn main() -> anyhow::Result<()> {
     let runs = runs_arg()?.max(1);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         let task_port = task().await?;
-        let (_mesh, published) = mesh(task_port)?;
-        let (mut direct, mut meshed) = (Runs::default(), Runs::default());
+        let (_user, user_port) = mesh(task_port, MeshPath::Userspace)?;
+        let kernel = mesh(task_port, MeshPath::Kernel);
+        let mut cols = vec![Column { name: "direct to the task", port: task_port, runs: Runs::default() }];
+        let _kernel_mesh = match kernel {
+            Ok((m, port)) => {
+                let name = "mesh, kernel path (nftables DNAT)";
+                cols.push(Column { name, port, runs: Runs::default() });
+                Some(m)
+            }
+            Err(e) => {
+                println!("kernel path not measured: {e:#}");
+                None
+            }
+        };
+        let name = "mesh, userspace path (splice forwarder)";
+        cols.push(Column { name, port: user_port, runs: Runs::default() });
         for run in 1..=runs {
-            // Alternate the order so that neither side always runs on a warmer machine.
-            if run % 2 == 1 {
-                direct.measure(task_port).await?;
-                meshed.measure(published).await?;
-            } else {
-                meshed.measure(published).await?;
-                direct.measure(task_port).await?;
+            // Rotate the order so that no column always runs on a warmer machine.
+            let n = cols.len();
+            for k in 0..n {
+                let c = &mut cols[(k + run) % n];
+                c.runs.measure(c.port).await?;
             }
             eprintln!("run {run}/{runs} done");
         }
-        let (d_rtt, d_conn, d_mibs) = direct.medians();
-        let (m_rtt, m_conn, m_mibs) = meshed.medians();
+        let medians: Vec<_> = cols.iter().map(|c| c.runs.medians()).collect();
+        let (d_rtt, d_conn, d_mibs) = medians[0];
+        let us = |d: Duration| format!("{:.1} µs", d.as_secs_f64() * 1e6);
         let ratio = |m: Duration, d: Duration| m.as_secs_f64() / d.as_secs_f64();
-        println!("routing mesh on loopback, median of {runs} runs");
-        println!("| measure | through the mesh | direct to the task | ratio |");
+        println!("routing mesh on loopback, median of {runs} runs (ratio: against direct)");
+        println!("| path | p50 round trip, {MESSAGE} B on an open connection | p50 new connection + one round trip | throughput, 512 MiB on one connection |");
         println!("|---|---|---|---|");
-        println!(
-            "| p50 round trip, {MESSAGE} B on an open connection | {:.1} µs | {:.1} µs | {:.2}× (goal ≤ 1.2×) |",
-            m_rtt.as_secs_f64() * 1e6,
-            d_rtt.as_secs_f64() * 1e6,
-            ratio(m_rtt, d_rtt)
-        );
-        println!(
-            "| p50 new connection + one round trip | {:.1} µs | {:.1} µs | {:.2}× |",
-            m_conn.as_secs_f64() * 1e6,
-            d_conn.as_secs_f64() * 1e6,
-            ratio(m_conn, d_conn)
-        );
-        println!(
-            "| throughput, 512 MiB on one connection | {:.0} MiB/s | {:.0} MiB/s | {:.0} % (goal ≥ 80 %) |",
-            m_mibs,
-            d_mibs,
-            100.0 * m_mibs / d_mibs
-        );
+        println!("| {} | {} | {} | {d_mibs:.0} MiB/s |", cols[0].name, us(d_rtt), us(d_conn));
+        for (c, (rtt, conn, mibs)) in cols.iter().zip(&medians).skip(1) {
+            println!(
+                "| {} | {} ({:.2}×, goal ≤ 1.2×) | {} ({:.2}×) | {mibs:.0} MiB/s ({:.0} %, goal ≥ 80 %) |",
+                c.name,
+                us(*rtt),
+                ratio(*rtt, d_rtt),
+                us(*conn),
+                ratio(*conn, d_conn),
+                100.0 * mibs / d_mibs
+            );
+        }
         Ok(())
     })
 }
