@@ -189,15 +189,17 @@ impl Manager {
     /// # Errors
     /// An unknown node, or no CA.
     pub fn cert_status(&self, node_id: &NodeId) -> Result<CertStatus, ApiError> {
-        let state = self.node.state.snapshot();
-        let record = state.nodes.get(node_id).ok_or_else(|| {
-            ApiError::Forbidden(format!("node {node_id} is not a member of this cluster"))
+        // Runs every few seconds on every node's behalf: read in place, never copy the state.
+        let (role, ca) = self.node.state.read(|s| {
+            let record = s.state.nodes.get(node_id).ok_or_else(|| {
+                ApiError::Forbidden(format!("node {node_id} is not a member of this cluster"))
+            })?;
+            Ok::<_, ApiError>((record.node.spec.role, self.ca(&s.state)?))
         })?;
-        let ca = self.ca(&state)?;
         let signer_cert = ca.rotation.as_ref().map_or(&ca.root_cert, |r| &r.root_cert);
         let der = certs_from_pem(signer_cert).map_err(internal)?;
         let signer_key_id = reconciler_tls::cert::subject_key_id(&der[0]).map_err(internal)?;
-        Ok(CertStatus { role: record.node.spec.role, signer_key_id, ca: ca.trust_bundle() })
+        Ok(CertStatus { role, signer_key_id, ca: ca.trust_bundle() })
     }
 
     /// The CA as `flotilla ca` shows it.
@@ -205,9 +207,10 @@ impl Manager {
     /// # Errors
     /// No CA.
     pub fn ca_view(&self) -> Result<CaView, ApiError> {
-        let state = self.node.state.snapshot();
-        let ca = self.ca(&state)?;
-        let digest = state.cluster.as_ref().map(|c| c.digest.clone()).unwrap_or_default();
+        let (ca, digest) = self.node.state.read(|s| {
+            let digest = s.state.cluster.as_ref().map(|c| c.digest.clone()).unwrap_or_default();
+            Ok::<_, ApiError>((self.ca(&s.state)?, digest))
+        })?;
         Ok(CaView { bundle: ca.trust_bundle(), digest, rotating: ca.rotation.is_some() })
     }
 

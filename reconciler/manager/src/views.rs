@@ -61,17 +61,18 @@ impl Manager {
 
     /// The rows of `node ls`, sorted by hostname then id.
     pub fn node_views(&self) -> Vec<NodeView> {
-        let state = self.node.state.snapshot();
-        let mut rows: Vec<NodeView> = state
-            .nodes
-            .values()
-            .map(|r| NodeView {
-                id: r.node.id.clone(),
-                is_self: r.node.id == self.identity.node_id,
-                hostname: r.node.description.hostname.clone(),
-                status: self.observed_state(&r.node),
-                availability: r.node.spec.availability,
-                manager_status: self.manager_status_label(&r.node),
+        // Copies the node records only: a copy of the whole state costs as much as the tasks.
+        let nodes: Vec<Node> =
+            self.node.state.read(|s| s.state.nodes.values().map(|r| r.node.clone()).collect());
+        let mut rows: Vec<NodeView> = nodes
+            .iter()
+            .map(|node| NodeView {
+                id: node.id.clone(),
+                is_self: node.id == self.identity.node_id,
+                hostname: node.description.hostname.clone(),
+                status: self.observed_state(node),
+                availability: node.spec.availability,
+                manager_status: self.manager_status_label(node),
                 engine_version: ENGINE_VERSION.to_owned(),
             })
             .collect();
@@ -84,9 +85,10 @@ impl Manager {
     /// # Errors
     /// Unknown or ambiguous node.
     pub fn inspect_node(&self, key: &str) -> Result<NodeInspect, ApiError> {
-        let state = self.node.state.snapshot();
-        let record = resolve_node(&state, key)?;
-        let certificate = crate::pki::cert_view(&state, &record.node.id);
+        let (record, certificate) = self.node.state.read(|s| {
+            let record = resolve_node(&s.state, key)?;
+            Ok::<_, ApiError>((record.clone(), crate::pki::cert_view(&s.state, &record.node.id)))
+        })?;
         let node = self.with_live_status(&record.node);
         Ok(NodeInspect { node, version: record.version, certificate })
     }

@@ -86,10 +86,7 @@ impl HttpNetwork {
             .await;
         let resp = match sent {
             Ok(r) => r,
-            Err(e) if e.is_connect() || e.is_timeout() => {
-                return Err(RPCError::Unreachable(Unreachable::new(&e)));
-            }
-            Err(e) => return Err(RPCError::Network(NetworkError::new(&e))),
+            Err(e) => return Err(send_error(e)),
         };
         if !resp.status().is_success() {
             let err = std::io::Error::other(format!("peer answered HTTP {}", resp.status()));
@@ -99,6 +96,21 @@ impl HttpNetwork {
             resp.json().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         self.health.record_ok(self.target);
         body.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+/// How a failed send reaches openraft. Only a refused or failed connection makes the peer
+/// `Unreachable`: openraft then backs off and sends that peer nothing, heartbeats included,
+/// so a follower that was merely slow to answer (a timeout under load) would elect itself.
+/// A timeout is a `Network` error, which openraft retries at the next heartbeat.
+fn send_error<E>(e: reqwest::Error) -> RPCError<RaftId, BasicNode, E>
+where
+    E: std::error::Error,
+{
+    if e.is_connect() {
+        RPCError::Unreachable(Unreachable::new(&e))
+    } else {
+        RPCError::Network(NetworkError::new(&e))
     }
 }
 
@@ -128,5 +140,52 @@ impl RaftNetwork<TypeConfig> for HttpNetwork {
         option: RPCOption,
     ) -> Result<VoteResponse<RaftId>, RPCError<RaftId, BasicNode, RaftError<RaftId>>> {
         self.call(VOTE_PATH, &rpc, &option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    type Err = RPCError<RaftId, BasicNode, RaftError<RaftId>>;
+
+    async fn send_to(addr: std::net::SocketAddr) -> reqwest::Error {
+        let client = http_client(Duration::from_secs(10)).expect("client");
+        let sent = client
+            .post(format!("http://{addr}/raft/vote"))
+            .timeout(Duration::from_millis(200))
+            .send()
+            .await;
+        match sent {
+            Ok(resp) => panic!("expected a failed send, got HTTP {}", resp.status()),
+            Err(e) => e,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_too_slow_to_answer_is_a_network_error_not_unreachable() {
+        // Accepts the connection and never answers: a leader under load looks like this.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let held = tokio::spawn(async move {
+            let (conn, _) = listener.accept().await.expect("accept");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(conn);
+        });
+        let e = send_to(addr).await;
+        assert!(e.is_timeout(), "{e}");
+        let err: Err = send_error(e);
+        assert!(matches!(err, RPCError::Network(_)), "{err}");
+        held.abort();
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_unreachable() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        drop(listener);
+        let err: Err = send_error(send_to(addr).await);
+        assert!(matches!(err, RPCError::Unreachable(_)), "{err}");
     }
 }
