@@ -1,11 +1,14 @@
 //! Raft RPCs over HTTP/JSON: `POST {addr}/raft/{append,vote,snapshot}` with the cluster's
-//! peer token as a bearer credential. The server side lives in the manager's router.
+//! peer token as a bearer credential. The server side lives in the manager's router. Each
+//! peer's appends are kept within an [`AppendBudget`] that adapts to how fast it answers.
 
 use super::PeerHealth;
+use super::budget::AppendBudget;
 use crate::type_config::{RaftId, TypeConfig};
 use openraft::BasicNode;
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -50,6 +53,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetworkFactory {
             health: self.health.clone(),
             base: base_url(&node.addr),
             target,
+            budget: AppendBudget::default(),
         }
     }
 }
@@ -61,6 +65,7 @@ pub struct HttpNetwork {
     health: PeerHealth,
     base: String,
     target: RaftId,
+    budget: AppendBudget,
 }
 
 impl HttpNetwork {
@@ -120,7 +125,14 @@ impl RaftNetwork<TypeConfig> for HttpNetwork {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<RaftId>, RPCError<RaftId, BasicNode, RaftError<RaftId>>> {
-        self.call(APPEND_PATH, &rpc, &option).await
+        let entries = u64::try_from(rpc.entries.len()).unwrap_or(u64::MAX);
+        if let Err(hint) = self.budget.admit(entries) {
+            return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(hint)));
+        }
+        let started = tokio::time::Instant::now();
+        let answer = self.call(APPEND_PATH, &rpc, &option).await;
+        self.budget.finished(entries, started.elapsed(), option.hard_ttl());
+        answer
     }
 
     async fn install_snapshot(

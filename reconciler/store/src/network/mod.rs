@@ -2,6 +2,7 @@
 //! ([`mem`]) in tests. Both record when each peer last answered in [`PeerHealth`], which is
 //! where `node ls` gets Reachable / Unreachable.
 
+pub mod budget;
 pub mod http;
 pub mod mem;
 
