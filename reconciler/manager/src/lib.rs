@@ -23,6 +23,7 @@ pub mod dispatcher;
 pub mod error;
 pub mod gitops;
 pub mod identity;
+pub mod json_body;
 pub mod keys;
 pub mod leader;
 pub mod listener;

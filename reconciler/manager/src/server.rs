@@ -10,6 +10,7 @@ use crate::api::{
     SecretCreate, SecretView, TokenView, WriteResult,
 };
 use crate::error::ApiError;
+use crate::json_body::JsonBody;
 use crate::listener::PeerConn;
 use crate::manager::Manager;
 use crate::token::constant_time_eq;
@@ -180,8 +181,8 @@ impl FromRequestParts<Arc<Manager>> for NodeAuth {
 ///
 /// # Errors
 /// [`ApiError::TooLarge`] or [`ApiError::BadRequest`].
-pub fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    b.map(|Json(v)| v).map_err(|e| {
+pub fn body<T>(b: Result<JsonBody<T>, JsonRejection>) -> Result<T, ApiError> {
+    b.map(|JsonBody(v)| v).map_err(|e| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge(format!("request body larger than {API_BODY_LIMIT} bytes"))
         } else {
@@ -194,7 +195,7 @@ const NO_BODY: Option<&()> = None;
 
 async fn join(
     State(m): Shared,
-    b: Result<Json<JoinRequest>, JsonRejection>,
+    b: Result<JsonBody<JoinRequest>, JsonRejection>,
 ) -> ApiResult<JoinResponse> {
     let req = body(b)?;
     m.on_leader(Method::POST, "/v1/join", Some(&req), || m.join(req.clone())).await.map(Json)
@@ -203,7 +204,7 @@ async fn join(
 async fn complete_join(
     State(m): Shared,
     _: PeerAuth,
-    b: Result<Json<CompleteJoin>, JsonRejection>,
+    b: Result<JsonBody<CompleteJoin>, JsonRejection>,
 ) -> ApiResult<Empty> {
     let req = body(b)?;
     let run = || async { m.complete_join(&req.node_id).await.map(|_| Empty {}) };
@@ -236,7 +237,7 @@ async fn update_node(
     State(m): Shared,
     _: ApiAuth,
     Path(id): Path<String>,
-    b: Result<Json<NodeUpdate>, JsonRejection>,
+    b: Result<JsonBody<NodeUpdate>, JsonRejection>,
 ) -> ApiResult<NodeInspect> {
     let update = body(b)?;
     let path = format!("/v1/nodes/{id}/update");
@@ -309,7 +310,7 @@ async fn status(State(m): Shared, _: ApiAuth) -> ApiResult<ClusterStatus> {
 async fn write(
     State(m): Shared,
     _: ApiAuth,
-    b: Result<Json<WriteRequest>, JsonRejection>,
+    b: Result<JsonBody<WriteRequest>, JsonRejection>,
 ) -> ApiResult<WriteResult> {
     let req = body(b)?;
     if matches!(
@@ -334,7 +335,7 @@ async fn list_secrets(State(m): Shared, _: ApiAuth) -> ApiResult<Vec<SecretView>
 async fn put_secret(
     State(m): Shared,
     _: ApiAuth,
-    b: Result<Json<SecretCreate>, JsonRejection>,
+    b: Result<JsonBody<SecretCreate>, JsonRejection>,
 ) -> ApiResult<SecretView> {
     let req = body(b)?;
     m.on_leader(Method::POST, "/v1/secrets", Some(&req), || m.put_secret(&req)).await.map(Json)
@@ -349,7 +350,7 @@ async fn remove_secret(State(m): Shared, _: ApiAuth, Path(name): Path<String>) -
 async fn raft_append(
     State(m): Shared,
     _: PeerAuth,
-    b: Result<Json<AppendEntriesRequest<TypeConfig>>, JsonRejection>,
+    b: Result<JsonBody<AppendEntriesRequest<TypeConfig>>, JsonRejection>,
 ) -> Result<Json<impl Serialize>, ApiError> {
     let req = body(b)?;
     let leader = req.vote.leader_id().voted_for();
@@ -367,7 +368,7 @@ async fn raft_append(
 async fn raft_vote(
     State(m): Shared,
     _: PeerAuth,
-    b: Result<Json<VoteRequest<u64>>, JsonRejection>,
+    b: Result<JsonBody<VoteRequest<u64>>, JsonRejection>,
 ) -> Result<Json<impl Serialize>, ApiError> {
     Ok(Json(m.node.raft.vote(body(b)?).await))
 }
@@ -375,7 +376,7 @@ async fn raft_vote(
 async fn raft_snapshot(
     State(m): Shared,
     _: PeerAuth,
-    b: Result<Json<InstallSnapshotRequest<TypeConfig>>, JsonRejection>,
+    b: Result<JsonBody<InstallSnapshotRequest<TypeConfig>>, JsonRejection>,
 ) -> Result<Json<impl Serialize>, ApiError> {
     Ok(Json(m.node.raft.install_snapshot(body(b)?).await))
 }
@@ -395,7 +396,7 @@ async fn cert_status(State(m): Shared, node: NodeAuth) -> ApiResult<CertStatus> 
 async fn renew_cert(
     State(m): Shared,
     node: NodeAuth,
-    b: Result<Json<CertRenew>, JsonRejection>,
+    b: Result<JsonBody<CertRenew>, JsonRejection>,
 ) -> ApiResult<CertIssued> {
     let req = body(b)?;
     // A manager may forward another node's renewal; anyone else renews only itself.

@@ -5,6 +5,7 @@
 //! pure [`stacks`](reconciler_deploy::stacks) module.
 
 use crate::error::ApiError;
+use crate::json_body::JsonBody;
 use crate::manager::Manager;
 use crate::server::{ApiAuth, body};
 use crate::services::{epoch_now, rules};
@@ -346,7 +347,7 @@ async fn rollback(
     State(m): Shared,
     _: ApiAuth,
     Path(name): Path<String>,
-    b: Result<Json<StackRollback>, JsonRejection>,
+    b: Result<JsonBody<StackRollback>, JsonRejection>,
 ) -> ApiResult<StackRolledBack> {
     let req = body(b)?;
     let path = format!("{}/rollback", stack_path(&name));

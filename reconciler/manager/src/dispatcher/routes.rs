@@ -11,6 +11,7 @@
 
 use super::credential;
 use crate::error::ApiError;
+use crate::json_body::JsonBody;
 use crate::manager::{Forwarding, Manager};
 use crate::server::{API_BODY_LIMIT, body};
 use axum::extract::rejection::JsonRejection;
@@ -108,7 +109,7 @@ impl NodeBearer {
 async fn session(
     State(m): Shared,
     who: NodeBearer,
-    b: Result<Json<RegisterRequest>, JsonRejection>,
+    b: Result<JsonBody<RegisterRequest>, JsonRejection>,
 ) -> ApiResult<Session> {
     let req = body(b)?;
     let via = who.forwarding(&m, Duration::from_secs(2));
@@ -122,7 +123,7 @@ async fn session(
 async fn heartbeat(
     State(m): Shared,
     who: NodeBearer,
-    b: Result<Json<Heartbeat>, JsonRejection>,
+    b: Result<JsonBody<Heartbeat>, JsonRejection>,
 ) -> ApiResult<HeartbeatAck> {
     let req = body(b)?;
     let via = who.forwarding(&m, Duration::from_secs(1));
@@ -159,7 +160,7 @@ async fn mesh_routes(
 async fn status(
     State(m): Shared,
     who: NodeBearer,
-    b: Result<Json<StatusReport>, JsonRejection>,
+    b: Result<JsonBody<StatusReport>, JsonRejection>,
 ) -> ApiResult<StatusAck> {
     let req = body(b)?;
     let via = who.forwarding(&m, Duration::from_secs(2));
@@ -170,7 +171,7 @@ async fn status(
 async fn logs(
     State(m): Shared,
     who: NodeBearer,
-    b: Result<Json<LogChunk>, JsonRejection>,
+    b: Result<JsonBody<LogChunk>, JsonRejection>,
 ) -> ApiResult<LogAck> {
     let req = body(b)?;
     let via = who.forwarding(&m, Duration::from_secs(2));

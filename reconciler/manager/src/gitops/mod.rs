@@ -15,6 +15,7 @@ pub mod run;
 pub mod source;
 
 use crate::error::ApiError;
+use crate::json_body::JsonBody;
 use crate::manager::Manager;
 use crate::server::{ApiAuth, body};
 use axum::extract::rejection::JsonRejection;
@@ -90,7 +91,7 @@ async fn show(State(m): Shared, _: ApiAuth) -> ApiResult<SourceView> {
 async fn set(
     State(m): Shared,
     _: ApiAuth,
-    b: Result<Json<SourceSet>, JsonRejection>,
+    b: Result<JsonBody<SourceSet>, JsonRejection>,
 ) -> ApiResult<SourceView> {
     let req = body(b)?;
     m.on_leader(Method::PUT, SOURCE_PATH, Some(&req), || m.set_source(&req)).await.map(Json)

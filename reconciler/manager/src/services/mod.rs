@@ -9,6 +9,7 @@
 pub mod rules;
 
 use crate::error::ApiError;
+use crate::json_body::JsonBody;
 use crate::manager::Manager;
 use crate::server::{ApiAuth, body};
 use crate::token;
@@ -221,7 +222,7 @@ async fn tasks(State(m): Shared, _: ApiAuth, Path(key): Path<String>) -> ApiResu
 async fn create(
     State(m): Shared,
     _: ApiAuth,
-    b: Result<Json<ServiceCreate>, JsonRejection>,
+    b: Result<JsonBody<ServiceCreate>, JsonRejection>,
 ) -> ApiResult<ServiceCreated> {
     let req = body(b)?;
     let run = || m.create_service(req.spec.clone());
@@ -232,7 +233,7 @@ async fn update(
     State(m): Shared,
     _: ApiAuth,
     Path(key): Path<String>,
-    b: Result<Json<ServiceUpdate>, JsonRejection>,
+    b: Result<JsonBody<ServiceUpdate>, JsonRejection>,
 ) -> ApiResult<ServiceCreated> {
     let req = body(b)?;
     let path = format!("{}/update", service_path(&key));
@@ -243,7 +244,7 @@ async fn rollback(
     State(m): Shared,
     _: ApiAuth,
     Path(key): Path<String>,
-    b: Result<Json<ServiceRollback>, JsonRejection>,
+    b: Result<JsonBody<ServiceRollback>, JsonRejection>,
 ) -> ApiResult<ServiceCreated> {
     let req = body(b)?;
     let path = format!("{}/rollback", service_path(&key));
