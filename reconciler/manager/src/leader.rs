@@ -195,7 +195,7 @@ async fn write(m: &Manager, batches: Vec<StoreCommand>) -> usize {
     let n = batches.len();
     let mut answers = Vec::with_capacity(n);
     for (i, batch) in batches.into_iter().enumerate() {
-        match m.node.raft.client_write_ff(batch).await {
+        match m.node.raft.client_write_ff(batch.into()).await {
             Ok(answer) => answers.push(answer),
             Err(e) => {
                 tracing::warn!(error = %e, entry = i + 1, of = n, "leader loop: an entry of a pass was not submitted");

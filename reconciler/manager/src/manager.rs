@@ -280,7 +280,7 @@ impl Manager {
     /// The store's refusal, [`ApiError::NoQuorum`] on timeout, or
     /// [`ApiError::Unavailable`] when leadership moved.
     pub async fn write(&self, cmd: StoreCommand) -> Result<u64, ApiError> {
-        let write = self.node.raft.client_write(cmd);
+        let write = self.node.raft.client_write(cmd.into());
         match tokio::time::timeout(self.write_timeout, write).await {
             Err(_) => Err(self.no_quorum()),
             Ok(Ok(resp)) => resp.data.into_result().map_err(crate::error::refused),

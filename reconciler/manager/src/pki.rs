@@ -248,18 +248,22 @@ impl Manager {
     /// # Errors
     /// A failed write.
     pub async fn finish_rotation(&self) -> Result<bool, ApiError> {
-        let state = self.node.state.snapshot();
-        let Some(mut ca) = state.cluster.as_ref().and_then(|c| c.ca.clone()) else {
-            return Ok(false);
-        };
-        let Some(rotation) = ca.rotation.take() else { return Ok(false) };
+        // The leader's upkeep calls this every few seconds: read in place, copy only the CA
+        // and, during a rotation, who issued each node's certificate.
+        let read = self.node.state.read(|s| {
+            let mut ca = s.state.cluster.as_ref().and_then(|c| c.ca.clone())?;
+            let rotation = ca.rotation.take()?;
+            let issuers: BTreeMap<NodeId, Option<String>> = s
+                .state
+                .nodes
+                .keys()
+                .map(|id| (id.clone(), s.state.node_certs.get(id).map(|c| c.issuer_key_id.clone())))
+                .collect();
+            Some((ca, rotation, issuers))
+        });
+        let Some((mut ca, rotation, issuers)) = read else { return Ok(false) };
         let new_der = certs_from_pem(&rotation.root_cert).map_err(internal)?;
         let new_key_id = reconciler_tls::cert::subject_key_id(&new_der[0]).map_err(internal)?;
-        let issuers: BTreeMap<&NodeId, Option<String>> = state
-            .nodes
-            .keys()
-            .map(|id| (id, state.node_certs.get(id).map(|c| c.issuer_key_id.clone())))
-            .collect();
         if !reconciler_tls::rotation::rotation_converged(&new_key_id, &issuers) {
             return Ok(false);
         }

@@ -33,7 +33,7 @@ pub mod type_config;
 
 pub use clock::SystemClock;
 pub use cluster_state::ClusterState;
-pub use command::{Expect, Fence, RecordKind, Refusal, StoreCommand, StoreResponse};
+pub use command::{Expect, Fence, LogCommand, RecordKind, Refusal, StoreCommand, StoreResponse};
 pub use node::{RaftNode, new_raft_node, raft_config};
 pub use state_machine::{AppliedState, StateHandle, StoreEvent};
 pub use type_config::{Raft, RaftId, TypeConfig};

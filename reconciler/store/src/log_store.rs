@@ -321,7 +321,7 @@ mod tests {
                 let id = TaskId::new("x".repeat(bytes));
                 let cmd = StoreCommand::RemoveTask { id, expected: crate::Expect::Any };
                 let log_id = openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index);
-                let entry = Entry { log_id, payload: openraft::EntryPayload::Normal(cmd) };
+                let entry = Entry { log_id, payload: openraft::EntryPayload::Normal(cmd.into()) };
                 let bytes = serde_json::to_vec(&entry).expect("encode");
                 table.insert(index, bytes.as_slice()).expect("insert");
             }

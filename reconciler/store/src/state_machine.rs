@@ -218,9 +218,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 let response = match entry.payload {
                     EntryPayload::Blank => StoreResponse { index, refusal: None },
                     EntryPayload::Normal(cmd) => {
-                        let response = state.state.apply(&cmd, index);
+                        let response = state.state.apply(cmd.command(), index);
                         if listening {
-                            let command = Arc::new(cmd);
+                            let command = cmd.shared();
                             let response = response.clone();
                             published.push(StoreEvent::Applied { index, command, response });
                         }

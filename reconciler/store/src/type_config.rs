@@ -1,13 +1,13 @@
 //! The openraft type configuration and the aliases the rest of flotilla uses.
 
-use crate::command::{StoreCommand, StoreResponse};
+use crate::command::{LogCommand, StoreResponse};
 use std::io::Cursor;
 
 openraft::declare_raft_types!(
-    /// flotilla's Raft types: commands are [`StoreCommand`], answers [`StoreResponse`], node
+    /// flotilla's Raft types: commands are [`LogCommand`]s (a shared `StoreCommand`), answers [`StoreResponse`], node
     /// ids `u64`, nodes [`openraft::BasicNode`] (the manager's advertised address).
     pub TypeConfig:
-        D = StoreCommand,
+        D = LogCommand,
         R = StoreResponse,
         NodeId = u64,
         Node = openraft::BasicNode,
