@@ -24,6 +24,7 @@
 pub mod clock;
 pub mod cluster_state;
 pub mod command;
+pub mod lock;
 pub mod log_store;
 pub mod network;
 pub mod node;

@@ -19,7 +19,7 @@ use openraft::{
 use redb::{Database, ReadableDatabase};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::{broadcast, watch};
 
 /// How many applied entries a slow subscriber may fall behind before it is told it lagged
@@ -68,8 +68,9 @@ pub struct StateHandle {
 impl StateHandle {
     /// Runs `f` on the current applied state, under the read lock: a consistent read that
     /// copies nothing. Keep `f` short; the state machine waits for it.
+    /// Called from async code, it never stalls the runtime (see [`crate::lock`]).
     pub fn read<T>(&self, f: impl FnOnce(&AppliedState) -> T) -> T {
-        let guard = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let guard = crate::lock::read(&self.inner);
         f(&guard)
     }
 
@@ -146,12 +147,12 @@ impl StateMachineStore {
         Ok((StateMachineStore { db, inner, applied: Arc::new(tx), events }, handle))
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, AppliedState> {
-        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    fn write(&self) -> RwLockWriteGuard<'_, AppliedState> {
+        crate::lock::write(&self.inner)
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, AppliedState> {
-        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    fn read(&self) -> RwLockReadGuard<'_, AppliedState> {
+        crate::lock::read(&self.inner)
     }
 
     fn save_snapshot(&self, snap: &StoredSnapshot) -> Result<(), StorageError> {
@@ -273,5 +274,56 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
         Ok(read_stored(&self.db)?
             .map(|s| Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data)) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    /// Two worker threads, as on a 2-core machine. While a pass holds the state, readers
+    /// from async tasks wait for it; the runtime must still run everything else.
+    #[test]
+    fn readers_waiting_for_a_pass_do_not_stall_the_runtime() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = crate::log_store::open_database(&dir.path().join("raft.redb")).expect("db");
+        let (_store, handle) = StateMachineStore::open(db).expect("open");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let pass_handle = handle.clone();
+        let pass = rt.spawn_blocking(move || {
+            pass_handle.pass(|_, _| {
+                held_tx.send(()).expect("held");
+                release_rx.recv_timeout(Duration::from_secs(5)).is_ok()
+            })
+        });
+        held_rx.recv().expect("the pass holds the state");
+        let reading = Arc::new(AtomicUsize::new(0));
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let (h, reading) = (handle.clone(), reading.clone());
+                rt.spawn(async move {
+                    reading.fetch_add(1, Ordering::SeqCst);
+                    h.read(|s| s.last_applied)
+                })
+            })
+            .collect();
+        // Each worker thread is inside a reader (or past it) before anything else is asked.
+        while reading.load(Ordering::SeqCst) < 2 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        rt.spawn(async move { release_tx.send(()) });
+        let released = rt.block_on(pass).expect("pass");
+        assert!(released, "the runtime stalled: nothing ran while readers waited for the pass");
+        for r in readers {
+            assert_eq!(rt.block_on(r).expect("reader"), None);
+        }
     }
 }

@@ -174,7 +174,7 @@ impl Dispatcher {
     }
 
     fn core(&self) -> MutexGuard<'_, Core> {
-        self.core.lock().unwrap_or_else(|p| p.into_inner())
+        reconciler_store::lock::mutex(&self.core)
     }
 
     fn pending(&self) -> MutexGuard<'_, Pending> {
