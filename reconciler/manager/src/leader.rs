@@ -22,8 +22,9 @@
 
 use crate::dispatcher::run::{leadership_moves, leading_term};
 use crate::manager::Manager;
+use openraft::raft::ClientWriteResult;
 use reconciler_orchestrator::driver::{Driver, PassOutput};
-use reconciler_store::{StoreCommand, StoreEvent, SystemClock};
+use reconciler_store::{StoreCommand, StoreEvent, SystemClock, TypeConfig};
 use reconciler_types::{Clock, MonoTime};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -183,43 +184,67 @@ fn record(stats: &LoopStats, out: &PassOutput, took: Duration) {
     }
 }
 
-/// Submits one pass's entries to Raft in order without waiting for each to commit (openraft
-/// appends and replicates them together, up to `max_payload_entries` per call), then waits
-/// for their answers. Each submitted entry's outcome reaches the driver as an applied (or
-/// refused) command, so one that is refused or unanswered is not written again: every entry
-/// submitted stays in flight until observed (a refused one makes the driver resync; the
-/// pass's later entries are checked like any entry, those that need it are refused, and the
-/// next pass starts from what applied).
-/// Answers how many were never submitted (Raft stopped).
+/// How many of a pass's entries may be submitted and not yet answered. openraft's core writes
+/// submitted entries to the log synchronously, between its heartbeats: a 100,000-task pass
+/// submitted whole (1,000 entries) kept it writing for seconds, the followers heard nothing
+/// and elected another leader. A window keeps each of its log writes short.
+const IN_FLIGHT: usize = 32;
+
+/// Submits one pass's entries to Raft in order, at most [`IN_FLIGHT`] unanswered at a time
+/// (openraft appends and replicates them together, up to `max_payload_entries` per call),
+/// then waits for the rest of the answers. Each submitted entry's outcome reaches the driver
+/// as an applied (or refused) command, so one that is refused or unanswered is not written
+/// again: every entry submitted stays in flight until observed (a refused one makes the
+/// driver resync; the pass's later entries are checked like any entry, those that need it
+/// are refused, and the next pass starts from what applied).
+/// Answers how many were never submitted (Raft stopped, or quorum lost midway).
 async fn write(m: &Manager, batches: Vec<StoreCommand>) -> usize {
     let n = batches.len();
-    let mut answers = Vec::with_capacity(n);
+    let mut answers = std::collections::VecDeque::with_capacity(IN_FLIGHT);
     for (i, batch) in batches.into_iter().enumerate() {
+        if answers.len() >= IN_FLIGHT
+            && let Some((j, answer)) = answers.pop_front()
+            && !settle(m, j, n, answer).await
+        {
+            return n - i;
+        }
         match m.node.raft.client_write_ff(batch.into()).await {
-            Ok(answer) => answers.push(answer),
+            Ok(answer) => answers.push_back((i, answer)),
             Err(e) => {
                 tracing::warn!(error = %e, entry = i + 1, of = n, "leader loop: an entry of a pass was not submitted");
                 return n - i;
             }
         }
     }
-    // Each answer within `write_timeout` of the one before; past that, quorum is lost and
-    // the entries stay in flight until observed or leadership moves.
-    for (i, answer) in answers.into_iter().enumerate() {
-        let error = match tokio::time::timeout(m.write_timeout, answer).await {
-            Err(_) => {
-                tracing::warn!(error = %m.no_quorum(), entry = i + 1, of = n, "leader loop: no answer for an entry of a pass");
-                return 0;
-            }
-            Ok(Err(_)) => Some("Raft stopped".to_owned()),
-            Ok(Ok(Err(e))) => Some(e.to_string()),
-            Ok(Ok(Ok(r))) => r.data.into_result().err().map(|r| r.to_string()),
-        };
-        if let Some(error) = error {
-            tracing::warn!(%error, entry = i + 1, of = n, "leader loop: an entry of a pass was not applied");
+    for (i, answer) in answers {
+        if !settle(m, i, n, answer).await {
+            return 0;
         }
     }
     0
+}
+
+/// Waits for the answer to entry `i` of `n`, at most `write_timeout` (past that, quorum is
+/// lost and the entry stays in flight until observed or leadership moves: `false`).
+async fn settle<E>(
+    m: &Manager,
+    i: usize,
+    n: usize,
+    answer: impl Future<Output = Result<ClientWriteResult<TypeConfig>, E>>,
+) -> bool {
+    let error = match tokio::time::timeout(m.write_timeout, answer).await {
+        Err(_) => {
+            tracing::warn!(error = %m.no_quorum(), entry = i + 1, of = n, "leader loop: no answer for an entry of a pass");
+            return false;
+        }
+        Ok(Err(_)) => Some("Raft stopped".to_owned()),
+        Ok(Ok(Err(e))) => Some(e.to_string()),
+        Ok(Ok(Ok(r))) => r.data.into_result().err().map(|r| r.to_string()),
+    };
+    if let Some(error) = error {
+        tracing::warn!(%error, entry = i + 1, of = n, "leader loop: an entry of a pass was not applied");
+    }
+    true
 }
 
 /// How long to sleep until `wake` (capped), measured on the shared clock.
