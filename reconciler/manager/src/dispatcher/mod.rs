@@ -173,6 +173,9 @@ impl Dispatcher {
         &self.config
     }
 
+    /// The sessions, index and routes. `sync_index` holds this lock while it waits for the
+    /// state (which a leader loop pass may hold for a second or more), so async callers wait
+    /// for it off their worker thread ([`reconciler_store::lock`]).
     fn core(&self) -> MutexGuard<'_, Core> {
         reconciler_store::lock::mutex(&self.core)
     }
