@@ -10,7 +10,8 @@
 //! cost of each batch of a 1,000-slot rolling update, measured batch by batch (goal < 1 ms);
 //! applying a 1,000-decision batch to a state of 100,000 tasks, accepted and refused, against
 //! what a whole copy of that state costs; the overhead of a tentative pass (the leader's
-//! consistent read without a copy) and a one-event pass at 100,000 tasks.
+//! consistent read without a copy) and a one-event pass at 100,000 tasks; the leader's pass
+//! that creates and places every task of a scale from 0 to 100,000 replicas on 1,000 nodes.
 
 mod rollout;
 mod world;
@@ -212,6 +213,44 @@ fn bench_pass() -> Result<(Duration, Duration)> {
     Ok((median(empty), median(one)))
 }
 
+/// The leader's pass for `service scale` 0 → 100,000 on 1,000 nodes: every task created and
+/// placed (what `bench-scale` waits on before the first entry is written).
+fn bench_scale_pass() -> Result<Duration> {
+    let mut times = Vec::new();
+    for _ in 0..RUNS {
+        let mut state = world::steady(1, 0);
+        let mut driver = Driver::new();
+        driver.lead(1);
+        for batch in driver.pass(&mut state, MonoTime::ZERO).batches {
+            let response = state.apply(&batch, state.last_index + 1);
+            driver.observe(&batch, &response);
+        }
+        let service = state.services.values().next().map(|s| (s.id.clone(), s.version));
+        let Some((id, version)) = service else { anyhow::bail!("no service") };
+        let update = StoreCommand::UpdateService {
+            id,
+            spec: world::spec("svc0", 100_000),
+            expected: reconciler_orchestrator::state::Expect::Version(version),
+        };
+        let response = state.apply(&update, state.last_index + 1);
+        ensure!(response.refusal.is_none(), "{:?}", response.refusal);
+        driver.observe(&update, &response);
+        let start = Instant::now();
+        let out = driver.pass(&mut state, MonoTime::from_secs(1));
+        times.push(start.elapsed());
+        let decided: usize = out
+            .batches
+            .iter()
+            .map(|b| match b {
+                StoreCommand::Orchestrate { commands, .. } => commands.len(),
+                _ => 0,
+            })
+            .sum();
+        ensure!(decided == 200_000, "the scale pass decided {decided} things");
+    }
+    Ok(median(times))
+}
+
 fn main() -> Result<()> {
     println!("flotilla orchestration core, median of {RUNS} runs (release build)");
     let s = bench_scheduler()?;
@@ -254,6 +293,11 @@ fn main() -> Result<()> {
     println!(
         "a driver pass over one failed task at 100,000 tasks (with scheduling):   {:>8.1} ms",
         ms(o)
+    );
+    let p = bench_scale_pass()?;
+    println!(
+        "the leader's pass for a scale 0 -> 100,000 on 1,000 nodes (create, place): {:>8.1} ms",
+        ms(p)
     );
     Ok(())
 }

@@ -164,6 +164,11 @@ async fn run_pass(
         }
     };
     record(&m.leader_stats, &out, took);
+    tracing::debug!(
+        millis = took.as_millis(),
+        entries = out.batches.len(),
+        "leader loop: pass done"
+    );
     for (_, refusal) in &out.dropped {
         tracing::debug!(?refusal, "leader loop: a decision was moot");
     }

@@ -73,7 +73,20 @@ pub fn router(manager: Arc<Manager>) -> Router {
     let public = Router::new()
         .route("/metrics", get(crate::metrics::metrics))
         .route("/healthz", get(crate::metrics::healthz));
-    api.merge(raft).merge(public).merge(crate::dispatcher::routes::routes()).with_state(manager)
+    let settled = axum::middleware::from_fn_with_state(manager.clone(), settled);
+    let served = api.merge(crate::dispatcher::routes::routes()).route_layer(settled);
+    served.merge(raft).merge(public).with_state(manager)
+}
+
+/// Operators' and agents' calls read the state: each waits, without a thread, for a pass
+/// that holds it (see `StateHandle::settled`). Raft's own calls never read it and never wait.
+async fn settled(
+    State(m): Shared,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    m.node.state.settled().await;
+    next.run(req).await
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {

@@ -63,6 +63,9 @@ pub struct StateHandle {
     inner: Arc<RwLock<AppliedState>>,
     applied: watch::Receiver<u64>,
     events: broadcast::Sender<StoreEvent>,
+    /// Held (written) by a pass for as long as it holds the state; async code waits on it
+    /// before taking the state's lock ([`StateHandle::settled`]).
+    gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl StateHandle {
@@ -72,6 +75,17 @@ impl StateHandle {
     pub fn read<T>(&self, f: impl FnOnce(&AppliedState) -> T) -> T {
         let guard = crate::lock::read(&self.inner);
         f(&guard)
+    }
+
+    /// Waits, without holding a thread, until no pass holds the state: async code calls it
+    /// before it reads the state, so that requests arriving during a long pass wait here
+    /// instead of inside [`crate::lock`], where each waiter takes a thread of tokio's
+    /// blocking pool. With a thousand agents calling during a multi-second pass, the pool's
+    /// 512 threads were all waiting, tokio could not start a worker in place of a blocked
+    /// one, and the manager stopped answering, Raft included. A pass queued behind the
+    /// gate goes first: readers that arrive after it wait for it.
+    pub async fn settled(&self) {
+        drop(self.gate.read().await);
     }
 
     /// A copy of the whole current cluster state (costly on a large cluster: prefer
@@ -84,8 +98,10 @@ impl StateHandle {
     /// state (the pass tries its decisions on it) and every change is undone before the lock
     /// is released (`ClusterState::tentatively`), so readers and the log only ever see
     /// committed state. Holds the write lock for as long as `f` runs: call it from a blocking
-    /// thread (`spawn_blocking`), never while awaiting.
+    /// thread (`spawn_blocking`), never while awaiting. Closes the gate of
+    /// [`StateHandle::settled`] first.
     pub fn pass<T>(&self, f: impl FnOnce(&mut ClusterState, u64) -> T) -> T {
+        let _gate = self.gate.blocking_write();
         let mut guard = self.inner.write().unwrap_or_else(|p| p.into_inner());
         let index = guard.last_applied.map(|l| l.index).unwrap_or(0);
         guard.state.tentatively(|s| f(s, index))
@@ -143,7 +159,12 @@ impl StateMachineStore {
         let (tx, rx) = watch::channel(index);
         let inner = Arc::new(RwLock::new(start));
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        let handle = StateHandle { inner: inner.clone(), applied: rx, events: events.clone() };
+        let handle = StateHandle {
+            inner: inner.clone(),
+            applied: rx,
+            events: events.clone(),
+            gate: Arc::default(),
+        };
         Ok((StateMachineStore { db, inner, applied: Arc::new(tx), events }, handle))
     }
 
@@ -322,6 +343,51 @@ mod tests {
         rt.spawn(async move { release_tx.send(()) });
         let released = rt.block_on(pass).expect("pass");
         assert!(released, "the runtime stalled: nothing ran while readers waited for the pass");
+        for r in readers {
+            assert_eq!(rt.block_on(r).expect("reader"), None);
+        }
+    }
+
+    /// Many more readers than tokio's blocking pool has threads (8 here, 512 by default)
+    /// arrive during a pass: they wait at the gate, not on threads, and the runtime goes on.
+    #[test]
+    fn readers_arriving_during_a_pass_wait_at_the_gate_without_threads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = crate::log_store::open_database(&dir.path().join("raft.redb")).expect("db");
+        let (_store, handle) = StateMachineStore::open(db).expect("open");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(8)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let pass_handle = handle.clone();
+        let pass = rt.spawn_blocking(move || {
+            pass_handle.pass(|_, _| {
+                held_tx.send(()).expect("held");
+                release_rx.recv_timeout(Duration::from_secs(5)).is_ok()
+            })
+        });
+        held_rx.recv().expect("the pass holds the state");
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let readers: Vec<_> = (0..50)
+            .map(|_| {
+                let (h, waiting) = (handle.clone(), waiting.clone());
+                rt.spawn(async move {
+                    waiting.fetch_add(1, Ordering::SeqCst);
+                    h.settled().await;
+                    h.read(|s| s.last_applied)
+                })
+            })
+            .collect();
+        while waiting.load(Ordering::SeqCst) < 50 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        rt.spawn(async move { release_tx.send(()) });
+        let released = rt.block_on(pass).expect("pass");
+        assert!(released, "the runtime stalled while readers waited for the pass");
         for r in readers {
             assert_eq!(rt.block_on(r).expect("reader"), None);
         }

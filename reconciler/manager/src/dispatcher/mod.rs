@@ -273,6 +273,7 @@ impl Dispatcher {
         let mut woken = self.core().waker(node);
         loop {
             woken.borrow_and_update();
+            m.node.state.settled().await;
             if let Some(answer) = self.answer(m, node, query)? {
                 tracing::debug!(%node, generation = answer.generation, changes = answer.changes.len(), "dispatcher: assignments answered");
                 return Ok(answer);

@@ -174,6 +174,7 @@ impl Dispatcher {
 async fn write_batch(m: &Manager, batch: &Pending) -> Result<(), ApiError> {
     let mut last = Ok(());
     for _ in 0..WRITE_ATTEMPTS {
+        m.node.state.settled().await;
         let commands = m.node.state.read(|s| batch.commands(&s.state));
         if commands.is_empty() {
             return Ok(());
@@ -250,6 +251,9 @@ async fn index_loop(m: &Arc<Manager>, mut events: tokio::sync::broadcast::Receiv
                 Err(TryRecvError::Closed) => return,
             }
         }
+        // Before the dispatcher's lock: sync_index reads the state while it holds that lock,
+        // and every agent's call needs it.
+        m.node.state.settled().await;
         let work = std::mem::take(&mut touched);
         if full || work.tasks.len() > INLINE_TOUCHED {
             let m2 = m.clone();

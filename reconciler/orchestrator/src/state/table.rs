@@ -16,7 +16,7 @@ use std::ops::Deref;
 /// A `BTreeMap` with an undo journal.
 pub struct Table<K, V> {
     map: BTreeMap<K, V>,
-    journal: Vec<(K, Option<V>)>,
+    journal: Vec<(K, Option<Box<V>>)>,
     recording: bool,
     writes: u64,
 }
@@ -37,40 +37,48 @@ impl<K: Ord + Clone, V: Clone> Table<K, V> {
         self.writes
     }
 
-    fn remember(&mut self, key: &K) {
+    /// Counts a write and, while recording, journals `key`'s value before it (`None`: absent).
+    /// Old values are boxed: a journal entry stays two words however large the record, so a
+    /// pass that touches 200,000 tasks does not copy a journal of whole records as it grows.
+    fn journal(&mut self, key: &K, old: Option<&V>) {
         self.writes = self.writes.wrapping_add(1);
         if self.recording {
-            self.journal.push((key.clone(), self.map.get(key).cloned()));
+            self.journal.push((key.clone(), old.map(|v| Box::new(v.clone()))));
         }
     }
 
     /// Inserts or replaces an entry; answers the old value.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        self.remember(&key);
-        self.map.insert(key, value)
+        self.writes = self.writes.wrapping_add(1);
+        if !self.recording {
+            return self.map.insert(key, value);
+        }
+        let old = self.map.insert(key.clone(), value);
+        self.journal.push((key, old.clone().map(Box::new)));
+        old
     }
 
     /// Removes an entry; answers it.
     pub fn remove(&mut self, key: &K) -> Option<V> {
-        if !self.map.contains_key(key) {
-            return None;
-        }
-        self.remember(key);
-        self.map.remove(key)
+        let old = self.map.remove(key)?;
+        self.journal(key, Some(&old));
+        Some(old)
     }
 
     /// A mutable reference to an entry (its old value is journaled first).
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        if !self.map.contains_key(key) {
-            return None;
+        let value = self.map.get_mut(key)?;
+        self.writes = self.writes.wrapping_add(1);
+        if self.recording {
+            self.journal.push((key.clone(), Some(Box::new(value.clone()))));
         }
-        self.remember(key);
-        self.map.get_mut(key)
+        Some(value)
     }
 
     /// The entry for `key`, inserted with `make` when absent (journaled either way).
     pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
-        self.remember(&key);
+        let old = self.map.get(&key).cloned();
+        self.journal(&key, old.as_ref());
         self.map.entry(key).or_insert_with(make)
     }
 
@@ -78,7 +86,7 @@ impl<K: Ord + Clone, V: Clone> Table<K, V> {
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
         self.writes = self.writes.wrapping_add(1);
         if self.recording {
-            let old = self.map.iter().map(|(k, v)| (k.clone(), Some(v.clone())));
+            let old = self.map.iter().map(|(k, v)| (k.clone(), Some(Box::new(v.clone()))));
             self.journal.extend(old);
         }
         self.map.values_mut()
@@ -104,7 +112,7 @@ impl<K: Ord + Clone, V: Clone> Table<K, V> {
         while self.journal.len() > mark.0 {
             let Some((key, old)) = self.journal.pop() else { break };
             match old {
-                Some(v) => self.map.insert(key, v),
+                Some(v) => self.map.insert(key, *v),
                 None => self.map.remove(&key),
             };
         }
