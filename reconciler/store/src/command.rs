@@ -43,6 +43,15 @@ impl LogCommand {
         self.command.clone()
     }
 
+    /// The length of its JSON (serialized now if it was not yet), to size the buffers it is
+    /// written into.
+    ///
+    /// # Errors
+    /// The command cannot be serialized.
+    pub fn encoded_len(&self) -> Result<usize, serde_json::Error> {
+        self.json().map(|raw| raw.get().len())
+    }
+
     fn json(&self) -> Result<&RawValue, serde_json::Error> {
         if let Some(raw) = self.json.get() {
             return Ok(raw);

@@ -273,7 +273,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             {
                 let mut table = txn.open_table(LOGS).map_err(write_err)?;
                 for entry in entries {
-                    let bytes = serde_json::to_vec(&entry).map_err(write_err)?;
+                    let len = match &entry.payload {
+                        openraft::EntryPayload::Normal(c) => c.encoded_len().map_err(write_err)?,
+                        _ => 0,
+                    };
+                    let mut bytes = Vec::with_capacity(len + 128);
+                    serde_json::to_writer(&mut bytes, &entry).map_err(write_err)?;
                     table.insert(entry.log_id.index, bytes.as_slice()).map_err(write_err)?;
                     written.push((entry, bytes.len()));
                 }
