@@ -304,15 +304,18 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
-    /// Two worker threads, as on a 2-core machine. While a pass holds the state, readers
-    /// from async tasks wait for it; the runtime must still run everything else.
-    #[test]
-    fn readers_waiting_for_a_pass_do_not_stall_the_runtime() {
+    /// Holds the state in a pass on a runtime of two workers (a 2-core machine) and
+    /// `blocking` blocking threads, starts `readers` async readers (waiting at the gate first
+    /// when `gated`), and once `started` of them have begun, asks the runtime to release the
+    /// pass. Answers whether the release ran (false: the runtime stalled for 5 s); every
+    /// reader must then have read.
+    fn release_during_a_pass(blocking: usize, readers: usize, started: usize, gated: bool) -> bool {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = crate::log_store::open_database(&dir.path().join("raft.redb")).expect("db");
         let (_store, handle) = StateMachineStore::open(db).expect("open");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .max_blocking_threads(blocking)
             .enable_all()
             .build()
             .expect("runtime");
@@ -326,70 +329,44 @@ mod tests {
             })
         });
         held_rx.recv().expect("the pass holds the state");
-        let reading = Arc::new(AtomicUsize::new(0));
-        let readers: Vec<_> = (0..4)
+        let begun = Arc::new(AtomicUsize::new(0));
+        let readers: Vec<_> = (0..readers)
             .map(|_| {
-                let (h, reading) = (handle.clone(), reading.clone());
+                let (h, begun) = (handle.clone(), begun.clone());
                 rt.spawn(async move {
-                    reading.fetch_add(1, Ordering::SeqCst);
+                    begun.fetch_add(1, Ordering::SeqCst);
+                    if gated {
+                        h.settled().await;
+                    }
                     h.read(|s| s.last_applied)
                 })
             })
             .collect();
-        // Each worker thread is inside a reader (or past it) before anything else is asked.
-        while reading.load(Ordering::SeqCst) < 2 {
+        while begun.load(Ordering::SeqCst) < started {
             std::thread::sleep(Duration::from_millis(1));
         }
         rt.spawn(async move { release_tx.send(()) });
         let released = rt.block_on(pass).expect("pass");
-        assert!(released, "the runtime stalled: nothing ran while readers waited for the pass");
         for r in readers {
             assert_eq!(rt.block_on(r).expect("reader"), None);
         }
+        released
+    }
+
+    /// While a pass holds the state, readers from async tasks wait for it (each worker
+    /// thread inside one, or past it, before the release is asked); the runtime must still
+    /// run everything else.
+    #[test]
+    fn readers_waiting_for_a_pass_do_not_stall_the_runtime() {
+        let released = release_during_a_pass(512, 4, 2, false);
+        assert!(released, "the runtime stalled: nothing ran while readers waited for the pass");
     }
 
     /// Many more readers than tokio's blocking pool has threads (8 here, 512 by default)
     /// arrive during a pass: they wait at the gate, not on threads, and the runtime goes on.
     #[test]
     fn readers_arriving_during_a_pass_wait_at_the_gate_without_threads() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = crate::log_store::open_database(&dir.path().join("raft.redb")).expect("db");
-        let (_store, handle) = StateMachineStore::open(db).expect("open");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .max_blocking_threads(8)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let (held_tx, held_rx) = std::sync::mpsc::channel();
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let pass_handle = handle.clone();
-        let pass = rt.spawn_blocking(move || {
-            pass_handle.pass(|_, _| {
-                held_tx.send(()).expect("held");
-                release_rx.recv_timeout(Duration::from_secs(5)).is_ok()
-            })
-        });
-        held_rx.recv().expect("the pass holds the state");
-        let waiting = Arc::new(AtomicUsize::new(0));
-        let readers: Vec<_> = (0..50)
-            .map(|_| {
-                let (h, waiting) = (handle.clone(), waiting.clone());
-                rt.spawn(async move {
-                    waiting.fetch_add(1, Ordering::SeqCst);
-                    h.settled().await;
-                    h.read(|s| s.last_applied)
-                })
-            })
-            .collect();
-        while waiting.load(Ordering::SeqCst) < 50 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        rt.spawn(async move { release_tx.send(()) });
-        let released = rt.block_on(pass).expect("pass");
+        let released = release_during_a_pass(8, 50, 50, true);
         assert!(released, "the runtime stalled while readers waited for the pass");
-        for r in readers {
-            assert_eq!(rt.block_on(r).expect("reader"), None);
-        }
     }
 }
