@@ -75,7 +75,9 @@ fn probe_task(id: &str, node: &NodeId, env: &[&str]) -> Task {
 }
 
 async fn put(c: &ApiClient, task: Task) {
-    c.write(StoreCommand::PutTask { task, expected: Expect::Absent }).await.unwrap();
+    c.write(StoreCommand::PutTask { task: Box::new(task), expected: Expect::Absent })
+        .await
+        .unwrap();
 }
 
 async fn start(root: &Path) -> (ProcessCluster, ApiClient, AgentProcess) {

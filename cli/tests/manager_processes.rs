@@ -51,7 +51,7 @@ async fn writer(w: usize, clients: Vec<ApiClient>, progress: Arc<Progress>) -> V
         }
         let name = format!("w{w}-{k:05}");
         let node = Node { id: NodeId::new(&name), ..Node::default() };
-        let cmd = StoreCommand::PutNode { node, expected: Expect::Absent };
+        let cmd = StoreCommand::PutNode { node: Box::new(node), expected: Expect::Absent };
         let client = &clients[(w + k) % clients.len()];
         progress.in_flight.fetch_add(1, Ordering::SeqCst);
         let sent = Instant::now();

@@ -103,7 +103,7 @@ async fn deploy(api: &ApiClient, commit: &str, spec: &StackSpec) {
     let id = api.write(batch).await.unwrap().index;
     let outcome = Outcome::Succeeded;
     let set = GitopsCommand::SetOutcome { stack, id, outcome, message: String::new() };
-    api.write(StoreCommand::Gitops(set)).await.unwrap();
+    api.write(StoreCommand::Gitops(Box::new(set))).await.unwrap();
 }
 
 /// Checks `--output json` of `stack ls` and `stack history` against their JSON Schema.

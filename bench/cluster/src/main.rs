@@ -57,7 +57,7 @@ fn parse_args() -> anyhow::Result<Options> {
 
 fn put(name: String) -> StoreCommand {
     StoreCommand::PutNode {
-        node: Node { id: NodeId::new(name), ..Node::default() },
+        node: Box::new(Node { id: NodeId::new(name), ..Node::default() }),
         expected: Expect::Absent,
     }
 }

@@ -196,7 +196,7 @@ fn bench_pass() -> Result<(Duration, Duration)> {
         let id = TaskId(format!("t{:06}", i * 7));
         let running = state.task(&id).map(|t| t.status.clone()).unwrap_or_default();
         let status = TaskStatus { state: TaskState::Failed, ..running };
-        let report = StoreCommand::SetTaskStatus { id, status };
+        let report = StoreCommand::SetTaskStatus { id, status: Box::new(status) };
         let index = state.last_index + 1;
         let r = state.apply(&report, index);
         driver.observe(&report, &r);
@@ -229,7 +229,7 @@ fn bench_scale_pass() -> Result<Duration> {
         let Some((id, version)) = service else { anyhow::bail!("no service") };
         let update = StoreCommand::UpdateService {
             id,
-            spec: world::spec("svc0", 100_000),
+            spec: Box::new(world::spec("svc0", 100_000)),
             expected: reconciler_orchestrator::state::Expect::Version(version),
         };
         let response = state.apply(&update, state.last_index + 1);

@@ -54,7 +54,7 @@ impl Harness {
                 _ => continue,
             };
             let status = TaskStatus { state: observed, timestamp: now, ..t.status.clone() };
-            self.write(StoreCommand::SetTaskStatus { id, status })?;
+            self.write(StoreCommand::SetTaskStatus { id, status: Box::new(status) })?;
         }
         Ok(())
     }
@@ -69,7 +69,11 @@ pub fn rollout(mut state: ClusterState, parallelism: u64) -> Result<Timing> {
     state.last_index = 1;
     let mut h = Harness { state, driver: Driver::new(), index: 1 };
     h.driver.lead(1);
-    h.write(StoreCommand::UpdateService { id: id.clone(), spec, expected: Expect::Any })?;
+    h.write(StoreCommand::UpdateService {
+        id: id.clone(),
+        spec: Box::new(spec),
+        expected: Expect::Any,
+    })?;
     let mut timing = Timing { per_batch: Vec::new(), batches: 0 };
     let mut now = MonoTime::ZERO;
     for _ in 0..1_000_000 {

@@ -107,11 +107,11 @@ pub fn execute(
         commit: deployment.commit.clone(),
         expected: Expect::Any,
     });
-    out.push(StoreCommand::Gitops(GitopsCommand::Deployed {
+    out.push(StoreCommand::Gitops(Box::new(GitopsCommand::Deployed {
         stack: a.stack.clone(),
         deployment,
         desired: a.desired.cloned().map(Box::new),
-    }));
+    })));
     Ok(StoreCommand::Batch { commands: out })
 }
 
@@ -150,7 +150,7 @@ fn service(
         Some((id, v)) if !recreate => {
             out.push(StoreCommand::UpdateService {
                 id: id.clone(),
-                spec,
+                spec: Box::new(spec),
                 expected: Expect::Version(v),
             });
             id
@@ -160,7 +160,7 @@ fn service(
                 out.push(StoreCommand::RemoveService { id: old, expected: Expect::Version(v) });
             }
             let id = new_id();
-            out.push(StoreCommand::CreateService { id: id.clone(), spec });
+            out.push(StoreCommand::CreateService { id: id.clone(), spec: Box::new(spec) });
             id
         }
     };
@@ -184,7 +184,7 @@ fn network(
         return Some(());
     }
     let spec = a.desired?.networks.get(&step.name)?.clone();
-    out.push(StoreCommand::PutNetwork { spec, expected: version_of(current) });
+    out.push(StoreCommand::PutNetwork { spec: Box::new(spec), expected: version_of(current) });
     Some(())
 }
 
@@ -217,7 +217,7 @@ fn config(
         data: spec.data.clone(),
         version: 0,
     };
-    out.push(StoreCommand::PutConfig { config, expected: version_of(current) });
+    out.push(StoreCommand::PutConfig { config: Box::new(config), expected: version_of(current) });
     Some(())
 }
 
@@ -260,6 +260,9 @@ fn secret(
         size,
         version: 0,
     };
-    out.push(StoreCommand::PutSecret { secret, expected: version_of(current.map(|c| c.version)) });
+    out.push(StoreCommand::PutSecret {
+        secret: Box::new(secret),
+        expected: version_of(current.map(|c| c.version)),
+    });
     Ok(Some(()))
 }

@@ -424,7 +424,8 @@ pub fn rollback(
         sync: StackSync { rolled_back_from: Some(from.clone()), ..sync.clone() },
     };
     // The pin first: the deployment record of a rollback keeps it.
-    let command = StoreCommand::Batch { commands: vec![StoreCommand::Gitops(pin), batch] };
+    let command =
+        StoreCommand::Batch { commands: vec![StoreCommand::Gitops(Box::new(pin)), batch] };
     Ok(Rollback { command, target: target.clone(), from, summary })
 }
 

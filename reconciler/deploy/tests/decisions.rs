@@ -25,7 +25,7 @@ fn part(desired: &str, running: &str, prune: bool) -> (StackPlan, Vec<Warning>) 
         state.apply(
             &StoreCommand::CreateService {
                 id: ServiceId::new(format!("s{i}")),
-                spec: spec.clone(),
+                spec: Box::new(spec.clone()),
             },
             1,
         );
@@ -117,7 +117,7 @@ fn deployed(state: &mut ClusterState, replicas: u64) -> Deployment {
     let mut spec = support::convert("shop", TWO, &[]).services["web"].clone();
     spec.mode = reconciler_types::ServiceMode::Replicated { replicas };
     let id = ServiceId::new("w");
-    state.apply(&StoreCommand::CreateService { id: id.clone(), spec }, 1);
+    state.apply(&StoreCommand::CreateService { id: id.clone(), spec: Box::new(spec) }, 1);
     let d = Deployment {
         id: 0,
         commit: "c1".into(),
@@ -136,7 +136,7 @@ fn deployed(state: &mut ClusterState, replicas: u64) -> Deployment {
         deployment: d,
         desired: None,
     };
-    assert_eq!(state.apply(&StoreCommand::Gitops(cmd), 2).refusal, None);
+    assert_eq!(state.apply(&StoreCommand::Gitops(Box::new(cmd)), 2).refusal, None);
     state.stacks[&stack].deploy.deployments[0].clone()
 }
 
@@ -168,8 +168,10 @@ fn a_deployment_succeeds_only_once_its_replicas_run_at_its_version() {
             status: TaskStatus { state: TaskState::Running, ..TaskStatus::default() },
             ..Task::default()
         };
-        let put =
-            StoreCommand::PutTask { task, expected: reconciler_orchestrator::state::Expect::Any };
+        let put = StoreCommand::PutTask {
+            task: Box::new(task),
+            expected: reconciler_orchestrator::state::Expect::Any,
+        };
         state.apply(&put, 3);
         let expect = if slot == 2 { Some((Outcome::Succeeded, String::new())) } else { None };
         assert_eq!(outcome(&d, &state), expect);
@@ -198,7 +200,7 @@ fn a_rollout_rolled_back_by_itself_is_never_a_success() {
     state.apply(
         &StoreCommand::UpdateService {
             id: ServiceId::new("w"),
-            spec,
+            spec: Box::new(spec),
             expected: reconciler_orchestrator::state::Expect::Any,
         },
         3,

@@ -147,7 +147,7 @@ fn a_batch_written_on_a_stale_read_changes_nothing() {
     let web = state.services.values().find(|r| r.spec.name == "shop_web").unwrap().clone();
     let by_hand = StoreCommand::UpdateService {
         id: web.id.clone(),
-        spec: web.spec.clone(),
+        spec: Box::new(web.spec.clone()),
         expected: reconciler_orchestrator::state::Expect::Any,
     };
     state.apply(&by_hand, 2);

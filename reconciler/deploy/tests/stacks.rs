@@ -92,7 +92,7 @@ impl Cluster {
         let id = self.write(&batch);
         let message = String::new();
         let set = GitopsCommand::SetOutcome { stack: shop(), id, outcome, message };
-        self.write(&StoreCommand::Gitops(set));
+        self.write(&StoreCommand::Gitops(Box::new(set)));
         id
     }
 
@@ -113,8 +113,11 @@ impl Cluster {
         let r = self.state.services.values().find(|r| r.spec.name == service).unwrap().clone();
         let mut spec = r.spec.clone();
         spec.task_template.container_spec.image = image.into();
-        let cmd =
-            StoreCommand::UpdateService { id: r.id, spec, expected: Expect::Version(r.version) };
+        let cmd = StoreCommand::UpdateService {
+            id: r.id,
+            spec: Box::new(spec),
+            expected: Expect::Version(r.version),
+        };
         self.write(&cmd);
     }
 }
@@ -158,20 +161,23 @@ fn a_deployed_stack_is_synced_until_changed_by_hand_or_git_moves_on() {
         runtime: None,
         version: 0,
     };
-    c.write(&StoreCommand::Gitops(GitopsCommand::SetSource {
+    c.write(&StoreCommand::Gitops(Box::new(GitopsCommand::SetSource {
         source: Some(source),
         expected: Expect::Any,
-    }));
+    })));
     let seen = SourceStatus {
         commit: Some(C2.into()),
         error: None,
         at: MonoTime::from_secs(150),
         skipped: Vec::new(),
     };
-    c.write(&StoreCommand::Gitops(GitopsCommand::SourceStatus { status: seen }));
+    c.write(&StoreCommand::Gitops(Box::new(GitopsCommand::SourceStatus { status: seen })));
     assert_eq!(sync_of(&c), (SyncState::OutOfSync, "c2c2c2c2c2c2 is not applied".into()));
     let in_sync = StackSync { head: Some(C2.into()), ..c.sync() };
-    c.write(&StoreCommand::Gitops(GitopsCommand::SetSync { stack: shop(), sync: in_sync }));
+    c.write(&StoreCommand::Gitops(Box::new(GitopsCommand::SetSync {
+        stack: shop(),
+        sync: in_sync,
+    })));
     assert_eq!(sync_of(&c).0, SyncState::Synced);
     // A change by hand is drift, against what the last deployment applied.
     c.by_hand("shop_db", "postgres:17");
@@ -179,7 +185,10 @@ fn a_deployed_stack_is_synced_until_changed_by_hand_or_git_moves_on() {
     assert_eq!(status(&c.state, &shop()).unwrap().drifted, ["shop_db"]);
     // A commit that cannot be applied is a failure, whatever else holds.
     let failed = StackSync { error: Some("stack.yml: invalid".into()), ..c.sync() };
-    c.write(&StoreCommand::Gitops(GitopsCommand::SetSync { stack: shop(), sync: failed }));
+    c.write(&StoreCommand::Gitops(Box::new(GitopsCommand::SetSync {
+        stack: shop(),
+        sync: failed,
+    })));
     assert_eq!(sync_of(&c), (SyncState::Failed, "stack.yml: invalid".into()));
 }
 
@@ -201,7 +210,7 @@ fn stacks_without_records_are_unmanaged_and_a_stack_with_nothing_is_none() {
     let one = support::convert("shop", WEB_DB, &[]);
     for (i, spec) in one.services.values().enumerate() {
         let id = ServiceId::new(format!("s{i}"));
-        c.write(&StoreCommand::CreateService { id, spec: spec.clone() });
+        c.write(&StoreCommand::CreateService { id, spec: Box::new(spec.clone()) });
     }
     let all = stacks::statuses(&c.state);
     assert_eq!(all.len(), 1);
@@ -363,7 +372,7 @@ fn stack_rm_removes_services_secrets_configs_and_networks_in_one_batch() {
     let other = support::convert("other", WEB_DB, &[]);
     for (i, spec) in other.services.values().enumerate() {
         let id = ServiceId::new(format!("o{i}"));
-        c.write(&StoreCommand::CreateService { id, spec: spec.clone() });
+        c.write(&StoreCommand::CreateService { id, spec: Box::new(spec.clone()) });
     }
     let (cmd, removed) = stacks::remove(&c.state, &shop()).unwrap();
     let lines: Vec<String> = removed.iter().map(|r| format!("{} {}", r.kind, r.name)).collect();

@@ -480,8 +480,8 @@ async fn bootstrap(
     };
     let (credential, digest) = dispatcher::credential::issue(&id.node_id)?;
     let mut commands = vec![
-        StoreCommand::InitCluster { info },
-        StoreCommand::PutNode { node, expected: Expect::Absent },
+        StoreCommand::InitCluster { info: Box::new(info) },
+        StoreCommand::PutNode { node: Box::new(node), expected: Expect::Absent },
         StoreCommand::SetNodeCredential { id: id.node_id.clone(), digest },
     ];
     if let Some(set) = &opts.source {
@@ -496,8 +496,8 @@ async fn bootstrap(
         let digest = id.digest.clone();
         let set_ca = PkiCommand::SetCa { ca, digest, expected: Expect::Absent };
         let own = PkiCommand::SetNodeCert { node: id.node_id.clone(), cert: pki.own };
-        commands.push(StoreCommand::Pki { command: set_ca });
-        commands.push(StoreCommand::Pki { command: own });
+        commands.push(StoreCommand::Pki { command: Box::new(set_ca) });
+        commands.push(StoreCommand::Pki { command: Box::new(own) });
     }
     let batch = StoreCommand::Batch { commands };
     let batch = match opts.dispatcher_heartbeat {

@@ -210,7 +210,7 @@ impl Manager {
             }
             node.spec.labels.extend(update.label_add.clone());
             let cmd = StoreCommand::PutNode {
-                node: node.clone(),
+                node: Box::new(node.clone()),
                 expected: Expect::Version(record.version),
             };
             match self.write(cmd).await {
@@ -242,8 +242,10 @@ impl Manager {
         let mut version = record.version;
         if node.spec.role != NodeRole::Manager {
             node.spec.role = NodeRole::Manager;
-            let cmd =
-                StoreCommand::PutNode { node: node.clone(), expected: Expect::Version(version) };
+            let cmd = StoreCommand::PutNode {
+                node: Box::new(node.clone()),
+                expected: Expect::Version(version),
+            };
             version = self.write(cmd).await?;
         }
         self.add_voter(&node).await?;
@@ -280,8 +282,10 @@ impl Manager {
             ));
         }
         node.spec.role = NodeRole::Worker;
-        let cmd =
-            StoreCommand::PutNode { node: node.clone(), expected: Expect::Version(record.version) };
+        let cmd = StoreCommand::PutNode {
+            node: Box::new(node.clone()),
+            expected: Expect::Version(record.version),
+        };
         let version = self.write(cmd).await?;
         if voters.contains(&raft_id) {
             let remove = ChangeMembers::RemoveVoters(BTreeSet::from([raft_id]));
@@ -400,7 +404,8 @@ impl Manager {
             salt: record.salt.clone(),
             version,
         };
-        let cmd = StoreCommand::PutSecret { secret: record.clone(), expected: Expect::Any };
+        let cmd =
+            StoreCommand::PutSecret { secret: Box::new(record.clone()), expected: Expect::Any };
         self.write(cmd).await.map(view)
     }
 

@@ -161,10 +161,12 @@ impl Manager {
         node: reconciler_types::Node,
         csr: Option<&[u8]>,
     ) -> Result<(StoreCommand, Option<(String, String)>), ApiError> {
-        let put = StoreCommand::PutNode { node: node.clone(), expected: Expect::Absent };
+        let put = StoreCommand::PutNode { node: Box::new(node.clone()), expected: Expect::Absent };
         let Some(csr) = csr.filter(|_| self.tls.is_some()) else { return Ok((put, None)) };
         let (chain, ca, cert) = self.issue_for(state, &node.id, node.spec.role, csr)?;
-        let record = StoreCommand::Pki { command: PkiCommand::SetNodeCert { node: node.id, cert } };
+        let record = StoreCommand::Pki {
+            command: Box::new(PkiCommand::SetNodeCert { node: node.id, cert }),
+        };
         Ok((StoreCommand::Batch { commands: vec![put, record] }, Some((chain, ca))))
     }
 
@@ -180,7 +182,7 @@ impl Manager {
         let (certificate, ca, cert) =
             self.issue_for(&state, node_id, record.node.spec.role, csr)?;
         let command = PkiCommand::SetNodeCert { node: node_id.clone(), cert };
-        self.write(StoreCommand::Pki { command }).await?;
+        self.write(StoreCommand::Pki { command: Box::new(command) }).await?;
         Ok(CertIssued { certificate, ca })
     }
 
@@ -237,7 +239,7 @@ impl Manager {
         });
         let digest = old.digest();
         let command = PkiCommand::SetCa { expected: Expect::Version(ca.version), ca, digest };
-        self.write(StoreCommand::Pki { command }).await?;
+        self.write(StoreCommand::Pki { command: Box::new(command) }).await?;
         self.ca_view()
     }
 
@@ -271,7 +273,7 @@ impl Manager {
         ca.root_key_sealed = rotation.root_key_sealed;
         let digest = ca_digest(&new_der[0]);
         let command = PkiCommand::SetCa { expected: Expect::Version(ca.version), ca, digest };
-        self.write(StoreCommand::Pki { command }).await?;
+        self.write(StoreCommand::Pki { command: Box::new(command) }).await?;
         Ok(true)
     }
 

@@ -84,8 +84,11 @@ async fn three_managers_form_a_cluster_and_followers_forward_writes() {
     println!("=== write through a follower");
     let c3 = client(&ms[2]);
     let node = Node { id: NodeId::new("w1"), ..Node::default() };
-    let index =
-        c3.write(StoreCommand::PutNode { node, expected: Expect::Absent }).await.unwrap().index;
+    let index = c3
+        .write(StoreCommand::PutNode { node: Box::new(node), expected: Expect::Absent })
+        .await
+        .unwrap()
+        .index;
     let update = NodeUpdate { availability: Some(Availability::Drain), ..NodeUpdate::default() };
     let updated = c3.update_node("w1", &update).await.unwrap();
     assert!(updated.version > index);
@@ -225,7 +228,7 @@ const ROUND_TRIP_ALLOWANCE: Duration = Duration::from_millis(500);
 
 fn put_node(name: &str) -> StoreCommand {
     let node = Node { id: NodeId::new(name), ..Node::default() };
-    StoreCommand::PutNode { node, expected: Expect::Absent }
+    StoreCommand::PutNode { node: Box::new(node), expected: Expect::Absent }
 }
 
 /// Writes through `c` without quorum: the write must fail with "no quorum" in the promised

@@ -177,7 +177,9 @@ async fn a_registered_node_is_ready_gets_only_its_own_secrets_and_reports_its_ow
         let _: SecretView = c.post("/v1/secrets", &s).await.unwrap();
     }
     for t in [task_on("t1", "a", "for_a"), task_on("t2", "b", "for_b")] {
-        c.write(StoreCommand::PutTask { task: t, expected: Expect::Absent }).await.unwrap();
+        c.write(StoreCommand::PutTask { task: Box::new(t), expected: Expect::Absent })
+            .await
+            .unwrap();
     }
     let q = |s: &str, since| AssignmentsQuery { session: s.to_owned(), since, wait_ms: 2000 };
     let first = a.assignments(&q(&sa.session, 0)).await.unwrap();

@@ -135,7 +135,9 @@ async fn put_secret(c: &ApiClient, name: &str, value: &str) {
 }
 
 async fn put_task(c: &ApiClient, task: Task) {
-    c.write(StoreCommand::PutTask { task, expected: Expect::Absent }).await.unwrap();
+    c.write(StoreCommand::PutTask { task: Box::new(task), expected: Expect::Absent })
+        .await
+        .unwrap();
 }
 
 fn query(session: &str) -> AssignmentsQuery {

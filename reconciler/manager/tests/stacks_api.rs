@@ -101,7 +101,7 @@ async fn deploy(c: &ApiClient, commit: &str, spec: &StackSpec, outcome: Outcome)
     .unwrap();
     let id = c.write(batch).await.unwrap().index;
     let set = GitopsCommand::SetOutcome { stack, id, outcome, message: String::new() };
-    c.write(StoreCommand::Gitops(set)).await.unwrap();
+    c.write(StoreCommand::Gitops(Box::new(set))).await.unwrap();
 }
 
 const ONE: &str = "services:\n  web:\n    image: nginx\n  db:\n    image: postgres\n";
@@ -143,7 +143,9 @@ async fn stack_commands_list_roll_back_and_remove_a_stack_deployed_from_git() {
         desired_state: TaskState::Running,
         ..Task::default()
     };
-    c.write(StoreCommand::PutTask { task, expected: Expect::Absent }).await.unwrap();
+    c.write(StoreCommand::PutTask { task: Box::new(task), expected: Expect::Absent })
+        .await
+        .unwrap();
     let tasks = c.stack_tasks("shop").await.unwrap();
     assert_eq!(tasks.services.len(), 3);
     assert!(tasks.services.iter().any(|s| s.tasks.iter().any(|t| t.task.id.as_str() == "t1")));

@@ -69,11 +69,13 @@ mod tests {
         let svc = ServiceId::new("s");
         let update = StoreCommand::UpdateService {
             id: svc.clone(),
-            spec: ServiceSpec::default(),
+            spec: Box::new(ServiceSpec::default()),
             expected: Expect::Any,
         };
-        let status =
-            StoreCommand::SetTaskStatus { id: TaskId::new("t"), status: TaskStatus::default() };
+        let status = StoreCommand::SetTaskStatus {
+            id: TaskId::new("t"),
+            status: Box::new(TaskStatus::default()),
+        };
         let node =
             StoreCommand::SetNodeStatus { id: NodeId::new("n"), status: NodeStatus::default() };
         let batch =

@@ -201,7 +201,8 @@ impl SimCluster {
             hostname: node.description.hostname.clone(),
             ..NodeDescription::default()
         };
-        let _ = self.write(StoreCommand::PutNode { node: joined, expected: Expect::Absent });
+        let _ =
+            self.write(StoreCommand::PutNode { node: Box::new(joined), expected: Expect::Absent });
         let register = SimEvent::Register { node: node.id.clone(), description: node.description };
         match register_after {
             None => self.handle(register),
@@ -218,7 +219,7 @@ impl SimCluster {
         let mut node = record.node.clone();
         f(&mut node);
         let expected = Expect::Version(record.version);
-        let _ = self.write(StoreCommand::PutNode { node, expected });
+        let _ = self.write(StoreCommand::PutNode { node: Box::new(node), expected });
     }
 
     /// Removes a node (`docker node rm`).
@@ -235,7 +236,7 @@ impl SimCluster {
 
     /// Creates a service (`service create`).
     pub fn create_service(&mut self, id: &str, spec: ServiceSpec) {
-        let cmd = StoreCommand::CreateService { id: ServiceId::new(id), spec };
+        let cmd = StoreCommand::CreateService { id: ServiceId::new(id), spec: Box::new(spec) };
         if let Err(e) = self.write(cmd) {
             self.narrate(format!("create {id} refused: {e}"));
         }
@@ -255,7 +256,11 @@ impl SimCluster {
         let mut spec = record.spec.clone();
         f(&mut spec);
         let expected = Expect::Version(record.version);
-        self.commit(StoreCommand::UpdateService { id: sid.clone(), spec, expected })?;
+        self.commit(StoreCommand::UpdateService {
+            id: sid.clone(),
+            spec: Box::new(spec),
+            expected,
+        })?;
         let version = self.service(id).map_or(0, |s| s.spec_version);
         self.narrate(format!("update {id} v{version}"));
         self.settle();
@@ -316,7 +321,7 @@ impl SimCluster {
             StackAction::Apply { service, spec } => {
                 let cmd = StoreCommand::UpdateService {
                     id: service.clone(),
-                    spec: *spec,
+                    spec: Box::new(*spec),
                     expected: Expect::Any,
                 };
                 if self.commit(cmd).is_ok() {
@@ -458,7 +463,10 @@ impl SimCluster {
             SimEvent::Register { node, .. } if self.silent.contains(&node) => {}
             SimEvent::Register { node, description } => {
                 let ready = NodeStatus { state: NodeState::Ready, ..NodeStatus::default() };
-                let described = StoreCommand::SetNodeDescription { id: node.clone(), description };
+                let described = StoreCommand::SetNodeDescription {
+                    id: node.clone(),
+                    description: Box::new(description),
+                };
                 if self.commit(described).is_ok() {
                     let _ = self.commit(StoreCommand::SetNodeStatus { id: node, status: ready });
                 }
@@ -486,7 +494,7 @@ impl SimCluster {
         };
         let workload = self.workload(task).clone();
         let reached_running = r.state == TaskState::Running;
-        let cmd = StoreCommand::SetTaskStatus { id: r.task.clone(), status };
+        let cmd = StoreCommand::SetTaskStatus { id: r.task.clone(), status: Box::new(status) };
         if self.commit(cmd).is_err() {
             return false;
         }

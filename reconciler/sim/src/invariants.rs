@@ -227,12 +227,15 @@ mod tests {
         let task =
             Task { id: TaskId::new("t0"), service_id: svc.clone(), slot: 1, ..Task::default() };
         let history = vec![
-            applied(1, StoreCommand::PutNode { node, expected: Expect::Absent }),
-            applied(2, StoreCommand::CreateService { id: svc, spec: ServiceSpec::default() }),
+            applied(1, StoreCommand::PutNode { node: Box::new(node), expected: Expect::Absent }),
+            applied(
+                2,
+                StoreCommand::CreateService { id: svc, spec: Box::new(ServiceSpec::default()) },
+            ),
             applied(
                 3,
                 orchestrate(vec![
-                    StoreCommand::PutTask { task, expected: Expect::Absent },
+                    StoreCommand::PutTask { task: Box::new(task), expected: Expect::Absent },
                     StoreCommand::AssignTask {
                         id: TaskId::new("t0"),
                         node: NodeId::new("n1"),
@@ -283,7 +286,7 @@ mod tests {
                 t.spec_version = version;
                 t.node_id = None;
                 t.status = Default::default();
-                StoreCommand::PutTask { task: t, expected: Expect::Absent }
+                StoreCommand::PutTask { task: Box::new(t), expected: Expect::Absent }
             })
             .collect();
         let fence = Fence { epoch: 1, claim: false, next_task_id: 0, task_ids: 0 };

@@ -65,7 +65,7 @@ impl Cluster {
 
     async fn write_node(&self, leader: RaftId, name: &str) -> u64 {
         let node = Node { id: NodeId::new(name), ..Node::default() };
-        let cmd = StoreCommand::PutNode { node, expected: Expect::Absent };
+        let cmd = StoreCommand::PutNode { node: Box::new(node), expected: Expect::Absent };
         let resp = self.nodes[&leader].raft.client_write(cmd.into()).await.unwrap();
         resp.data.into_result().unwrap()
     }
@@ -176,7 +176,7 @@ async fn writes_do_not_commit_without_quorum_and_reads_still_work() {
         c.router.set_isolated(*id, true);
     }
     let node = Node { id: NodeId::new("after"), ..Node::default() };
-    let cmd = StoreCommand::PutNode { node, expected: Expect::Absent };
+    let cmd = StoreCommand::PutNode { node: Box::new(node), expected: Expect::Absent };
     let write = c.nodes[&leader].raft.client_write(cmd.into());
     let outcome = tokio::time::timeout(Duration::from_secs(5), write).await;
     assert!(outcome.is_err(), "a write committed without a quorum");
@@ -216,7 +216,7 @@ async fn every_applied_command_is_published_in_log_order_with_its_response() {
     let first = c.write_node(leader, "a").await;
     c.write_node(leader, "b").await;
     let node = Node { id: NodeId::new("a"), ..Node::default() };
-    let refused = StoreCommand::PutNode { node, expected: Expect::Absent };
+    let refused = StoreCommand::PutNode { node: Box::new(node), expected: Expect::Absent };
     let resp = c.nodes[&leader].raft.client_write(refused.clone().into()).await.unwrap();
     assert!(resp.data.refusal.is_some());
     let mut seen = Vec::new();

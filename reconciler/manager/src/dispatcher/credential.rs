@@ -49,7 +49,7 @@ mod tests {
     fn state_with(node: &str, digest: Option<String>) -> ClusterState {
         let mut s = ClusterState::default();
         let node = Node { id: NodeId::new(node), ..Node::default() };
-        s.apply(&StoreCommand::PutNode { node, expected: Expect::Absent }, 1);
+        s.apply(&StoreCommand::PutNode { node: Box::new(node), expected: Expect::Absent }, 1);
         if let Some(d) = digest {
             s.apply(&StoreCommand::SetNodeCredential { id: NodeId::new("n1"), digest: d }, 2);
         }

@@ -173,7 +173,7 @@ mod tests {
 
     fn put(id: &str, node: Option<&str>) -> StoreCommand {
         let task = Task { id: TaskId::new(id), node_id: node.map(NodeId::new), ..Task::default() };
-        StoreCommand::PutTask { task, expected: Expect::Any }
+        StoreCommand::PutTask { task: Box::new(task), expected: Expect::Any }
     }
 
     fn of(ix: &NodeIndex, node: &str) -> Vec<String> {
@@ -207,7 +207,8 @@ mod tests {
         };
         assert_eq!(listed(&step(&mut s, &mut ix, batch)), ["a: t1", "b: t2"]);
         let status = TaskStatus { state: TaskState::Running, ..Default::default() };
-        let report = StoreCommand::SetTaskStatus { id: TaskId::new("t1"), status };
+        let report =
+            StoreCommand::SetTaskStatus { id: TaskId::new("t1"), status: Box::new(status) };
         assert_eq!(listed(&step(&mut s, &mut ix, report)), ["a: t1"]);
         assert_eq!(listed(&step(&mut s, &mut ix, put("t3", Some("b")))), ["b: t3"]);
         let rm = StoreCommand::RemoveTask { id: TaskId::new("t1"), expected: Expect::Any };

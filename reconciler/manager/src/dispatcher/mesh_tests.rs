@@ -21,7 +21,7 @@ impl World {
             let mut node = Node { id: NodeId::new(id), ..Node::default() };
             node.status =
                 NodeStatus { state: NodeState::Ready, message: String::new(), addr: addr.into() };
-            w.step(StoreCommand::PutNode { node, expected: Expect::Absent });
+            w.step(StoreCommand::PutNode { node: Box::new(node), expected: Expect::Absent });
         }
         w
     }
@@ -53,7 +53,7 @@ impl World {
                 ..PortConfig::default()
             },
         ];
-        self.step(StoreCommand::CreateService { id: ServiceId::new("s1"), spec });
+        self.step(StoreCommand::CreateService { id: ServiceId::new("s1"), spec: Box::new(spec) });
     }
 
     /// A running task of `s1` on `node` with node ports `base` (tcp 80) and `base + 1` (udp 53).
@@ -81,14 +81,14 @@ impl World {
                 ..PortConfig::default()
             },
         ];
-        self.step(StoreCommand::PutTask { task: t, expected: Expect::Any });
+        self.step(StoreCommand::PutTask { task: Box::new(t), expected: Expect::Any });
     }
 
     fn status(&mut self, id: &str, state: TaskState, err: &str) -> bool {
         let mut status = self.s.tasks.get(&TaskId::new(id)).unwrap().task.status.clone();
         status.state = state;
         status.err = err.into();
-        self.step(StoreCommand::SetTaskStatus { id: TaskId::new(id), status })
+        self.step(StoreCommand::SetTaskStatus { id: TaskId::new(id), status: Box::new(status) })
     }
 
     /// The changes an agent holding `since` receives, one line each.

@@ -99,7 +99,10 @@ impl Pending {
             if status.state < current.state || status == current {
                 continue;
             }
-            out.push(StoreCommand::SetTaskStatus { id: id.clone(), status: status.clone() });
+            out.push(StoreCommand::SetTaskStatus {
+                id: id.clone(),
+                status: Box::new(status.clone()),
+            });
         }
         for (id, change) in &self.nodes {
             let Some(record) = state.nodes.get(id) else { continue };
@@ -110,7 +113,10 @@ impl Pending {
                     description.hostname.clone_from(&node.description.hostname);
                 }
                 if description != node.description {
-                    out.push(StoreCommand::SetNodeDescription { id: id.clone(), description });
+                    out.push(StoreCommand::SetNodeDescription {
+                        id: id.clone(),
+                        description: Box::new(description),
+                    });
                 }
             }
             if let Some(s) = &change.status {
@@ -162,12 +168,15 @@ mod tests {
         let mut s = ClusterState::default();
         let mut node = Node { id: NodeId::new("n1"), ..Node::default() };
         node.description.hostname = "h1".into();
-        s.apply(&StoreCommand::PutNode { node, expected: Expect::Absent }, 1);
+        s.apply(&StoreCommand::PutNode { node: Box::new(node), expected: Expect::Absent }, 1);
         for (i, id) in ["t1", "t2"].iter().enumerate() {
             let mut task =
                 Task { id: TaskId::new(*id), node_id: Some(NodeId::new("n1")), ..Task::default() };
             task.status.state = TaskState::Assigned;
-            s.apply(&StoreCommand::PutTask { task, expected: Expect::Absent }, 2 + i as u64);
+            s.apply(
+                &StoreCommand::PutTask { task: Box::new(task), expected: Expect::Absent },
+                2 + i as u64,
+            );
         }
         s
     }
@@ -201,7 +210,7 @@ mod tests {
         s.apply(
             &StoreCommand::SetTaskStatus {
                 id: TaskId::new("t2"),
-                status: status(TaskState::Failed),
+                status: Box::new(status(TaskState::Failed)),
             },
             9,
         );
@@ -210,7 +219,7 @@ mod tests {
             cmds,
             [StoreCommand::SetTaskStatus {
                 id: TaskId::new("t1"),
-                status: status(TaskState::Running)
+                status: Box::new(status(TaskState::Running))
             }]
         );
         let mut batch = s.clone();

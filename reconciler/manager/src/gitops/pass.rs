@@ -164,7 +164,8 @@ async fn set_sync(m: &Manager, stack: &StackName, old: Option<&StackSync>, next:
     if old == Some(&next) || (old.is_none() && next == StackSync::default()) {
         return;
     }
-    let cmd = StoreCommand::Gitops(GitopsCommand::SetSync { stack: stack.clone(), sync: next });
+    let cmd =
+        StoreCommand::Gitops(Box::new(GitopsCommand::SetSync { stack: stack.clone(), sync: next }));
     if let Err(e) = m.write(cmd).await {
         tracing::warn!(%stack, error = %e, "gitops: cannot record the stack's sync state");
     }
@@ -273,12 +274,12 @@ pub fn outcome_commands(state: &ClusterState) -> Vec<StoreCommand> {
                 continue;
             }
             let Some((result, message)) = outcome(d, state) else { continue };
-            out.push(StoreCommand::Gitops(GitopsCommand::SetOutcome {
+            out.push(StoreCommand::Gitops(Box::new(GitopsCommand::SetOutcome {
                 stack: stack.clone(),
                 id: d.id,
                 outcome: result,
                 message: message.clone(),
-            }));
+            })));
             let latest = i + 1 == deployments.len();
             if result == Outcome::RolledBack && latest {
                 let before =
@@ -290,10 +291,10 @@ pub fn outcome_commands(state: &ClusterState) -> Vec<StoreCommand> {
                     drifted: Vec::new(),
                     rolled_back_from: Some(d.commit.clone()),
                 };
-                out.push(StoreCommand::Gitops(GitopsCommand::SetSync {
+                out.push(StoreCommand::Gitops(Box::new(GitopsCommand::SetSync {
                     stack: stack.clone(),
                     sync,
-                }));
+                })));
             }
         }
     }
@@ -314,7 +315,9 @@ pub async fn record_outcomes(m: &Manager) {
         return;
     }
     for c in &commands {
-        if let StoreCommand::Gitops(GitopsCommand::SetOutcome { stack, id, outcome, message }) = c {
+        if let StoreCommand::Gitops(g) = c
+            && let GitopsCommand::SetOutcome { stack, id, outcome, message } = &**g
+        {
             tracing::info!(%stack, deployment = id, outcome = outcome.as_str(), message, "gitops: deployment ended");
         }
     }

@@ -191,7 +191,7 @@ async fn fetch_pass(m: &Arc<Manager>, src: &GitSource, t: &mut Term) -> Option<D
 }
 
 async fn write_status(m: &Manager, status: SourceStatus) {
-    let cmd = StoreCommand::Gitops(GitopsCommand::SourceStatus { status });
+    let cmd = StoreCommand::Gitops(Box::new(GitopsCommand::SourceStatus { status }));
     if let Err(e) = m.write(cmd).await {
         tracing::warn!(error = %e, "gitops: cannot record the source status");
     }

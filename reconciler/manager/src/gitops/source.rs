@@ -158,7 +158,7 @@ pub fn set_command(
         (None, Some(c)) => Expect::Version(c.version),
         (None, None) => Expect::Absent,
     };
-    Ok(StoreCommand::Gitops(GitopsCommand::SetSource { source: Some(source), expected }))
+    Ok(StoreCommand::Gitops(Box::new(GitopsCommand::SetSource { source: Some(source), expected })))
 }
 
 impl Manager {
@@ -190,7 +190,8 @@ impl Manager {
             return Err(ApiError::NotFound("the cluster has no Git source".into()));
         };
         let expected = Expect::Version(version);
-        let cmd = StoreCommand::Gitops(GitopsCommand::SetSource { source: None, expected });
+        let cmd =
+            StoreCommand::Gitops(Box::new(GitopsCommand::SetSource { source: None, expected }));
         self.write(cmd).await.map(|_| ())
     }
 }

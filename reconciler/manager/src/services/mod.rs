@@ -128,7 +128,7 @@ impl Manager {
             rules::check_name_free(state, &spec.name)
         })?;
         let id = ServiceId::new(token::new_node_id().map_err(internal)?);
-        let cmd = StoreCommand::CreateService { id: id.clone(), spec };
+        let cmd = StoreCommand::CreateService { id: id.clone(), spec: Box::new(spec) };
         let version = self.write(cmd).await?;
         Ok(ServiceCreated { id, version, warnings: Vec::new() })
     }
@@ -153,7 +153,7 @@ impl Manager {
         })?;
         let cmd = StoreCommand::UpdateService {
             id: id.clone(),
-            spec: req.spec.clone(),
+            spec: Box::new(req.spec.clone()),
             expected: Expect::Version(req.version),
         };
         let version = self.write(cmd).await.map_err(out_of_sequence)?;

@@ -439,7 +439,7 @@ mod tests {
     fn the_source_is_set_with_compare_and_set_and_survives_serialization() {
         let mut state = ClusterState::default();
         let set = |s: GitSource, expected| {
-            StoreCommand::Gitops(GitopsCommand::SetSource { source: Some(s), expected })
+            StoreCommand::Gitops(Box::new(GitopsCommand::SetSource { source: Some(s), expected }))
         };
         let cmd = set(source("https://example.com/a.git"), Expect::Absent);
         let json = serde_json::to_string(&cmd).unwrap();
@@ -472,15 +472,15 @@ mod tests {
         let stack = StackName::new("shop");
         let batch = StoreCommand::Batch {
             commands: vec![
-                StoreCommand::Gitops(GitopsCommand::SetSource {
+                StoreCommand::Gitops(Box::new(GitopsCommand::SetSource {
                     source: Some(source("x")),
                     expected: Expect::Any,
-                }),
-                StoreCommand::Gitops(GitopsCommand::Deployed {
+                })),
+                StoreCommand::Gitops(Box::new(GitopsCommand::Deployed {
                     stack: stack.clone(),
                     deployment: d,
                     desired: None,
-                }),
+                })),
                 StoreCommand::RemoveNetwork { name: "missing".into(), expected: Expect::Any },
             ],
         };
@@ -519,7 +519,7 @@ mod tests {
             size: 2,
             version: 0,
         };
-        let put = StoreCommand::PutSecret { secret, expected: Expect::Absent };
+        let put = StoreCommand::PutSecret { secret: Box::new(secret), expected: Expect::Absent };
         assert_eq!(state.apply(&put, 1).refusal, None);
         let mut spec = StackSpec { name: stack.clone(), ..StackSpec::default() };
         spec.secrets.insert(
@@ -537,11 +537,11 @@ mod tests {
             s
         };
         for i in 0..12u64 {
-            let cmd = StoreCommand::Gitops(GitopsCommand::Deployed {
+            let cmd = StoreCommand::Gitops(Box::new(GitopsCommand::Deployed {
                 stack: stack.clone(),
                 deployment: deployment(&format!("c{i}")),
                 desired: Some(Box::new(at(i))),
-            });
+            }));
             assert_eq!(state.apply(&cmd, 10 + i).refusal, None);
         }
         let deploy = &state.stacks[&stack].deploy;

@@ -212,7 +212,7 @@ mod tests {
     #[test]
     fn indexed_answers_equal_a_scan_through_writes_undos_and_direct_edits() {
         let mut s = ClusterState::default();
-        let put = |t: Task| StoreCommand::PutTask { task: t, expected: Expect::Any };
+        let put = |t: Task| StoreCommand::PutTask { task: Box::new(t), expected: Expect::Any };
         s.apply(&put(task("t3", "a", 2, Some("n1"))), 1);
         s.apply(&put(task("t1", "a", 1, Some("n2"))), 2);
         s.apply(&put(task("t2", "a", 2, None)), 3);

@@ -100,7 +100,7 @@ impl ClusterState {
                 check(RecordKind::Network, &spec.name, *expected, actual)?;
                 self.networks.insert(
                     spec.name.clone(),
-                    NetworkRecord { spec: spec.clone(), version: index },
+                    NetworkRecord { spec: (**spec).clone(), version: index },
                 );
                 Ok(())
             }

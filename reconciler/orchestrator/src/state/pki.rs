@@ -162,7 +162,10 @@ mod tests {
         let cmd = PkiCommand::SetNodeCert { node: id.clone(), cert: NodeCertRecord::default() };
         assert!(s.apply_pki(&cmd, 1).is_err());
         let node = Node { id: id.clone(), ..Node::default() };
-        s.apply(&crate::state::StoreCommand::PutNode { node, expected: Expect::Absent }, 2);
+        s.apply(
+            &crate::state::StoreCommand::PutNode { node: Box::new(node), expected: Expect::Absent },
+            2,
+        );
         s.apply_pki(&cmd, 3).unwrap();
         assert!(!s.node_removed(&id));
         s.apply(

@@ -59,13 +59,13 @@ impl Log {
     }
 
     fn create(&mut self, id: &str, spec: ServiceSpec) -> Result<u64, Refusal> {
-        self.apply(StoreCommand::CreateService { id: ServiceId::new(id), spec })
+        self.apply(StoreCommand::CreateService { id: ServiceId::new(id), spec: Box::new(spec) })
     }
 
     fn update(&mut self, id: &str, spec: ServiceSpec) -> Result<u64, Refusal> {
         self.apply(StoreCommand::UpdateService {
             id: ServiceId::new(id),
-            spec,
+            spec: Box::new(spec),
             expected: Expect::Any,
         })
     }
@@ -84,8 +84,11 @@ fn image(spec: &ServiceSpec, image: &str) -> ServiceSpec {
 #[test]
 fn init_cluster_is_refused_the_second_time() {
     let mut s = ClusterState::default();
-    assert_eq!(s.apply(&StoreCommand::InitCluster { info: info() }, 1).into_result(), Ok(1));
-    let again = s.apply(&StoreCommand::InitCluster { info: info() }, 2);
+    assert_eq!(
+        s.apply(&StoreCommand::InitCluster { info: Box::new(info()) }, 1).into_result(),
+        Ok(1)
+    );
+    let again = s.apply(&StoreCommand::InitCluster { info: Box::new(info()) }, 2);
     assert_eq!(again.refusal, Some(Refusal::AlreadyInitialized));
     assert_eq!(s.cluster.as_ref().map(|c| c.version), Some(1));
     assert_eq!(s.last_index, 2);
@@ -100,7 +103,7 @@ fn set_join_secret_replaces_only_that_role_and_checks_version() {
         expected: Expect::Any,
     };
     assert!(matches!(s.apply(&missing, 1).refusal, Some(Refusal::NotFound { .. })));
-    s.apply(&StoreCommand::InitCluster { info: info() }, 2);
+    s.apply(&StoreCommand::InitCluster { info: Box::new(info()) }, 2);
     let stale = StoreCommand::SetJoinSecret {
         role: NodeRole::Worker,
         secret: "w2".into(),
@@ -133,7 +136,7 @@ fn settings_default_to_swarms_and_change_under_their_version() {
 #[test]
 fn put_node_with_absent_is_refused_when_the_id_is_in_use() {
     let mut s = ClusterState::default();
-    let put = StoreCommand::PutNode { node: node("n1"), expected: Expect::Absent };
+    let put = StoreCommand::PutNode { node: Box::new(node("n1")), expected: Expect::Absent };
     assert_eq!(s.apply(&put, 1).into_result(), Ok(1));
     let r = s.apply(&put, 2).into_result();
     assert_eq!(
@@ -151,14 +154,18 @@ fn put_node_with_absent_is_refused_when_the_id_is_in_use() {
 #[test]
 fn a_joined_node_takes_the_description_and_status_its_agent_reports() {
     let mut l = Log::new();
-    l.apply(StoreCommand::PutNode { node: node("n1"), expected: Expect::Absent }).unwrap();
+    l.apply(StoreCommand::PutNode { node: Box::new(node("n1")), expected: Expect::Absent })
+        .unwrap();
     let mut description =
         NodeDescription { nano_cpus: 2_000_000_000, ..NodeDescription::default() };
     description.platform.os = "linux".into();
     let status = NodeStatus { state: NodeState::Ready, ..NodeStatus::default() };
     let id = NodeId::new("n1");
-    l.apply(StoreCommand::SetNodeDescription { id: id.clone(), description: description.clone() })
-        .unwrap();
+    l.apply(StoreCommand::SetNodeDescription {
+        id: id.clone(),
+        description: Box::new(description.clone()),
+    })
+    .unwrap();
     assert_eq!(l.apply(StoreCommand::SetNodeStatus { id: id.clone(), status }), Ok(3));
     let n = &l.s.nodes[&id];
     assert_eq!(
@@ -175,14 +182,17 @@ fn a_node_credential_digest_survives_node_updates_and_goes_with_the_node() {
     let id = NodeId::new("n1");
     let set = StoreCommand::SetNodeCredential { id: id.clone(), digest: "d1".into() };
     assert!(matches!(l.apply(set.clone()), Err(Refusal::NotFound { .. })));
-    l.apply(StoreCommand::PutNode { node: node("n1"), expected: Expect::Absent }).unwrap();
+    l.apply(StoreCommand::PutNode { node: Box::new(node("n1")), expected: Expect::Absent })
+        .unwrap();
     let v = l.apply(set).unwrap();
     let mut drained = node("n1");
     drained.spec.availability = reconciler_types::Availability::Drain;
-    l.apply(StoreCommand::PutNode { node: drained, expected: Expect::Version(v) }).unwrap();
+    l.apply(StoreCommand::PutNode { node: Box::new(drained), expected: Expect::Version(v) })
+        .unwrap();
     assert_eq!(l.s.nodes[&id].credential_digest.as_deref(), Some("d1"));
     l.apply(StoreCommand::RemoveNode { id: id.clone(), expected: Expect::Any }).unwrap();
-    l.apply(StoreCommand::PutNode { node: node("n1"), expected: Expect::Absent }).unwrap();
+    l.apply(StoreCommand::PutNode { node: Box::new(node("n1")), expected: Expect::Absent })
+        .unwrap();
     assert_eq!(l.s.nodes[&id].credential_digest, None, "a node added again has no credential");
 }
 
@@ -191,7 +201,8 @@ fn remove_of_a_missing_record_is_not_found_and_a_stale_one_is_refused() {
     let mut l = Log::new();
     let r = l.apply(StoreCommand::RemoveNode { id: "x".into(), expected: Expect::Any });
     assert_eq!(r, Err(Refusal::NotFound { kind: RecordKind::Node, id: "x".into() }));
-    l.apply(StoreCommand::PutNode { node: node("n1"), expected: Expect::Absent }).unwrap();
+    l.apply(StoreCommand::PutNode { node: Box::new(node("n1")), expected: Expect::Absent })
+        .unwrap();
     let stale = StoreCommand::RemoveNode { id: "n1".into(), expected: Expect::Version(7) };
     assert!(l.apply(stale).is_err());
     assert_eq!(
@@ -263,13 +274,13 @@ fn put_service_creates_then_updates_under_compare_and_set() {
     let id = ServiceId::new("s1");
     let v1 = StoreCommand::PutService {
         id: id.clone(),
-        spec: service("web", 1),
+        spec: Box::new(service("web", 1)),
         expected: Expect::Absent,
     };
     s.apply(&v1, 5);
     let v2 = StoreCommand::PutService {
         id: id.clone(),
-        spec: service("web", 3),
+        spec: Box::new(service("web", 3)),
         expected: Expect::Version(5),
     };
     assert_eq!(s.apply(&v2, 6).into_result(), Ok(6));
@@ -280,7 +291,7 @@ fn put_service_creates_then_updates_under_compare_and_set() {
     let before = s.services.clone();
     let lost_update = StoreCommand::PutService {
         id: id.clone(),
-        spec: service("web", 9),
+        spec: Box::new(service("web", 9)),
         expected: Expect::Version(5),
     };
     assert!(s.apply(&lost_update, 7).refusal.is_some());
@@ -401,22 +412,23 @@ fn remove_service_drops_its_rollout_and_restart_history() {
 #[test]
 fn task_status_only_moves_forward() {
     let mut s = ClusterState::default();
-    s.apply(&StoreCommand::PutTask { task: task("t1"), expected: Expect::Absent }, 1);
+    s.apply(&StoreCommand::PutTask { task: Box::new(task("t1")), expected: Expect::Absent }, 1);
     let running = TaskStatus { state: TaskState::Running, ..TaskStatus::default() };
-    let set = StoreCommand::SetTaskStatus { id: "t1".into(), status: running };
+    let set = StoreCommand::SetTaskStatus { id: "t1".into(), status: Box::new(running) };
     assert_eq!(s.apply(&set, 2).into_result(), Ok(2));
     let back = TaskStatus { state: TaskState::Assigned, ..TaskStatus::default() };
-    let r = s.apply(&StoreCommand::SetTaskStatus { id: "t1".into(), status: back }, 3);
+    let r = s.apply(&StoreCommand::SetTaskStatus { id: "t1".into(), status: Box::new(back) }, 3);
     assert!(matches!(r.refusal, Some(Refusal::StaleStatus { .. })));
     assert_eq!(s.tasks[&TaskId::new("t1")].task.status.state, TaskState::Running);
-    let ghost = StoreCommand::SetTaskStatus { id: "x".into(), status: TaskStatus::default() };
+    let ghost =
+        StoreCommand::SetTaskStatus { id: "x".into(), status: Box::new(TaskStatus::default()) };
     assert!(matches!(s.apply(&ghost, 4).refusal, Some(Refusal::NotFound { .. })));
 }
 
 #[test]
 fn desired_state_write_checks_the_task_version() {
     let mut s = ClusterState::default();
-    s.apply(&StoreCommand::PutTask { task: task("t1"), expected: Expect::Absent }, 1);
+    s.apply(&StoreCommand::PutTask { task: Box::new(task("t1")), expected: Expect::Absent }, 1);
     let cmd = StoreCommand::SetTaskDesiredState {
         id: "t1".into(),
         state: TaskState::Shutdown,
@@ -433,7 +445,7 @@ fn assign_task_places_it_and_clears_the_scheduler_error() {
     let mut t = task("t1");
     t.status.state = TaskState::Pending;
     t.status.err = "no suitable node".into();
-    l.apply(StoreCommand::PutTask { task: t, expected: Expect::Absent }).unwrap();
+    l.apply(StoreCommand::PutTask { task: Box::new(t), expected: Expect::Absent }).unwrap();
     let assign = StoreCommand::AssignTask {
         id: "t1".into(),
         node: NodeId::new("n1"),
@@ -460,8 +472,10 @@ fn held_starts_are_recorded_cleared_and_released_with_their_task() {
     };
     let hold = |id: &str| StoreCommand::DelayStart { task: id.into(), delay: delay.clone() };
     assert!(matches!(l.apply(hold("t1")), Err(Refusal::NotFound { kind: RecordKind::Task, .. })));
-    l.apply(StoreCommand::PutTask { task: task("t1"), expected: Expect::Absent }).unwrap();
-    l.apply(StoreCommand::PutTask { task: task("t2"), expected: Expect::Absent }).unwrap();
+    l.apply(StoreCommand::PutTask { task: Box::new(task("t1")), expected: Expect::Absent })
+        .unwrap();
+    l.apply(StoreCommand::PutTask { task: Box::new(task("t2")), expected: Expect::Absent })
+        .unwrap();
     l.apply(hold("t1")).unwrap();
     l.apply(hold("t2")).unwrap();
     l.apply(StoreCommand::ClearDelay { task: "t1".into() }).unwrap();
@@ -501,11 +515,14 @@ fn batch_is_all_or_nothing_down_to_the_counters() {
     let mut l = Log::new();
     let batch = StoreCommand::Batch {
         commands: vec![
-            StoreCommand::PutTask { task: task("t1"), expected: Expect::Absent },
-            StoreCommand::CreateService { id: ServiceId::new("web"), spec: service("web", 1) },
+            StoreCommand::PutTask { task: Box::new(task("t1")), expected: Expect::Absent },
+            StoreCommand::CreateService {
+                id: ServiceId::new("web"),
+                spec: Box::new(service("web", 1)),
+            },
             StoreCommand::Batch {
                 commands: vec![StoreCommand::PutTask {
-                    task: task("t2"),
+                    task: Box::new(task("t2")),
                     expected: Expect::Absent,
                 }],
             },
@@ -517,8 +534,8 @@ fn batch_is_all_or_nothing_down_to_the_counters() {
     assert_eq!(ClusterState { last_index: 0, ..l.s.clone() }, before);
     let ok = StoreCommand::Batch {
         commands: vec![
-            StoreCommand::PutTask { task: task("t1"), expected: Expect::Absent },
-            StoreCommand::PutTask { task: task("t2"), expected: Expect::Absent },
+            StoreCommand::PutTask { task: Box::new(task("t1")), expected: Expect::Absent },
+            StoreCommand::PutTask { task: Box::new(task("t2")), expected: Expect::Absent },
         ],
     };
     assert_eq!(l.apply(ok), Ok(2));
@@ -532,7 +549,8 @@ fn fence(epoch: u64, claim: bool, next_task_id: u64, task_ids: u64) -> Fence {
 #[test]
 fn an_orchestrator_batch_applies_only_behind_its_fence() {
     let mut l = Log::new();
-    let create = |id: &str| StoreCommand::PutTask { task: task(id), expected: Expect::Absent };
+    let create =
+        |id: &str| StoreCommand::PutTask { task: Box::new(task(id)), expected: Expect::Absent };
     let stale = StoreCommand::Orchestrate {
         fence: fence(0, false, 0, 1),
         commands: vec![create("t000000")],
@@ -577,7 +595,8 @@ fn an_orchestrator_batch_applies_only_behind_its_fence() {
 #[test]
 fn an_orchestrator_batch_skips_moot_decisions_and_is_refused_whole_otherwise() {
     let mut l = Log::new();
-    l.apply(StoreCommand::PutTask { task: task("t1"), expected: Expect::Absent }).unwrap();
+    l.apply(StoreCommand::PutTask { task: Box::new(task("t1")), expected: Expect::Absent })
+        .unwrap();
     let gone_task = StoreCommand::SetTaskDesiredState {
         id: "gone".into(),
         state: TaskState::Shutdown,
@@ -585,7 +604,8 @@ fn an_orchestrator_batch_skips_moot_decisions_and_is_refused_whole_otherwise() {
     };
     let gone_service =
         StoreCommand::SetUpdateStatus { service: ServiceId::new("gone"), status: None };
-    let backwards = StoreCommand::SetTaskStatus { id: "t1".into(), status: TaskStatus::default() };
+    let backwards =
+        StoreCommand::SetTaskStatus { id: "t1".into(), status: Box::new(TaskStatus::default()) };
     let real = StoreCommand::SetTaskDesiredState {
         id: "t1".into(),
         state: TaskState::Shutdown,
@@ -597,7 +617,7 @@ fn an_orchestrator_batch_skips_moot_decisions_and_is_refused_whole_otherwise() {
     };
     l.apply(ok).unwrap();
     assert_eq!(l.s.task(&TaskId::new("t1")).unwrap().desired_state, TaskState::Shutdown);
-    let conflict = StoreCommand::PutTask { task: task("t1"), expected: Expect::Absent };
+    let conflict = StoreCommand::PutTask { task: Box::new(task("t1")), expected: Expect::Absent };
     let undone = StoreCommand::SetTaskDesiredState {
         id: "t1".into(),
         state: TaskState::Remove,
@@ -637,11 +657,17 @@ fn configs_secrets_networks_and_rollouts_round_trip() {
     l.create("s1", service("web", 1)).unwrap();
     let net = NetworkSpec { name: "n".into(), ..NetworkSpec::default() };
     let rollout = Box::new(a_rollout(&ServiceId::new("s1")));
-    l.apply(StoreCommand::PutConfig { config: config("c", b"x"), expected: Expect::Absent })
-        .unwrap();
-    l.apply(StoreCommand::PutSecret { secret: secret("s", 3, "d"), expected: Expect::Absent })
-        .unwrap();
-    l.apply(StoreCommand::PutNetwork { spec: net, expected: Expect::Absent }).unwrap();
+    l.apply(StoreCommand::PutConfig {
+        config: Box::new(config("c", b"x")),
+        expected: Expect::Absent,
+    })
+    .unwrap();
+    l.apply(StoreCommand::PutSecret {
+        secret: Box::new(secret("s", 3, "d")),
+        expected: Expect::Absent,
+    })
+    .unwrap();
+    l.apply(StoreCommand::PutNetwork { spec: Box::new(net), expected: Expect::Absent }).unwrap();
     l.apply(StoreCommand::PutRollout {
         service: "s1".into(),
         rollout: rollout.clone(),
@@ -673,14 +699,19 @@ fn configs_secrets_networks_and_rollouts_round_trip() {
 #[test]
 fn s47_config_content_never_changes_under_a_name_and_rotates_by_a_new_name() {
     let mut l = Log::new();
-    l.apply(StoreCommand::PutConfig { config: config("shop_app", b"A"), expected: Expect::Absent })
-        .unwrap();
+    l.apply(StoreCommand::PutConfig {
+        config: Box::new(config("shop_app", b"A")),
+        expected: Expect::Absent,
+    })
+    .unwrap();
     let mut web = service("shop_web", 1);
     web.task_template.container_spec.configs =
         vec![ConfigReference { config_name: "shop_app".into(), ..ConfigReference::default() }];
     l.create("web", web.clone()).unwrap();
-    let changed =
-        StoreCommand::PutConfig { config: config("shop_app", b"B"), expected: Expect::Any };
+    let changed = StoreCommand::PutConfig {
+        config: Box::new(config("shop_app", b"B")),
+        expected: Expect::Any,
+    };
     assert_eq!(
         l.apply(changed),
         Err(Refusal::Invalid { message: "only updates to Labels are allowed".into() })
@@ -688,7 +719,8 @@ fn s47_config_content_never_changes_under_a_name_and_rotates_by_a_new_name() {
     assert_eq!(l.s.configs["shop_app"].data, b"A", "the config keeps its content");
     let mut relabelled = config("shop_app", b"A");
     relabelled.labels.insert("k".into(), "v".into());
-    l.apply(StoreCommand::PutConfig { config: relabelled, expected: Expect::Any }).unwrap();
+    l.apply(StoreCommand::PutConfig { config: Box::new(relabelled), expected: Expect::Any })
+        .unwrap();
     let remove_old =
         || StoreCommand::RemoveConfig { name: "shop_app".into(), expected: Expect::Any };
     assert_eq!(
@@ -698,7 +730,7 @@ fn s47_config_content_never_changes_under_a_name_and_rotates_by_a_new_name() {
         })
     );
     l.apply(StoreCommand::PutConfig {
-        config: config("shop_app_v2", b"B"),
+        config: Box::new(config("shop_app_v2", b"B")),
         expected: Expect::Absent,
     })
     .unwrap();
@@ -714,7 +746,7 @@ fn s47_config_content_never_changes_under_a_name_and_rotates_by_a_new_name() {
 fn s48_secret_and_config_sizes_are_bounded_as_in_swarm() {
     let mut l = Log::new();
     let put = |name: &str, size| StoreCommand::PutSecret {
-        secret: secret(name, size, "d"),
+        secret: Box::new(secret(name, size, "d")),
         expected: Expect::Absent,
     };
     let too = Refusal::Invalid {
@@ -724,12 +756,14 @@ fn s48_secret_and_config_sizes_are_bounded_as_in_swarm() {
     assert_eq!(l.apply(put("big", 512_000)), Err(too.clone()));
     assert_eq!(l.apply(put("empty", 0)), Err(too));
     l.apply(put("ok", 511_999)).unwrap();
-    let changed =
-        StoreCommand::PutSecret { secret: secret("ok", 10, "other"), expected: Expect::Any };
+    let changed = StoreCommand::PutSecret {
+        secret: Box::new(secret("ok", 10, "other")),
+        expected: Expect::Any,
+    };
     assert_eq!(l.apply(changed), Err(Refusal::invalid("only updates to Labels are allowed")));
     let too = Refusal::invalid("config data must be larger than 0 and less than 1024000 bytes");
     let cfg = |n: usize| StoreCommand::PutConfig {
-        config: config("c", &vec![b'x'; n]),
+        config: Box::new(config("c", &vec![b'x'; n])),
         expected: Expect::Any,
     };
     assert_eq!(MAX_CONFIG_SIZE, 1000 * 1024);
@@ -862,8 +896,8 @@ fn managers_are_indexed_by_raft_id() {
     let mut m = node("m1");
     m.spec.role = NodeRole::Manager;
     m.manager_status = Some(reconciler_types::ManagerStatus { raft_id: 7, ..Default::default() });
-    s.apply(&StoreCommand::PutNode { node: m, expected: Expect::Absent }, 1);
-    s.apply(&StoreCommand::PutNode { node: node("w1"), expected: Expect::Absent }, 2);
+    s.apply(&StoreCommand::PutNode { node: Box::new(m), expected: Expect::Absent }, 1);
+    s.apply(&StoreCommand::PutNode { node: Box::new(node("w1")), expected: Expect::Absent }, 2);
     assert_eq!(s.managers().len(), 1);
     assert_eq!(s.node_by_raft_id(7).map(|n| n.id.as_str()), Some("m1"));
     assert_eq!(s.max_raft_id(), 7);
@@ -873,12 +907,16 @@ fn managers_are_indexed_by_raft_id() {
 fn tentatively_undoes_everything_including_a_panicking_run() {
     let mut l = Log::new();
     l.create("web", service("web", 1)).unwrap();
-    l.apply(StoreCommand::PutTask { task: task("t1"), expected: Expect::Absent }).unwrap();
+    l.apply(StoreCommand::PutTask { task: Box::new(task("t1")), expected: Expect::Absent })
+        .unwrap();
     let before = l.s.clone();
     let seen = l.s.tentatively(|s| {
         s.apply(&StoreCommand::RemoveTask { id: "t1".into(), expected: Expect::Any }, 9);
         s.apply(
-            &StoreCommand::CreateService { id: ServiceId::new("api"), spec: service("api", 1) },
+            &StoreCommand::CreateService {
+                id: ServiceId::new("api"),
+                spec: Box::new(service("api", 1)),
+            },
             10,
         );
         (s.tasks.len(), s.services.len())
