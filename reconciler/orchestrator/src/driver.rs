@@ -23,7 +23,8 @@
 //!   [`crate::events::of`]), the time (`now`, from a `Clock`; ticks are raised by `pass`
 //!   itself when `next_wake` has come), and leadership ([`Driver::lead`] with the Raft term as
 //!   the epoch, [`Driver::step_down`]).
-//! * **Output**: one pass's decisions (every pending event's, the scheduler's placements) as
+//! * **Output**: one pass's decisions (every pending event's, the scheduler's placements;
+//!   a placement of a task the pass created folded into its creation, [`crate::fuse`]) as
 //!   [`StoreCommand::Orchestrate`] entries of at most [`MAX_COMMANDS_PER_ENTRY`] commands,
 //!   fenced (epoch, task-id counter): the first entry moves the task-id counter past every id
 //!   the pass allocated, the later ones expect it there. Swarm splits a batch into
@@ -45,6 +46,7 @@
 //! * A batch written by a newer epoch (another leader's) also steps this driver down.
 
 use crate::events;
+use crate::fuse;
 use crate::orchestrator::{self, Event};
 use crate::pass::Scratch;
 use crate::scheduler;
@@ -229,7 +231,7 @@ impl Driver {
             return PassOutput { next_wake: tried.wake, dropped: tried.dropped, batches: vec![] };
         }
         let task_ids = tried.scratch.ids.next.saturating_sub(start);
-        let batches = entries(lead, start, task_ids, tried.batch);
+        let batches = entries(lead, start, task_ids, fuse::placements(tried.batch));
         self.in_flight = batches.iter().filter_map(fence_of).collect();
         PassOutput { batches, next_wake: tried.wake, dropped: tried.dropped }
     }

@@ -17,6 +17,8 @@
 //!   pure `apply` with Swarm's rules for services, configs, secrets and published ports.
 //! * [`driver`]: the one driver loop (the leader's task and the simulator run it), and its
 //!   contract; [`events`]: the one translation from applied commands to events.
+//! * [`fuse`]: a pass's decisions made shorter before they are written (a task created and
+//!   placed in one pass is written once).
 //! * [`orchestrator`]: the event entry points ([`orchestrator::handle`],
 //!   [`orchestrator::after_change`], [`orchestrator::next_wake`]); [`pass::Pass`] is the
 //!   context every part of one handler receives whole.
@@ -37,6 +39,7 @@
 
 pub mod driver;
 pub mod events;
+pub mod fuse;
 pub mod global;
 pub mod orchestrator;
 pub mod pass;

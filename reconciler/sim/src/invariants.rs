@@ -11,7 +11,7 @@ use crate::SimCluster;
 use crate::cluster::Applied;
 use reconciler_orchestrator::global;
 use reconciler_orchestrator::slot::SlotKey;
-use reconciler_orchestrator::state::{ClusterState, StoreCommand};
+use reconciler_orchestrator::state::{ClusterState, Expect, StoreCommand};
 use reconciler_types::{Availability, NodeState, ServiceId, ServiceMode, Task, TaskId, TaskState};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -77,9 +77,18 @@ fn bound(state: &ClusterState, id: &ServiceId) -> usize {
     }
 }
 
-/// An assignment to a node that was not READY and active.
+/// An assignment to a node that was not READY and active: a placement, or a creation on a
+/// node (a task the same pass created and placed, `reconciler_orchestrator::fuse`).
 fn bad_placement(state: &ClusterState, cmd: &StoreCommand) -> Option<String> {
-    let StoreCommand::AssignTask { id, node, .. } = cmd else { return None };
+    let (id, node) = match cmd {
+        StoreCommand::AssignTask { id, node, .. } => (id, node),
+        StoreCommand::PutTask { task, expected: Expect::Absent }
+            if task.status.state == TaskState::Assigned =>
+        {
+            (&task.id, task.node_id.as_ref()?)
+        }
+        _ => return None,
+    };
     let n = state.node(node);
     let fine = n.is_some_and(|n| {
         n.status.state == NodeState::Ready && n.spec.availability == Availability::Active
@@ -226,27 +235,39 @@ mod tests {
         let svc = ServiceId::new("s");
         let task =
             Task { id: TaskId::new("t0"), service_id: svc.clone(), slot: 1, ..Task::default() };
-        let history = vec![
-            applied(1, StoreCommand::PutNode { node: Box::new(node), expected: Expect::Absent }),
-            applied(
-                2,
-                StoreCommand::CreateService { id: svc, spec: Box::new(ServiceSpec::default()) },
-            ),
-            applied(
-                3,
-                orchestrate(vec![
-                    StoreCommand::PutTask { task: Box::new(task), expected: Expect::Absent },
-                    StoreCommand::AssignTask {
-                        id: TaskId::new("t0"),
-                        node: NodeId::new("n1"),
-                        message: String::new(),
-                        at: MonoTime::ZERO,
-                    },
-                ]),
-            ),
+        let pass = vec![
+            StoreCommand::PutTask { task: Box::new(task), expected: Expect::Absent },
+            StoreCommand::AssignTask {
+                id: TaskId::new("t0"),
+                node: NodeId::new("n1"),
+                message: String::new(),
+                at: MonoTime::ZERO,
+            },
         ];
-        let err = check_history(&history).unwrap_err();
-        assert!(err.contains("t0 placed on n1, which is Some((Unknown, Active))"), "{err}");
+        // As decided, and as written (the placement folded into the creation).
+        let fused = reconciler_orchestrator::fuse::placements(pass.clone());
+        assert_eq!(fused.len(), 1);
+        for commands in [pass, fused] {
+            let history = vec![
+                applied(
+                    1,
+                    StoreCommand::PutNode {
+                        node: Box::new(node.clone()),
+                        expected: Expect::Absent,
+                    },
+                ),
+                applied(
+                    2,
+                    StoreCommand::CreateService {
+                        id: svc.clone(),
+                        spec: Box::new(ServiceSpec::default()),
+                    },
+                ),
+                applied(3, orchestrate(commands)),
+            ];
+            let err = check_history(&history).unwrap_err();
+            assert!(err.contains("t0 placed on n1, which is Some((Unknown, Active))"), "{err}");
+        }
     }
 
     #[test]

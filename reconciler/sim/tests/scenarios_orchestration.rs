@@ -178,6 +178,12 @@ fn assignment_message<'a>(c: &'a SimCluster, task: &TaskId) -> Option<&'a str> {
     c.history.iter().find_map(|a| match &a.command {
         StoreCommand::Orchestrate { commands, .. } => commands.iter().find_map(|cmd| match cmd {
             StoreCommand::AssignTask { id, message, .. } if id == task => Some(message.as_str()),
+            // Created and placed in one pass: the placement is folded into the creation.
+            StoreCommand::PutTask { task: t, .. }
+                if &t.id == task && t.status.state == TaskState::Assigned =>
+            {
+                Some(t.status.message.as_str())
+            }
             _ => None,
         }),
         _ => None,

@@ -110,21 +110,21 @@ fn s23_rolling_update_timeline() {
     }
     let expected = [
         "t=0 status svc updating: update in progress",
-        "t=0 create t000006 svc slot 1 v2 ready",
+        "t=0 create t000006 svc slot 1 on n1 v2 ready",
         "t=0 desire t000000 shutdown",
-        "t=0 create t000007 svc slot 2 v2 ready",
+        "t=0 create t000007 svc slot 2 on n2 v2 ready",
         "t=0 desire t000001 shutdown",
         "t=0 desire t000006 running",
         "t=0 desire t000007 running",
-        "t=10 create t000008 svc slot 3 v2 ready",
+        "t=10 create t000008 svc slot 3 on n1 v2 ready",
         "t=10 desire t000002 shutdown",
-        "t=10 create t000009 svc slot 4 v2 ready",
+        "t=10 create t000009 svc slot 4 on n3 v2 ready",
         "t=10 desire t000003 shutdown",
         "t=10 desire t000008 running",
         "t=10 desire t000009 running",
-        "t=20 create t000010 svc slot 5 v2 ready",
+        "t=20 create t000010 svc slot 5 on n2 v2 ready",
         "t=20 desire t000004 shutdown",
-        "t=20 create t000011 svc slot 6 v2 ready",
+        "t=20 create t000011 svc slot 6 on n3 v2 ready",
         "t=20 desire t000005 shutdown",
         "t=20 desire t000010 running",
         "t=20 desire t000011 running",
@@ -180,7 +180,7 @@ fn s25_start_first_overlaps_old_and_new_until_new_runs() {
     c.workloads.insert("v2".into(), Workload { start_after: secs(3), ..Workload::default() });
     image(&mut c, "v2");
     c.run_until(at(2));
-    assert_eq!(since_update(&c, &["create"]), ["t=0 create t000001 svc slot 1 v2 running"]);
+    assert_eq!(since_update(&c, &["create"]), ["t=0 create t000001 svc slot 1 on n2 v2 running"]);
     let both: Vec<_> = c.tasks_of("svc").iter().map(|t| t.desired_state).collect();
     assert_eq!(
         both,
@@ -284,7 +284,7 @@ fn s28_failure_with_ratio_zero_pauses_and_slot_one_keeps_restarting() {
     c.workloads.insert("v2".into(), crashing_after(2));
     image(&mut c, "v2");
     c.run_until(at(60));
-    assert_eq!(since_update(&c, &["create"])[0], "t=0 create t000006 svc slot 1 v2 ready");
+    assert_eq!(since_update(&c, &["create"])[0], "t=0 create t000006 svc slot 1 on n1 v2 ready");
     assert_eq!(
         since_update(&c, &["status"]),
         [
@@ -388,7 +388,7 @@ fn s32_automatic_rollback() {
     // SHUTDOWN").
     let expected = [
         "t=0 status svc updating: update in progress",
-        "t=0 create t000004 svc slot 1 v2 ready",
+        "t=0 create t000004 svc slot 1 on n1 v2 ready",
         "t=0 desire t000000 shutdown",
         "t=0 desire t000004 running",
         "t=1 rollback svc rollback_started: update rolled back due to failure or early termination of task t000004",
@@ -675,15 +675,15 @@ fn s43_force_update_replaces_every_slot_one_at_a_time() {
     assert_eq!(
         steps,
         [
-            "create t000003 svc slot 1 v2 ready",
+            "create t000003 svc slot 1 on n1 v2 ready",
             "observed t000000 shutdown",
             "observed t000003 ready",
             "observed t000003 running",
-            "create t000004 svc slot 2 v2 ready",
+            "create t000004 svc slot 2 on n2 v2 ready",
             "observed t000001 shutdown",
             "observed t000004 ready",
             "observed t000004 running",
-            "create t000005 svc slot 3 v2 ready",
+            "create t000005 svc slot 3 on n3 v2 ready",
             "observed t000002 shutdown",
             "observed t000005 ready",
             "observed t000005 running",

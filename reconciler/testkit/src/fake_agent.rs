@@ -198,6 +198,11 @@ impl FakeAgent {
         self.shared.seen.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// How many tasks it has been sent so far (without copying what it saw).
+    pub fn tasks_seen(&self) -> usize {
+        self.shared.seen.lock().map(|s| s.tasks.len()).unwrap_or_default()
+    }
+
     /// Stops (or resumes) its heartbeats; it keeps polling, as a node whose heartbeats are lost.
     pub fn set_heartbeating(&self, on: bool) {
         self.shared.heartbeating.store(on, Ordering::Relaxed);

@@ -136,7 +136,10 @@ async fn measure(o: &Options) -> anyhow::Result<Figures> {
             bail!("the tasks did not all run within 30 minutes");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let delivered: usize = agents.iter().map(|a| a.seen().tasks.len()).sum();
+        let delivered: usize = agents.iter().map(FakeAgent::tasks_seen).sum();
+        if std::env::var_os("BENCH_TRACE").is_some() {
+            eprintln!("trace {:.1} s delivered {delivered}", start.elapsed().as_secs_f64());
+        }
         if assigned.is_none() && delivered >= target {
             assigned = Some(start.elapsed());
         }

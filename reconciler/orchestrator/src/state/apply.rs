@@ -339,13 +339,7 @@ impl ClusterState {
         at: MonoTime,
         index: u64,
     ) -> Result<(), Refusal> {
-        self.update_task(id, Expect::Any, index, |t| {
-            t.node_id = Some(node.clone());
-            t.status.state = t.status.state.max(TaskState::Assigned);
-            message.clone_into(&mut t.status.message);
-            t.status.err.clear();
-            t.status.timestamp = at;
-        })
+        self.update_task(id, Expect::Any, index, |t| place(t, node, message, at))
     }
 
     fn remove_task(&mut self, id: &TaskId, expected: Expect) -> Result<(), Refusal> {
@@ -383,4 +377,14 @@ impl ClusterState {
         h.times.push(at);
         Ok(())
     }
+}
+
+/// What [`StoreCommand::AssignTask`] does to the task it places: its node, observed at least
+/// ASSIGNED, the scheduler's message, error cleared.
+pub fn place(t: &mut Task, node: &NodeId, message: &str, at: MonoTime) {
+    t.node_id = Some(node.clone());
+    t.status.state = t.status.state.max(TaskState::Assigned);
+    message.clone_into(&mut t.status.message);
+    t.status.err.clear();
+    t.status.timestamp = at;
 }

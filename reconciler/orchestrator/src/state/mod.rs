@@ -31,6 +31,7 @@ mod records;
 mod services;
 pub mod table;
 
+pub use apply::place;
 pub use command::{Expect, Fence, RecordKind, Refusal, StoreCommand, StoreResponse};
 pub use gitops::{GitSource, GitopsCommand, SourceStatus};
 pub use ports::{DYNAMIC_PORTS_END, DYNAMIC_PORTS_START};
