@@ -24,7 +24,8 @@
 //!   itself when `next_wake` has come), and leadership ([`Driver::lead`] with the Raft term as
 //!   the epoch, [`Driver::step_down`]).
 //! * **Output**: one pass's decisions (every pending event's, the scheduler's placements;
-//!   a placement of a task the pass created folded into its creation, [`crate::fuse`]) as
+//!   a placement of a task the pass created folded into its creation, consecutive creations
+//!   grouped by node, [`crate::fuse`]) as
 //!   [`StoreCommand::Orchestrate`] entries of at most [`MAX_COMMANDS_PER_ENTRY`] commands,
 //!   fenced (epoch, task-id counter): the first entry moves the task-id counter past every id
 //!   the pass allocated, the later ones expect it there. Swarm splits a batch into
@@ -231,7 +232,7 @@ impl Driver {
             return PassOutput { next_wake: tried.wake, dropped: tried.dropped, batches: vec![] };
         }
         let task_ids = tried.scratch.ids.next.saturating_sub(start);
-        let batches = entries(lead, start, task_ids, fuse::placements(tried.batch));
+        let batches = entries(lead, start, task_ids, fuse::by_node(fuse::placements(tried.batch)));
         self.in_flight = batches.iter().filter_map(fence_of).collect();
         PassOutput { batches, next_wake: tried.wake, dropped: tried.dropped }
     }
