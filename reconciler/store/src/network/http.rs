@@ -196,7 +196,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    // Paused time: the 200 ms deadline passes without a real wait.
+    #[tokio::test(start_paused = true)]
     async fn a_peer_too_slow_to_answer_is_a_network_error_not_unreachable() {
         // Accepts the connection and never answers: a leader under load looks like this.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
