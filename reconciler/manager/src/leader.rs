@@ -205,24 +205,48 @@ const IN_FLIGHT: usize = 32;
 /// Answers how many were never submitted (Raft stopped, or quorum lost midway).
 async fn write(m: &Manager, batches: Vec<StoreCommand>) -> usize {
     let n = batches.len();
-    let mut answers = std::collections::VecDeque::with_capacity(IN_FLIGHT);
-    for (i, batch) in batches.into_iter().enumerate() {
-        if answers.len() >= IN_FLIGHT
+    let submit = |i: usize, batch: StoreCommand| async move {
+        match m.node.raft.client_write_ff(batch.into()).await {
+            Ok(answer) => Some(answer),
+            Err(e) => {
+                tracing::warn!(error = %e, entry = i + 1, of = n, "leader loop: an entry of a pass was not submitted");
+                None
+            }
+        }
+    };
+    windowed(batches, IN_FLIGHT, submit, |i, answer| settle(m, i, n, answer)).await
+}
+
+/// Submits `items` in order, with at most `window` of them submitted and not yet settled,
+/// settling each (in order) before the one `window` places after it is submitted. Stops at
+/// the first item that cannot be submitted (`None`) or settled (`false`); answers how many
+/// were never submitted.
+async fn windowed<T, A, Submitted, Settled>(
+    items: Vec<T>,
+    window: usize,
+    mut submit: impl FnMut(usize, T) -> Submitted,
+    mut settle: impl FnMut(usize, A) -> Settled,
+) -> usize
+where
+    Submitted: Future<Output = Option<A>>,
+    Settled: Future<Output = bool>,
+{
+    let n = items.len();
+    let mut answers = std::collections::VecDeque::with_capacity(window);
+    for (i, item) in items.into_iter().enumerate() {
+        if answers.len() >= window
             && let Some((j, answer)) = answers.pop_front()
-            && !settle(m, j, n, answer).await
+            && !settle(j, answer).await
         {
             return n - i;
         }
-        match m.node.raft.client_write_ff(batch.into()).await {
-            Ok(answer) => answers.push_back((i, answer)),
-            Err(e) => {
-                tracing::warn!(error = %e, entry = i + 1, of = n, "leader loop: an entry of a pass was not submitted");
-                return n - i;
-            }
+        match submit(i, item).await {
+            Some(answer) => answers.push_back((i, answer)),
+            None => return n - i,
         }
     }
     for (i, answer) in answers {
-        if !settle(m, i, n, answer).await {
+        if !settle(i, answer).await {
             return 0;
         }
     }
@@ -263,6 +287,63 @@ fn until(wake: Option<MonoTime>, now: MonoTime) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs `windowed` over `n` items; `settled_ok` says which settles succeed, `submitted_ok`
+    /// which submits do. Answers (unsubmitted count, most outstanding at once, settle order).
+    async fn run_window(
+        n: usize,
+        submitted_ok: impl Fn(usize) -> bool,
+        settled_ok: impl Fn(usize) -> bool,
+    ) -> (usize, usize, Vec<usize>) {
+        let outstanding = std::cell::Cell::new(0usize);
+        let most = std::cell::Cell::new(0usize);
+        let order = std::cell::RefCell::new(Vec::new());
+        let items: Vec<usize> = (0..n).collect();
+        let (count, top, seen) = (&outstanding, &most, &order);
+        let (submitted_ok, settled_ok) = (&submitted_ok, &settled_ok);
+        let unsubmitted = windowed(
+            items,
+            IN_FLIGHT,
+            |i, item: usize| async move {
+                assert_eq!(i, item);
+                if !submitted_ok(i) {
+                    return None;
+                }
+                count.set(count.get() + 1);
+                top.set(top.get().max(count.get()));
+                Some(i)
+            },
+            |i, answer: usize| async move {
+                assert_eq!(i, answer);
+                count.set(count.get() - 1);
+                seen.borrow_mut().push(i);
+                settled_ok(i)
+            },
+        )
+        .await;
+        (unsubmitted, most.get(), order.into_inner())
+    }
+
+    #[tokio::test]
+    async fn a_pass_keeps_at_most_the_window_of_entries_unanswered_and_settles_them_in_order() {
+        let (unsubmitted, most, order) = run_window(100, |_| true, |_| true).await;
+        assert_eq!(unsubmitted, 0);
+        assert_eq!(most, IN_FLIGHT);
+        assert_eq!(order, (0..100).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn an_entry_without_answer_or_not_submitted_stops_the_rest() {
+        // Entry 3 gets no answer: submitted up to 3 + IN_FLIGHT, the rest never written.
+        let (unsubmitted, _, order) = run_window(100, |_| true, |i| i != 3).await;
+        assert_eq!(unsubmitted, 100 - (3 + IN_FLIGHT));
+        assert_eq!(order, [0, 1, 2, 3]);
+        // Raft refuses to take entry 40 (after settling entry 8 to make room): 60 never
+        // submitted, the 31 still unanswered stay in flight for the driver to observe.
+        let (unsubmitted, _, order) = run_window(100, |i| i != 40, |_| true).await;
+        assert_eq!(unsubmitted, 60);
+        assert_eq!(order, (0..=8).collect::<Vec<_>>());
+    }
 
     #[test]
     fn the_loop_sleeps_until_the_next_wake_and_never_past_the_cap() {
