@@ -272,7 +272,7 @@ async fn serve(
     println!("Ctrl-C stops the tasks and the cluster; `flotilla up` again resumes it.");
 
     let mut signals = Signals::new()?;
-    let mut seen = View::default();
+    let mut seen = View { empty_cluster: !resume, ..View::default() };
     let mut out = Output::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
@@ -509,6 +509,10 @@ pub struct View {
     pub services: BTreeMap<String, ServiceView>,
     /// Tasks that failed, by id: `name: error`.
     pub failed: BTreeMap<String, String>,
+    /// The view before anything existed (a cluster just started): every deployment found
+    /// next is new, even one already done when first seen (a deployment can finish within
+    /// one tick); otherwise one found done is a resumed cluster's past and shows only its end.
+    pub empty_cluster: bool,
 }
 
 /// A service as `up` reports it.
@@ -613,6 +617,7 @@ impl View {
             deployments,
             services,
             failed,
+            empty_cluster: false,
         }
     }
 
@@ -638,7 +643,7 @@ impl View {
             let before = self.deployments.get(stack);
             // A deployment found done (the first look of a resumed cluster) only shows its end.
             if before.map(|b| b.0) != Some(*id)
-                && (before.is_some() || *outcome == Outcome::InProgress)
+                && (before.is_some() || *outcome == Outcome::InProgress || self.empty_cluster)
             {
                 out.push(format!("stack {stack}: deploying {commit} ({summary})"));
             }
@@ -845,6 +850,20 @@ mod tests {
             d.3 = Outcome::Succeeded;
         }
         assert_eq!(v.changes(&done), ["stack hello: 0123456789ab succeeded"]);
+        // Found done at the first look: a resumed cluster's past shows only its end, a new
+        // cluster's deployment (done within one tick) shows whole.
+        done.services.clear();
+        done.commit = None;
+        done.skipped.clear();
+        assert_eq!(View::default().changes(&done), ["stack hello: 0123456789ab succeeded"]);
+        let empty = View { empty_cluster: true, ..View::default() };
+        assert_eq!(
+            empty.changes(&done),
+            [
+                "stack hello: deploying 0123456789ab (1 to create)",
+                "stack hello: 0123456789ab succeeded"
+            ]
+        );
     }
 
     #[test]
