@@ -71,6 +71,18 @@ fn cluster_info(state: &ClusterState) -> Result<&ClusterInfo, ApiError> {
         .ok_or_else(|| ApiError::Unavailable("the cluster is not initialised yet".into()))
 }
 
+/// What a join decided, before it is written.
+struct Admitted {
+    node_id: NodeId,
+    role: NodeRole,
+    raft_id: Option<RaftId>,
+    info: ClusterInfo,
+    credential: reconciler_api::NodeCredential,
+    digest: String,
+    put: StoreCommand,
+    issued: Option<(String, String)>,
+}
+
 impl Manager {
     /// Admits a node (leader only): checks the join token, records the node with the digest
     /// of the node credential it answers (any role: a manager may run an agent too), and for
@@ -81,8 +93,31 @@ impl Manager {
     /// Wrong token or role, a node id in use, or a failed write.
     pub async fn join(&self, req: JoinRequest) -> Result<JoinResponse, ApiError> {
         let _guard = self.membership_lock.lock().await;
-        let state = self.node.state.snapshot();
-        let info = cluster_info(&state)?;
+        let Admitted { node_id, role, raft_id, info, credential, digest, put, issued } =
+            self.with_state(|state| self.admit(state, &req))?;
+        let set = StoreCommand::SetNodeCredential { id: node_id.clone(), digest };
+        self.write(StoreCommand::Batch { commands: vec![put, set] }).await?;
+        let is_manager = role == NodeRole::Manager;
+        Ok(JoinResponse {
+            node_id,
+            role,
+            raft_id,
+            cluster_id: info.id.clone(),
+            digest: info.digest.clone(),
+            peer_token: is_manager.then(|| info.peer_token.clone()),
+            api_token: is_manager.then(|| info.api_token.clone()),
+            cluster_key: is_manager.then(|| self.cluster_key.to_hex()),
+            autolock_fingerprint: info.autolock_fingerprint.clone().filter(|_| is_manager),
+            node_credential: Some(credential.to_string()),
+            certificate: issued.as_ref().map(|(chain, _)| chain.clone()),
+            ca: issued.map(|(_, ca)| ca),
+        })
+    }
+
+    /// The decisions of a join, read from the state (no copy): the node's id, role and Raft
+    /// id, its credential, and the writes that record it.
+    fn admit(&self, state: &ClusterState, req: &JoinRequest) -> Result<Admitted, ApiError> {
+        let info = cluster_info(state)?;
         let role = token::check_join_token(
             &req.token,
             &info.digest,
@@ -96,11 +131,11 @@ impl Manager {
                 "a join needs the node's hostname and address".into(),
             ));
         }
-        let node_id = match req.node_id {
-            Some(id) if state.nodes.contains_key(&id) => {
+        let node_id = match &req.node_id {
+            Some(id) if state.nodes.contains_key(id) => {
                 return Err(ApiError::Conflict(format!("node ID {id} is already in use")));
             }
-            Some(id) => id,
+            Some(id) => id.clone(),
             None => {
                 NodeId::new(token::new_node_id().map_err(|e| ApiError::Internal(e.to_string()))?)
             }
@@ -127,24 +162,8 @@ impl Manager {
         };
         let (credential, digest) =
             credential::issue(&node_id).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let (put, issued) = self.join_write(&state, node, req.csr.as_deref())?;
-        let set = StoreCommand::SetNodeCredential { id: node_id.clone(), digest };
-        self.write(StoreCommand::Batch { commands: vec![put, set] }).await?;
-        let is_manager = role == NodeRole::Manager;
-        Ok(JoinResponse {
-            node_id,
-            role,
-            raft_id,
-            cluster_id: info.id.clone(),
-            digest: info.digest.clone(),
-            peer_token: is_manager.then(|| info.peer_token.clone()),
-            api_token: is_manager.then(|| info.api_token.clone()),
-            cluster_key: is_manager.then(|| self.cluster_key.to_hex()),
-            autolock_fingerprint: info.autolock_fingerprint.clone().filter(|_| is_manager),
-            node_credential: Some(credential.to_string()),
-            certificate: issued.as_ref().map(|(chain, _)| chain.clone()),
-            ca: issued.map(|(_, ca)| ca),
-        })
+        let (put, issued) = self.join_write(state, node, req.csr.as_deref())?;
+        Ok(Admitted { node_id, role, raft_id, info: info.clone(), credential, digest, put, issued })
     }
 
     /// Makes a joined (or promoted) manager a voter (leader only): adds it as a learner,
@@ -154,10 +173,9 @@ impl Manager {
     /// Unknown node, not a manager, or the change failed.
     pub async fn complete_join(&self, node_id: &NodeId) -> Result<(), ApiError> {
         let _guard = self.membership_lock.lock().await;
-        let state = self.node.state.snapshot();
-        let record = state
-            .nodes
-            .get(node_id)
+        let record = self.with_state(|state| state.nodes.get(node_id).cloned());
+        let record = record
+            .as_ref()
             .ok_or_else(|| ApiError::NotFound(format!("node {node_id} not found")))?;
         self.add_voter(&record.node).await
     }
@@ -188,6 +206,18 @@ impl Manager {
         }
     }
 
+    /// A node's record (by id, or unique prefix or hostname) and its certificate's view,
+    /// read without copying the state.
+    fn node_and_cert(
+        &self,
+        key: &str,
+    ) -> Result<(NodeRecord, Option<reconciler_api::pki::NodeCertView>), ApiError> {
+        self.with_state(|state| {
+            let record = resolve_node(state, key)?;
+            Ok((record.clone(), crate::pki::cert_view(state, &record.node.id)))
+        })
+    }
+
     /// `node update` (leader only), retried on a concurrent change.
     ///
     /// # Errors
@@ -199,9 +229,8 @@ impl Manager {
     ) -> Result<NodeInspect, ApiError> {
         let mut attempts = 0;
         loop {
-            let state = self.node.state.snapshot();
-            let record = resolve_node(&state, key)?;
-            let mut node = record.node.clone();
+            let (record, certificate) = self.node_and_cert(key)?;
+            let mut node = record.node;
             if let Some(a) = update.availability {
                 node.spec.availability = a;
             }
@@ -214,10 +243,7 @@ impl Manager {
                 expected: Expect::Version(record.version),
             };
             match self.write(cmd).await {
-                Ok(version) => {
-                    let certificate = crate::pki::cert_view(&state, &node.id);
-                    return Ok(NodeInspect { node, version, certificate });
-                }
+                Ok(version) => return Ok(NodeInspect { node, version, certificate }),
                 Err(ApiError::Conflict(_)) if attempts < 3 => attempts += 1,
                 Err(e) => return Err(e),
             }
@@ -230,9 +256,8 @@ impl Manager {
     /// The node never ran a manager, or the membership change failed.
     pub async fn promote(&self, key: &str) -> Result<NodeInspect, ApiError> {
         let _guard = self.membership_lock.lock().await;
-        let state = self.node.state.snapshot();
-        let record = resolve_node(&state, key)?;
-        let mut node = record.node.clone();
+        let (record, certificate) = self.node_and_cert(key)?;
+        let mut node = record.node;
         if node.manager_status.is_none() {
             return Err(ApiError::FailedPrecondition(format!(
                 "node {} runs no manager process; start `flotilla manager --join` on it",
@@ -249,7 +274,6 @@ impl Manager {
             version = self.write(cmd).await?;
         }
         self.add_voter(&node).await?;
-        let certificate = crate::pki::cert_view(&state, &node.id);
         Ok(NodeInspect { node, version, certificate })
     }
 
@@ -260,11 +284,9 @@ impl Manager {
     /// See above, or a failed write / membership change.
     pub async fn demote(&self, key: &str) -> Result<NodeInspect, ApiError> {
         let _guard = self.membership_lock.lock().await;
-        let state = self.node.state.snapshot();
-        let record = resolve_node(&state, key)?;
-        let mut node = record.node.clone();
+        let (record, certificate) = self.node_and_cert(key)?;
+        let mut node = record.node;
         let Some(raft_id) = node.manager_status.as_ref().map(|m| m.raft_id) else {
-            let certificate = crate::pki::cert_view(&state, &node.id);
             return Ok(NodeInspect { node, version: record.version, certificate });
         };
         let voters = self.voters();
@@ -295,7 +317,6 @@ impl Manager {
                 Ok(r) => r.map_err(membership_error)?,
             };
         }
-        let certificate = crate::pki::cert_view(&state, &node.id);
         Ok(NodeInspect { node, version, certificate })
     }
 
@@ -305,8 +326,7 @@ impl Manager {
     /// # Errors
     /// See above, or a failed write.
     pub async fn remove_node(&self, key: &str, force: bool) -> Result<(), ApiError> {
-        let state = self.node.state.snapshot();
-        let record = resolve_node(&state, key)?;
+        let record = self.with_state(|state| resolve_node(state, key).cloned())?;
         let node = &record.node;
         let raft_id = node.manager_status.as_ref().map(|m| m.raft_id);
         if node.spec.role == NodeRole::Manager
@@ -335,13 +355,14 @@ impl Manager {
     /// # Errors
     /// The cluster is not initialised.
     pub fn join_token(&self, role: NodeRole) -> Result<TokenView, ApiError> {
-        let state = self.node.state.snapshot();
-        let info = cluster_info(&state)?;
-        let secret = match role {
-            NodeRole::Worker => &info.worker_secret,
-            NodeRole::Manager => &info.manager_secret,
-        };
-        Ok(TokenView { role, token: token::format_token(&info.digest, secret) })
+        self.with_state(|state| {
+            let info = cluster_info(state)?;
+            let secret = match role {
+                NodeRole::Worker => &info.worker_secret,
+                NodeRole::Manager => &info.manager_secret,
+            };
+            Ok(TokenView { role, token: token::format_token(&info.digest, secret) })
+        })
     }
 
     /// `join-token --rotate` (leader only): a new secret; the old token stops working for
@@ -350,11 +371,9 @@ impl Manager {
     /// # Errors
     /// A failed write.
     pub async fn rotate_token(&self, role: NodeRole) -> Result<TokenView, ApiError> {
-        let state = self.node.state.snapshot();
-        let info = cluster_info(&state)?;
+        let version = self.with_state(|state| cluster_info(state).map(|info| info.version))?;
         let secret = token::new_secret().map_err(|e| ApiError::Internal(e.to_string()))?;
-        let cmd =
-            StoreCommand::SetJoinSecret { role, secret, expected: Expect::Version(info.version) };
+        let cmd = StoreCommand::SetJoinSecret { role, secret, expected: Expect::Version(version) };
         self.write(cmd).await?;
         self.join_token(role)
     }
@@ -420,18 +439,19 @@ impl Manager {
 
     /// The secrets, without their values.
     pub fn secrets(&self) -> Vec<SecretView> {
-        let state = self.node.state.snapshot();
-        state
-            .secrets
-            .values()
-            .map(|s| SecretView {
-                name: s.name.clone(),
-                labels: s.labels.clone(),
-                digest: s.digest.clone(),
-                salt: s.salt.clone(),
-                version: s.version,
-            })
-            .collect()
+        self.with_state(|state| {
+            state
+                .secrets
+                .values()
+                .map(|s| SecretView {
+                    name: s.name.clone(),
+                    labels: s.labels.clone(),
+                    digest: s.digest.clone(),
+                    salt: s.salt.clone(),
+                    version: s.version,
+                })
+                .collect()
+        })
     }
 
     /// The plain value of a secret, for the dispatcher to hand to the tasks that use it.
@@ -439,11 +459,9 @@ impl Manager {
     /// # Errors
     /// Unknown secret, or a value that does not open with this manager's key.
     pub fn secret_value(&self, name: &str) -> Result<Vec<u8>, ApiError> {
-        let state = self.node.state.snapshot();
-        let s = state
-            .secrets
-            .get(name)
-            .ok_or_else(|| ApiError::NotFound(format!("secret {name} not found")))?;
-        self.cluster_key.open(&s.sealed).map_err(|e| ApiError::Internal(e.to_string()))
+        let sealed = self.with_state(|state| state.secrets.get(name).map(|s| s.sealed.clone()));
+        let sealed =
+            sealed.ok_or_else(|| ApiError::NotFound(format!("secret {name} not found")))?;
+        self.cluster_key.open(&sealed).map_err(|e| ApiError::Internal(e.to_string()))
     }
 }

@@ -175,12 +175,12 @@ impl Manager {
     /// # Errors
     /// An unknown (removed) node, no CA, a bad CSR, or a failed write.
     pub async fn renew_cert(&self, node_id: &NodeId, csr: &[u8]) -> Result<CertIssued, ApiError> {
-        let state = self.node.state.snapshot();
-        let record = state.nodes.get(node_id).ok_or_else(|| {
-            ApiError::Forbidden(format!("node {node_id} is not a member of this cluster"))
+        let (certificate, ca, cert) = self.with_state(|state| {
+            let record = state.nodes.get(node_id).ok_or_else(|| {
+                ApiError::Forbidden(format!("node {node_id} is not a member of this cluster"))
+            })?;
+            self.issue_for(state, node_id, record.node.spec.role, csr)
         })?;
-        let (certificate, ca, cert) =
-            self.issue_for(&state, node_id, record.node.spec.role, csr)?;
         let command = PkiCommand::SetNodeCert { node: node_id.clone(), cert };
         self.write(StoreCommand::Pki { command: Box::new(command) }).await?;
         Ok(CertIssued { certificate, ca })
@@ -222,8 +222,7 @@ impl Manager {
     /// # Errors
     /// No CA, a rotation already in progress, or a failed write.
     pub async fn rotate_ca(&self) -> Result<CaView, ApiError> {
-        let state = self.node.state.snapshot();
-        let mut ca = self.ca(&state)?;
+        let mut ca = self.with_state(|state| self.ca(state))?;
         if ca.rotation.is_some() {
             return Err(ApiError::FailedPrecondition(
                 "a root rotation is already in progress; wait for every node to renew".into(),

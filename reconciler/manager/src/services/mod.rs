@@ -56,11 +56,6 @@ fn out_of_sequence(e: ApiError) -> ApiError {
 }
 
 impl Manager {
-    /// Runs `f` on the applied state without copying it (the read lock is held meanwhile).
-    fn with_state<T>(&self, f: impl FnOnce(&ClusterState) -> T) -> T {
-        self.node.state.read(|applied| f(&applied.state))
-    }
-
     fn active_nodes(&self, state: &ClusterState) -> BTreeSet<NodeId> {
         rules::active_nodes(state, |n| self.observed_state(n) != NodeState::Down)
     }
