@@ -454,7 +454,8 @@ impl Manager {
         })
     }
 
-    /// The plain value of a secret, for the dispatcher to hand to the tasks that use it.
+    /// The plain value of a secret, unsealed with this manager's key (as the dispatcher's
+    /// `StateSources` unseals what it hands to a node; this one serves checks and tests).
     ///
     /// # Errors
     /// Unknown secret, or a value that does not open with this manager's key.
