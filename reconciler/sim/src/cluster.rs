@@ -321,7 +321,7 @@ impl SimCluster {
             StackAction::Apply { service, spec } => {
                 let cmd = StoreCommand::UpdateService {
                     id: service.clone(),
-                    spec: Box::new(*spec),
+                    spec,
                     expected: Expect::Any,
                 };
                 if self.commit(cmd).is_ok() {
